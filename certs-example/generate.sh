@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Regenerate the EXAMPLE sealpost PKI next to this script.
+#
+#   certs-example/generate.sh
+#
+# Uses only stock `openssl` (3.0) and `age-keygen`. Every run throws away the
+# previous keys and certificates and makes new ones, then rewrites peers.toml.
+#
+# THESE KEYS ARE PUBLIC EXAMPLES. NEVER USE THEM IN PRODUCTION.
+set -euo pipefail
+
+DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$DIR"
+
+command -v openssl >/dev/null || { echo "generate.sh: openssl not found" >&2; exit 1; }
+command -v age-keygen >/dev/null || { echo "generate.sh: age-keygen not found (apt-get install age)" >&2; exit 1; }
+
+DAYS=36500
+AGENCIES=(sz-lac sz-futian-court sz-nanshan-court)
+
+declare -A NAME_ZH=(
+  [sz-lac]="深圳市劳动人事争议仲裁委员会"
+  [sz-futian-court]="深圳市福田区人民法院"
+  [sz-nanshan-court]="深圳市南山区人民法院"
+)
+declare -A NAME_EN=(
+  [sz-lac]="Shenzhen Labor and Personnel Dispute Arbitration Commission"
+  [sz-futian-court]="Shenzhen Futian District People's Court"
+  [sz-nanshan-court]="Shenzhen Nanshan District People's Court"
+)
+declare -A ROLE=(
+  [sz-lac]="committee"
+  [sz-futian-court]="court"
+  [sz-nanshan-court]="court"
+)
+declare -A ENDPOINT=(
+  [sz-lac]="https://localhost:8443"
+)
+declare -A PHONE=(
+  [sz-lac]="0755-00000000"
+  [sz-futian-court]="0755-00000001"
+  [sz-nanshan-court]="0755-00000002"
+)
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+
+# Random positive 128-bit serial (top bit cleared so DER needs no pad byte).
+serial() {
+  local hex
+  hex="$(openssl rand -hex 16)"
+  printf '0x%x%s' $(( 0x${hex:0:1} & 7 )) "${hex:1}"
+}
+
+new_p256_key() { # $1 = output path (PKCS#8 PEM)
+  rm -f "$1"
+  (umask 077 && openssl genpkey -algorithm EC \
+      -pkeyopt ec_paramgen_curve:P-256 -pkeyopt ec_param_enc:named_curve \
+      -out "$1")
+  chmod 600 "$1"
+}
+
+new_ed25519_key() { # $1 = output path (PKCS#8 PEM)
+  rm -f "$1"
+  (umask 077 && openssl genpkey -algorithm ed25519 -out "$1")
+  chmod 600 "$1"
+}
+
+# ---------------------------------------------------------------- CA
+cat >"$TMP/ca.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt             = no
+utf8               = yes
+string_mask        = utf8only
+x509_extensions    = v3_ca
+
+[dn]
+O  = sealpost example
+CN = sealpost EXAMPLE exchange CA — NOT FOR PRODUCTION
+
+[v3_ca]
+basicConstraints       = critical, CA:TRUE, pathlen:0
+keyUsage               = critical, keyCertSign, cRLSign
+subjectKeyIdentifier   = hash
+EOF
+
+rm -f ca.pem ca.key ca.srl
+new_p256_key ca.key
+openssl req -new -x509 -config "$TMP/ca.cnf" -key ca.key -sha256 \
+  -days "$DAYS" -set_serial "$(serial)" -out ca.pem
+
+# ---------------------------------------------------------------- agencies
+issue() { # $1 = csr, $2 = extfile, $3 = section, $4 = out
+  openssl x509 -req -in "$1" -CA ca.pem -CAkey ca.key -sha256 \
+    -days "$DAYS" -set_serial "$(serial)" \
+    -extfile "$2" -extensions "$3" -out "$4"
+}
+
+for id in "${AGENCIES[@]}"; do
+  mkdir -p "$id"
+  rm -f "$id"/tls.key "$id"/tls.pem "$id"/sign.key "$id"/sign.pem "$id"/age.key "$id"/age.pub
+
+  cat >"$TMP/$id.cnf" <<EOF
+[req]
+distinguished_name = dn
+prompt             = no
+utf8               = yes
+string_mask        = utf8only
+
+[dn]
+
+[tls_ext]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature
+extendedKeyUsage       = serverAuth, clientAuth
+subjectAltName         = URI:urn:sealpost:agency:$id, DNS:localhost, DNS:$id.example, IP:127.0.0.1
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+
+[sign_ext]
+basicConstraints       = critical, CA:FALSE
+keyUsage               = critical, digitalSignature, nonRepudiation
+subjectAltName         = URI:urn:sealpost:agency:$id
+subjectKeyIdentifier   = hash
+authorityKeyIdentifier = keyid:always
+EOF
+
+  # TLS identity (ECDSA P-256)
+  new_p256_key "$id/tls.key"
+  openssl req -new -config "$TMP/$id.cnf" -key "$id/tls.key" -sha256 \
+    -subj "/O=sealpost example/CN=$id (EXAMPLE)" -out "$TMP/$id-tls.csr"
+  issue "$TMP/$id-tls.csr" "$TMP/$id.cnf" tls_ext "$id/tls.pem"
+
+  # Document-signing identity (Ed25519; no digest option for Ed25519 CSRs)
+  new_ed25519_key "$id/sign.key"
+  openssl req -new -config "$TMP/$id.cnf" -key "$id/sign.key" \
+    -subj "/O=sealpost example/CN=$id signing key (EXAMPLE)" -out "$TMP/$id-sign.csr"
+  issue "$TMP/$id-sign.csr" "$TMP/$id.cnf" sign_ext "$id/sign.pem"
+
+  # Payload encryption identity (age X25519)
+  (umask 077 && age-keygen -o "$id/age.key" 2>/dev/null)
+  chmod 600 "$id/age.key"
+  age-keygen -y "$id/age.key" >"$id/age.pub"
+
+  chmod 644 "$id/tls.pem" "$id/sign.pem" "$id/age.pub"
+done
+chmod 644 ca.pem
+
+# ---------------------------------------------------------------- peers.toml
+spki_sha256() { # $1 = cert
+  openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1
+}
+
+{
+  echo "# Peer directory: every agency this exchange knows. EXAMPLE ONLY."
+  echo "# Generated by certs-example/generate.sh; paths are relative to this file."
+  for id in "${AGENCIES[@]}"; do
+    echo
+    echo "[[peer]]"
+    echo "id = \"$id\""
+    echo "name_zh = \"${NAME_ZH[$id]}\""
+    echo "name_en = \"${NAME_EN[$id]}\""
+    echo "role = \"${ROLE[$id]}\""
+    echo "tls_uri = \"urn:sealpost:agency:$id\""
+    echo "tls_spki_sha256 = \"$(spki_sha256 "$id/tls.pem")\""
+    echo "signing_cert = \"$id/sign.pem\""
+    echo "encryption_key = \"$(tr -d '[:space:]' <"$id/age.pub")\""
+    if [[ -n "${ENDPOINT[$id]:-}" ]]; then
+      echo "endpoint = \"${ENDPOINT[$id]}\""
+    fi
+    echo "delivery = \"pull\""
+    echo "contact_phone = \"${PHONE[$id]}\"   # example numbers, clearly fake"
+    echo "contact_email = \"clerk@$id.example\""
+  done
+} >peers.toml
+
+echo "generate.sh: wrote example PKI and peers.toml in $DIR" >&2

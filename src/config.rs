@@ -1,0 +1,804 @@
+//! Configuration: a TOML file plus `SEALPOST_SECTION__KEY` environment overrides,
+//! loaded with the `config` crate in two phases.
+//!
+//! Phase one deserialises into `Raw*` structs (`deny_unknown_fields`, so a typo is
+//! an error, not a silent default). Phase two turns them into [`Config`]: real
+//! types, every path resolved relative to the config file, every key and
+//! certificate loaded and cross-checked against the peer directory. Nothing binds a
+//! port or touches the data directory before phase two has passed.
+//!
+//! Every error names the file, the line where it can be found, the key, and what is
+//! wrong ([`ConfigError`]); `sealpost check-config` prints it and exits 78.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::pki::{
+    EncryptionIdentity, EncryptionRecipient, ExchangeCa, PkiError, SignerCert, SigningKey,
+    TlsIdentity,
+};
+use crate::types::{parse_byte_size, AgencyId, Sha256};
+
+/// Environment variables with this prefix override file keys:
+/// `SEALPOST_NODE__DATA_DIR=/srv/sealpost` sets `node.data_dir`.
+pub const ENV_PREFIX: &str = "SEALPOST";
+
+/// A configuration that cannot be used, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file at fault (the main config, the peer directory, or a key file).
+    pub file: PathBuf,
+    /// 1-based line in `file` where the key is set, when known.
+    pub line: Option<usize>,
+    /// The dotted key (`pki.signing_key`, `peer[2].encryption_key`), when known.
+    pub key: Option<String>,
+    /// What is wrong and, where possible, what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// This node's role in the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// An arbitration committee: takes applications in, seals them for courts.
+    Committee,
+    /// A court: receives bundles, returns receipts and follow-ups.
+    Court,
+    /// The committee's online platform, which submits applications over the API.
+    Platform,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Committee => "committee",
+            Role::Court => "court",
+            Role::Platform => "platform",
+        })
+    }
+}
+
+/// How bundles reach a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeliveryMode {
+    /// The peer polls this node's API (the default: courts need no inbound port).
+    Pull,
+    /// This node pushes to the peer's endpoint.
+    Push,
+}
+
+/// Size and count limits, for applications and for bundles received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most documents in one application.
+    pub max_documents: usize,
+    /// Largest single document, bytes.
+    pub max_document_size: u64,
+    /// Largest sum of documents in one application, bytes.
+    pub max_total_size: u64,
+    /// Largest bundle file accepted, bytes.
+    pub max_bundle_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_documents: 50,
+            max_document_size: 2 << 30,
+            max_total_size: 4 << 30,
+            max_bundle_size: (4 << 30) + (64 << 20),
+        }
+    }
+}
+
+/// One agency in the peer directory.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// Its id.
+    pub id: AgencyId,
+    /// Display name, Chinese.
+    pub name_zh: String,
+    /// Display name, English.
+    pub name_en: String,
+    /// Its role.
+    pub role: Role,
+    /// TLS identity: URI SAN its client certificate must carry, if pinned by name.
+    pub tls_uri: Option<String>,
+    /// TLS identity: SHA-256 of its certificate's SubjectPublicKeyInfo, if pinned by key.
+    pub tls_spki_sha256: Option<Sha256>,
+    /// Its signing certificates (more than one during a rotation).
+    pub signing_certs: Vec<SignerCert>,
+    /// Its age public key; bundles for it are encrypted to this.
+    pub encryption_key: EncryptionRecipient,
+    /// Its HTTPS endpoint, for push delivery.
+    pub endpoint: Option<http::Uri>,
+    /// How bundles reach it.
+    pub delivery: DeliveryMode,
+    /// Contact telephone given to applicants.
+    pub contact_phone: Option<String>,
+    /// Contact e-mail given to applicants.
+    pub contact_email: Option<String>,
+}
+
+impl Peer {
+    /// "深圳市福田区人民法院 (Shenzhen Futian District People's Court)".
+    pub fn display_name(&self) -> String {
+        format!("{} ({})", self.name_zh, self.name_en)
+    }
+    /// Whether `cert` is one of this peer's registered signing certificates.
+    pub fn has_signing_cert(&self, cert: &SignerCert) -> bool {
+        self.signing_certs
+            .iter()
+            .any(|c| c.summary().sha256 == cert.summary().sha256)
+    }
+}
+
+/// The peer directory: every agency this node knows.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    peers: BTreeMap<AgencyId, Peer>,
+}
+
+impl Directory {
+    /// The peer with this id.
+    pub fn get(&self, id: &AgencyId) -> Option<&Peer> {
+        self.peers.get(id)
+    }
+    /// All peers, ordered by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Peer> {
+        self.peers.values()
+    }
+}
+
+/// This node's identity and where it keeps its state.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Its agency id (must be in the directory).
+    pub id: AgencyId,
+    /// Its role.
+    pub role: Role,
+    /// Where queues, stores and inboxes live.
+    pub data_dir: PathBuf,
+}
+
+/// This node's private keys.
+#[derive(Debug)]
+pub struct NodeKeys {
+    /// TLS certificate chain and key.
+    pub tls: TlsIdentity,
+    /// Ed25519 signing key and certificate.
+    pub signing: SigningKey,
+    /// age identity for receiving.
+    pub encryption: EncryptionIdentity,
+    /// Optional archive recipient: every bundle sealed here is also encrypted to it.
+    pub archive: Option<EncryptionRecipient>,
+}
+
+/// A validated configuration, ready to run on.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    /// This node.
+    pub node: Node,
+    /// Private keys.
+    pub keys: NodeKeys,
+    /// Trusted exchange CA(s).
+    pub trust: ExchangeCa,
+    /// The peer directory.
+    pub directory: Directory,
+    /// Where the directory was loaded from.
+    pub directory_file: PathBuf,
+    /// Limits.
+    pub limits: Limits,
+    /// mTLS API listen address, if this node serves.
+    pub server_listen: Option<SocketAddr>,
+    /// Local admin/metrics listen address.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// This node's own directory entry (checked to exist at load time).
+    pub fn me(&self) -> &Peer {
+        self.directory
+            .get(&self.node.id)
+            .expect("validated: node.id is in the directory")
+    }
+}
+
+// ---------------------------------------------------------------- phase one
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<PathBuf> {
+        match self {
+            OneOrMany::One(p) => vec![p],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node: RawNode,
+    pki: RawPki,
+    directory: RawDirectory,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    server: RawListen,
+    #[serde(default)]
+    admin: RawListen,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    id: String,
+    role: String,
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPki {
+    exchange_ca: OneOrMany,
+    tls_cert: PathBuf,
+    tls_key: PathBuf,
+    signing_cert: PathBuf,
+    signing_key: PathBuf,
+    encryption_identity: PathBuf,
+    archive_recipient: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    file: PathBuf,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_documents: Option<usize>,
+    max_document_size: Option<String>,
+    max_total_size: Option<String>,
+    max_bundle_size: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectoryFile {
+    #[serde(default)]
+    peer: Vec<RawPeer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    id: String,
+    name_zh: String,
+    name_en: String,
+    role: String,
+    tls_uri: Option<String>,
+    tls_spki_sha256: Option<String>,
+    signing_cert: OneOrMany,
+    encryption_key: String,
+    endpoint: Option<String>,
+    delivery: Option<String>,
+    contact_phone: Option<String>,
+    contact_email: Option<String>,
+}
+
+// ---------------------------------------------------------------- locating keys
+
+/// Finds the 1-based line where a dotted key (`pki.tls_key`, `peer[1].id`) is set
+/// in a TOML text. Understands `[table]`, `[[array]]` and `key = value` lines,
+/// which is all our files use; returns the table header line for a bare table.
+pub fn locate_key(text: &str, key: &str) -> Option<usize> {
+    let (table, index, leaf) = split_key(key);
+    let mut in_target = false;
+    let mut seen = 0usize;
+    let mut header_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            let name = name.trim();
+            in_target = false;
+            if name == table {
+                if Some(seen) == index {
+                    in_target = true;
+                    header_line = Some(i + 1);
+                }
+                seen += 1;
+            }
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            in_target = index.is_none() && name.trim() == table;
+            if in_target {
+                header_line = Some(i + 1);
+            }
+        } else if in_target {
+            if let Some(leaf) = leaf {
+                if let Some((k, _)) = line.split_once('=') {
+                    if k.trim().trim_matches('"') == leaf {
+                        return Some(i + 1);
+                    }
+                }
+            }
+        }
+    }
+    header_line
+}
+
+fn split_key(key: &str) -> (&str, Option<usize>, Option<&str>) {
+    let (head, leaf) = match key.split_once('.') {
+        Some((h, l)) => (h, Some(l)),
+        None => (key, None),
+    };
+    match head.split_once('[') {
+        Some((t, rest)) => (t, rest.trim_end_matches(']').parse().ok(), leaf),
+        None => (head, None, leaf),
+    }
+}
+
+/// Collects errors about one TOML file, each located by key.
+struct Site<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Site<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        let key = key.into();
+        ConfigError {
+            file: self.file.to_owned(),
+            line: locate_key(self.text, &key),
+            key: Some(key),
+            message: message.into(),
+        }
+    }
+    fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            crate::fsutil::parent_of(self.file).join(p)
+        }
+    }
+    fn pki(&self, key: &str, e: PkiError) -> ConfigError {
+        self.err(key, e.to_string())
+    }
+}
+
+// ---------------------------------------------------------------- phase two
+
+impl Config {
+    /// Loads, overrides from the process environment, and validates.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let env: std::collections::HashMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}_")) && k.contains("__"))
+            .collect();
+        Self::load_with_env(file, env)
+    }
+
+    /// Loads with an explicit set of `SEALPOST_*` overrides (tests).
+    pub fn load_with_env(
+        file: &Path,
+        env: std::collections::HashMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        let whole_file = |message: String| ConfigError {
+            file: file.to_owned(),
+            line: None,
+            key: None,
+            message,
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| whole_file(format!("cannot read the configuration file: {e}")))?;
+        // Syntax first, with toml's own line/column report.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let line = e
+                .span()
+                .map(|s| text[..s.start].matches('\n').count() + 1);
+            return Err(ConfigError {
+                file: file.to_owned(),
+                line,
+                key: None,
+                message: format!("not valid TOML: {}", e.message()),
+            });
+        }
+        let env_keys: Vec<String> = env.keys().cloned().collect();
+        let built = config::Config::builder()
+            .add_source(config::File::from(file).format(config::FileFormat::Toml))
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("_")
+                    .separator("__")
+                    .source(Some(env)),
+            )
+            .build()
+            .map_err(|e| whole_file(e.to_string()))?;
+        let site = Site { file, text: &text };
+        let raw: RawConfig = built.try_deserialize().map_err(|e| {
+            let msg = e.to_string();
+            let key = backticked(&msg);
+            let from_env = if env_keys.is_empty() {
+                String::new()
+            } else {
+                format!(" (environment overrides in effect: {})", env_keys.join(", "))
+            };
+            match key {
+                Some(k) => site.err(k, format!("{msg}{from_env}")),
+                None => whole_file(format!("{msg}{from_env}")),
+            }
+        })?;
+        Self::validate(raw, &site)
+    }
+
+    fn validate(raw: RawConfig, site: &Site<'_>) -> Result<Self, ConfigError> {
+        let id: AgencyId = raw
+            .node
+            .id
+            .parse()
+            .map_err(|e| site.err("node.id", format!("{e}")))?;
+        let role = parse_role(&raw.node.role).map_err(|m| site.err("node.role", m))?;
+        let data_dir = site.resolve(&raw.node.data_dir);
+
+        let ca_paths: Vec<PathBuf> = raw
+            .pki
+            .exchange_ca
+            .into_vec()
+            .iter()
+            .map(|p| site.resolve(p))
+            .collect();
+        if ca_paths.is_empty() {
+            return Err(site.err("pki.exchange_ca", "at least one CA certificate file is required"));
+        }
+        let trust = ExchangeCa::load(&ca_paths).map_err(|e| site.pki("pki.exchange_ca", e))?;
+        let tls = TlsIdentity::load(&site.resolve(&raw.pki.tls_cert), &site.resolve(&raw.pki.tls_key))
+            .map_err(|e| match &e {
+                PkiError::Read { path, .. } | PkiError::Pem { path, .. } | PkiError::Unsuitable { path, .. }
+                    if *path == site.resolve(&raw.pki.tls_key) =>
+                {
+                    site.pki("pki.tls_key", e)
+                }
+                _ => site.pki("pki.tls_cert", e),
+            })?;
+        let signing_cert_path = site.resolve(&raw.pki.signing_cert);
+        let signing = SigningKey::load(&site.resolve(&raw.pki.signing_key), &signing_cert_path)
+            .map_err(|e| match &e {
+                PkiError::Read { path, .. } | PkiError::Pem { path, .. } | PkiError::Unsuitable { path, .. }
+                    if *path == signing_cert_path =>
+                {
+                    site.pki("pki.signing_cert", e)
+                }
+                _ => site.pki("pki.signing_key", e),
+            })?;
+        let encryption = EncryptionIdentity::load(&site.resolve(&raw.pki.encryption_identity))
+            .map_err(|e| site.pki("pki.encryption_identity", e))?;
+        let archive = raw
+            .pki
+            .archive_recipient
+            .map(|r| r.parse::<EncryptionRecipient>())
+            .transpose()
+            .map_err(|e| site.err("pki.archive_recipient", e.to_string()))?;
+
+        let now = crate::types::Timestamp::now();
+        trust
+            .check_issued(signing.cert().der(), now)
+            .map_err(|e| site.err("pki.signing_cert", format!("the signing certificate is {e}")))?;
+        for der in tls.chain.iter().take(1) {
+            trust
+                .check_issued(der.as_ref(), now)
+                .map_err(|e| site.err("pki.tls_cert", format!("the TLS certificate is {e}")))?;
+        }
+        if signing.cert().agency() != &id {
+            return Err(site.err(
+                "pki.signing_cert",
+                format!(
+                    "the signing certificate names agency {:?}, but node.id is {:?}",
+                    signing.cert().agency().as_str(),
+                    id.as_str()
+                ),
+            ));
+        }
+
+        let limits = parse_limits(&raw.limits, site)?;
+        let server_listen = parse_listen(raw.server.listen.as_deref(), "server.listen", site)?;
+        let admin_listen = parse_listen(raw.admin.listen.as_deref(), "admin.listen", site)?;
+
+        let directory_file = site.resolve(&raw.directory.file);
+        let directory = load_directory(&directory_file).map_err(|mut e| {
+            if e.file == directory_file && e.key.is_none() && e.line.is_none() {
+                e = ConfigError {
+                    key: Some("directory.file".into()),
+                    line: locate_key(site.text, "directory.file"),
+                    file: site.file.to_owned(),
+                    message: e.message,
+                };
+            }
+            e
+        })?;
+
+        // Cross-checks: this node's keys must be the ones its peers know it by.
+        let me = directory.get(&id).ok_or_else(|| {
+            site.err(
+                "node.id",
+                format!(
+                    "{:?} is not in the peer directory {}; add a [[peer]] entry for this node",
+                    id.as_str(),
+                    directory_file.display()
+                ),
+            )
+        })?;
+        if me.role != role {
+            return Err(site.err(
+                "node.role",
+                format!("is {role}, but the peer directory lists {:?} as {}", id.as_str(), me.role),
+            ));
+        }
+        if !me.has_signing_cert(signing.cert()) {
+            return Err(site.err(
+                "pki.signing_cert",
+                format!(
+                    "this certificate (sha256 {}) is not among the signing certificates the peer directory lists for {:?}; peers would refuse what this node signs",
+                    signing.cert().summary().sha256,
+                    id.as_str()
+                ),
+            ));
+        }
+        if me.encryption_key != encryption.recipient() {
+            return Err(site.err(
+                "pki.encryption_identity",
+                format!(
+                    "its public key {} differs from the encryption_key the peer directory lists for {:?}; peers would encrypt to a key this node cannot use",
+                    encryption.recipient(),
+                    id.as_str()
+                ),
+            ));
+        }
+        let tls_ok = me
+            .tls_uri
+            .as_ref()
+            .is_none_or(|u| tls.summary.agency.as_ref().map(AgencyId::urn).as_ref() == Some(u))
+            && me
+                .tls_spki_sha256
+                .is_none_or(|pin| pin == tls.summary.spki_sha256);
+        if !tls_ok {
+            return Err(site.err(
+                "pki.tls_cert",
+                format!(
+                    "this certificate (URI {:?}, SPKI sha256 {}) does not match the TLS identity the peer directory lists for {:?}",
+                    tls.summary.agency.as_ref().map(AgencyId::urn).unwrap_or_default(),
+                    tls.summary.spki_sha256,
+                    id.as_str()
+                ),
+            ));
+        }
+
+        Ok(Config {
+            file: site.file.to_owned(),
+            node: Node { id, role, data_dir },
+            keys: NodeKeys {
+                tls,
+                signing,
+                encryption,
+                archive,
+            },
+            trust,
+            directory,
+            directory_file,
+            limits,
+            server_listen,
+            admin_listen,
+        })
+    }
+}
+
+fn backticked(msg: &str) -> Option<String> {
+    // config's messages name keys as `node.id` or "node.id".
+    let candidates = msg.split('`').skip(1).step_by(2).chain(msg.split('"').skip(1).step_by(2));
+    for c in candidates {
+        if c.contains('.') && !c.contains(' ') && !c.contains('/') {
+            return Some(c.to_owned());
+        }
+    }
+    None
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    match s {
+        "committee" => Ok(Role::Committee),
+        "court" => Ok(Role::Court),
+        "platform" => Ok(Role::Platform),
+        other => Err(format!("{other:?} is not a role; use committee, court or platform")),
+    }
+}
+
+fn parse_listen(v: Option<&str>, key: &str, site: &Site<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+    v.map(|s| {
+        s.parse::<SocketAddr>()
+            .map_err(|_| site.err(key, format!("{s:?} is not an address:port such as 0.0.0.0:8443 or [::1]:9464")))
+    })
+    .transpose()
+}
+
+fn parse_limits(raw: &RawLimits, site: &Site<'_>) -> Result<Limits, ConfigError> {
+    let d = Limits::default();
+    let size = |v: &Option<String>, key: &str, default: u64| -> Result<u64, ConfigError> {
+        match v {
+            None => Ok(default),
+            Some(s) => match parse_byte_size(s) {
+                Ok(0) => Err(site.err(key, "must be greater than zero")),
+                Ok(n) => Ok(n),
+                Err(e) => Err(site.err(key, e.to_string())),
+            },
+        }
+    };
+    let limits = Limits {
+        max_documents: match raw.max_documents {
+            Some(0) => return Err(site.err("limits.max_documents", "must be at least 3 (the required documents)")),
+            Some(n) => n,
+            None => d.max_documents,
+        },
+        max_document_size: size(&raw.max_document_size, "limits.max_document_size", d.max_document_size)?,
+        max_total_size: size(&raw.max_total_size, "limits.max_total_size", d.max_total_size)?,
+        max_bundle_size: size(&raw.max_bundle_size, "limits.max_bundle_size", d.max_bundle_size)?,
+    };
+    if limits.max_document_size > limits.max_total_size {
+        return Err(site.err("limits.max_document_size", "is larger than limits.max_total_size"));
+    }
+    Ok(limits)
+}
+
+/// Loads and validates a peer directory file.
+pub fn load_directory(file: &Path) -> Result<Directory, ConfigError> {
+    let whole = |message: String| ConfigError {
+        file: file.to_owned(),
+        line: None,
+        key: None,
+        message,
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| whole(format!("cannot read the peer directory: {e}")))?;
+    let raw: RawDirectoryFile = toml::from_str(&text).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        line: e.span().map(|s| text[..s.start].matches('\n').count() + 1),
+        key: None,
+        message: e.message().to_owned(),
+    })?;
+    let site = Site { file, text: &text };
+    let mut peers = BTreeMap::new();
+    for (i, p) in raw.peer.into_iter().enumerate() {
+        let k = |leaf: &str| format!("peer[{i}].{leaf}");
+        let id: AgencyId = p.id.parse().map_err(|e| site.err(k("id"), format!("{e}")))?;
+        let role = parse_role(&p.role).map_err(|m| site.err(k("role"), m))?;
+        if p.name_zh.trim().is_empty() || p.name_en.trim().is_empty() {
+            return Err(site.err(k("name_zh"), "both name_zh and name_en are required"));
+        }
+        if let Some(u) = &p.tls_uri {
+            if AgencyId::from_urn(u).is_some_and(|a| a != id) {
+                return Err(site.err(k("tls_uri"), format!("{u:?} names a different agency than id {:?}", id.as_str())));
+            }
+        }
+        let tls_spki_sha256 = p
+            .tls_spki_sha256
+            .as_deref()
+            .map(str::parse::<Sha256>)
+            .transpose()
+            .map_err(|e| site.err(k("tls_spki_sha256"), e.to_string()))?;
+        if p.tls_uri.is_none() && tls_spki_sha256.is_none() {
+            return Err(site.err(
+                k("id"),
+                "a peer needs tls_uri or tls_spki_sha256 (or both) so its TLS certificate can be recognised",
+            ));
+        }
+        let mut signing_certs = Vec::new();
+        for path in p.signing_cert.into_vec() {
+            let cert = SignerCert::load(&site.resolve(&path)).map_err(|e| site.err(k("signing_cert"), e.to_string()))?;
+            if cert.agency() != &id {
+                return Err(site.err(
+                    k("signing_cert"),
+                    format!("{} names agency {:?}, not {:?}", path.display(), cert.agency().as_str(), id.as_str()),
+                ));
+            }
+            signing_certs.push(cert);
+        }
+        if signing_certs.is_empty() {
+            return Err(site.err(k("signing_cert"), "at least one signing certificate is required"));
+        }
+        let encryption_key: EncryptionRecipient = p
+            .encryption_key
+            .parse()
+            .map_err(|e: crate::pki::CertProblem| site.err(k("encryption_key"), e.to_string()))?;
+        let endpoint = p
+            .endpoint
+            .as_deref()
+            .map(|s| {
+                let uri: http::Uri = s
+                    .parse()
+                    .map_err(|_| site.err(k("endpoint"), format!("{s:?} is not a URL")))?;
+                if uri.scheme_str() != Some("https") || uri.host().is_none() {
+                    return Err(site.err(k("endpoint"), format!("{s:?} must be an https:// URL with a host")));
+                }
+                Ok(uri)
+            })
+            .transpose()?;
+        let delivery = match p.delivery.as_deref() {
+            None | Some("pull") => DeliveryMode::Pull,
+            Some("push") => DeliveryMode::Push,
+            Some(other) => return Err(site.err(k("delivery"), format!("{other:?} is not pull or push"))),
+        };
+        if delivery == DeliveryMode::Push && endpoint.is_none() {
+            return Err(site.err(k("delivery"), "push delivery needs an endpoint"));
+        }
+        let peer = Peer {
+            id: id.clone(),
+            name_zh: p.name_zh,
+            name_en: p.name_en,
+            role,
+            tls_uri: p.tls_uri,
+            tls_spki_sha256,
+            signing_certs,
+            encryption_key,
+            endpoint,
+            delivery,
+            contact_phone: p.contact_phone,
+            contact_email: p.contact_email,
+        };
+        if peers.insert(id.clone(), peer).is_some() {
+            return Err(site.err(k("id"), format!("{:?} is listed twice", id.as_str())));
+        }
+    }
+    if peers.is_empty() {
+        return Err(whole("the peer directory lists no [[peer]] entries".into()));
+    }
+    Ok(Directory { peers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "[node]\nid = \"x\"\nrole = \"court\"\n\n[pki]\ntls_key = \"k\"\n\n[[peer]]\nid = \"a\"\n[[peer]]\nid = \"b\"\nrole = \"court\"\n";
+
+    #[test]
+    fn locates_keys_in_tables_and_arrays() {
+        assert_eq!(locate_key(TEXT, "node.role"), Some(3));
+        assert_eq!(locate_key(TEXT, "pki.tls_key"), Some(6));
+        assert_eq!(locate_key(TEXT, "peer[1].role"), Some(12));
+        assert_eq!(locate_key(TEXT, "peer[0].role"), Some(8), "falls back to the header");
+        assert_eq!(locate_key(TEXT, "limits.max_documents"), None);
+    }
+}

@@ -1,0 +1,245 @@
+//! Durable file-system primitives: atomic publication of files and directories.
+//!
+//! The recipe everywhere is the same: write to a temporary name in the target
+//! directory, `fsync` the data, `rename` into place, `fsync` the directory. After
+//! that sequence returns, a crash cannot leave a half-written file under the final
+//! name, and the name survives power loss.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Opens an existing file for reading without following a symbolic link in its
+/// last component (`O_NOFOLLOW`), refusing anything that is not a regular file.
+pub fn open_regular_nofollow(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
+/// `fsync` on a directory, so that renames and creations inside it are durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// The parent directory of `path`, or `.` for a bare file name.
+pub fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// A sibling temporary name for `path`: `.<name>.tmp-<random>`, in the same
+/// directory so that the final rename is atomic.
+pub fn temp_sibling(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".to_owned());
+    let tag = crate::types::BundleId::generate();
+    parent_of(path).join(format!(".{name}.tmp-{}", &tag.as_str()[..10]))
+}
+
+/// A file being written under a temporary name; [`AtomicFile::commit`] publishes
+/// it under its final name. Dropped without `commit`, the temporary is removed.
+#[derive(Debug)]
+pub struct AtomicFile {
+    file: Option<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file next to `dest`. Fails if `dest` already exists
+    /// (checked again at commit, which never overwrites).
+    pub fn create(dest: &Path) -> io::Result<Self> {
+        if dest.symlink_metadata().is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists", dest.display()),
+            ));
+        }
+        let tmp = temp_sibling(dest);
+        let file = OpenOptions::new()
+            .write(true)
+            .read(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&tmp)?;
+        Ok(Self {
+            file: Some(file),
+            tmp,
+            dest: dest.to_owned(),
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&mut self) -> &mut File {
+        self.file.as_mut().expect("present until commit")
+    }
+
+    /// fsync, link into place without overwriting, fsync the directory.
+    pub fn commit(mut self) -> io::Result<PathBuf> {
+        let file = self.file.take().expect("present until commit");
+        file.sync_all()?;
+        drop(file);
+        rename_noreplace(&self.tmp, &self.dest)?;
+        sync_dir(parent_of(&self.dest))?;
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Renames `from` to `to`, failing with `AlreadyExists` instead of replacing an
+/// existing `to`. Works for files and directories (Linux `renameat2(RENAME_NOREPLACE)`,
+/// with a hard-link fallback for files on file systems without it).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS)
+            if !from.symlink_metadata()?.is_dir() =>
+        {
+            // File system without RENAME_NOREPLACE: link(2) fails with EEXIST
+            // rather than replacing, which is just as race-free for files.
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        Err(e) => Err(io::Error::from(e)),
+    }
+}
+
+/// Writes `bytes` to `dest` atomically (never replacing an existing file).
+pub fn write_new_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut f = AtomicFile::create(dest)?;
+    f.file().write_all(bytes)?;
+    f.commit()?;
+    Ok(())
+}
+
+/// A directory being filled under a temporary name; [`AtomicDir::commit`] renames
+/// it to its final name. Dropped without `commit`, the temporary tree is removed,
+/// so a failed operation leaves nothing visible.
+#[derive(Debug)]
+pub struct AtomicDir {
+    tmp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl AtomicDir {
+    /// Creates the temporary directory next to `dest`; fails if `dest` exists.
+    pub fn create(dest: &Path) -> io::Result<Self> {
+        if dest.symlink_metadata().is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already exists", dest.display()),
+            ));
+        }
+        let tmp = temp_sibling(dest);
+        fs::create_dir(&tmp)?;
+        Ok(Self {
+            tmp,
+            dest: dest.to_owned(),
+            committed: false,
+        })
+    }
+
+    /// Where to write the contents.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// fsyncs every directory in the tree, renames into place, fsyncs the parent.
+    pub fn commit(mut self) -> io::Result<PathBuf> {
+        sync_tree_dirs(&self.tmp)?;
+        rename_noreplace(&self.tmp, &self.dest)?;
+        sync_dir(parent_of(&self.dest))?;
+        self.committed = true;
+        Ok(self.dest.clone())
+    }
+}
+
+fn sync_tree_dirs(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            sync_tree_dirs(&entry.path())?;
+        }
+    }
+    sync_dir(dir)
+}
+
+impl Drop for AtomicDir {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_file_never_replaces_and_cleans_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("a.bin");
+        write_new_atomic(&dest, b"one").expect("first write");
+        let err = write_new_atomic(&dest, b"two").expect_err("second write must fail");
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&dest).expect("read"), b"one");
+        {
+            let _abandoned = AtomicFile::create(&dir.path().join("b.bin")).expect("create");
+        }
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.bin")]);
+    }
+
+    #[test]
+    fn atomic_dir_is_invisible_until_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("out");
+        {
+            let d = AtomicDir::create(&dest).expect("create");
+            fs::write(d.path().join("x"), b"x").expect("write");
+        }
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
+        let d = AtomicDir::create(&dest).expect("create");
+        fs::write(d.path().join("x"), b"x").expect("write");
+        d.commit().expect("commit");
+        assert_eq!(fs::read(dest.join("x")).expect("read"), b"x");
+    }
+
+    #[test]
+    fn nofollow_refuses_symlinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("real"), b"x").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).expect("symlink");
+        assert!(open_regular_nofollow(&dir.path().join("real")).is_ok());
+        assert!(open_regular_nofollow(&dir.path().join("link")).is_err());
+    }
+}

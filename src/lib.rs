@@ -1,0 +1,29 @@
+//! # sealpost
+//!
+//! Signed, end-to-end encrypted exchange of property-preservation applications
+//! (财产保全) between a labor-arbitration committee and the courts.
+//!
+//! The pipeline, one module per box:
+//!
+//! | module | job |
+//! |---|---|
+//! | [`config`] | the TOML file + environment overrides, validated in two phases into [`config::Config`]; the peer directory |
+//! | [`pki`] | the exchange CA, signing keys and certificates, TLS identity, age encryption keys |
+//! | [`application`] | an application folder (`application.toml` + documents) and its validation, with clerk-readable reasons |
+//! | [`bundle`] | the sealed bundle, format version 1: seal, verify, open (spec: `docs/bundle-format.md`) |
+//! | [`cli`] | the `sealpost` command's subcommands (the binary's `main` is a thin shell over this) |
+//!
+//! Shared helpers: [`types`] (newtypes for ids, digests, times) and [`fsutil`]
+//! (atomic, durable file publication).
+//!
+//! Modules still to come with later work: `intake` (watched folder), `outbox`
+//! (durable sled-indexed queue), `transport` (mTLS API), `notify` (e-mail),
+//! `audit` (hash-chained log), `ops` (metrics, admin socket).
+
+pub mod application;
+pub mod bundle;
+pub mod cli;
+pub mod config;
+pub mod fsutil;
+pub mod pki;
+pub mod types;

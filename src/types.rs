@@ -1,0 +1,420 @@
+//! Newtypes for the identifiers and values that cross module boundaries.
+//!
+//! Every identifier that appears in a bundle, a file name or a log line is one of
+//! these types, validated once at the edge; the rest of the code never re-checks a
+//! raw string.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Why a string was refused as one of the types in this module.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {why}")]
+pub struct InvalidValue {
+    /// The type being parsed ("agency id", "bundle id", ...).
+    pub what: &'static str,
+    /// What is wrong with it, in words a sysadmin can act on.
+    pub why: String,
+}
+
+fn invalid(what: &'static str, why: impl Into<String>) -> InvalidValue {
+    InvalidValue {
+        what,
+        why: why.into(),
+    }
+}
+
+macro_rules! string_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// An agency (peer) identifier such as `sz-lac` or `sz-futian-court`:
+/// 1–63 characters of `a-z`, `0-9` and `-`, starting with a letter or digit.
+/// It is also the tail of the TLS identity `urn:sealpost:agency:<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AgencyId(String);
+
+/// The URI SAN prefix that names an agency in its certificates.
+pub const AGENCY_URN_PREFIX: &str = "urn:sealpost:agency:";
+
+impl AgencyId {
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The URI SAN that certificates of this agency carry.
+    pub fn urn(&self) -> String {
+        format!("{AGENCY_URN_PREFIX}{}", self.0)
+    }
+    /// Parses `urn:sealpost:agency:<id>`.
+    pub fn from_urn(urn: &str) -> Option<Self> {
+        urn.strip_prefix(AGENCY_URN_PREFIX)?.parse().ok()
+    }
+}
+
+impl FromStr for AgencyId {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const WHAT: &str = "agency id";
+        if s.is_empty() || s.len() > 63 {
+            return Err(invalid(WHAT, "must be 1 to 63 characters long"));
+        }
+        if !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid(
+                WHAT,
+                format!("{s:?} may contain only a-z, 0-9 and '-'"),
+            ));
+        }
+        if s.starts_with('-') || s.ends_with('-') {
+            return Err(invalid(
+                WHAT,
+                format!("{s:?} must not start or end with '-'"),
+            ));
+        }
+        Ok(Self(s.to_owned()))
+    }
+}
+string_serde!(AgencyId);
+
+/// A bundle identifier: 128 random bits as 26 lowercase base32 characters
+/// (RFC 4648 alphabet `a-z2-7`, no padding). Unguessable by construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BundleId([u8; 26]);
+
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+impl BundleId {
+    /// A fresh random id from the system CSPRNG.
+    pub fn generate() -> Self {
+        use ring::rand::SecureRandom;
+        let mut bytes = [0u8; 16];
+        ring::rand::SystemRandom::new()
+            .fill(&mut bytes)
+            .expect("the system random number generator is available");
+        Self::from_random_bytes(bytes)
+    }
+
+    /// The id that encodes these 16 bytes (tests use fixed bytes).
+    pub fn from_random_bytes(bytes: [u8; 16]) -> Self {
+        let mut out = [0u8; 26];
+        let mut acc: u32 = 0;
+        let mut bits = 0;
+        let mut i = 0;
+        for b in bytes {
+            acc = (acc << 8) | u32::from(b);
+            bits += 8;
+            while bits >= 5 {
+                bits -= 5;
+                out[i] = BASE32[((acc >> bits) & 31) as usize];
+                i += 1;
+            }
+        }
+        // 128 bits = 25 full groups + 3 bits.
+        out[i] = BASE32[((acc << (5 - bits)) & 31) as usize];
+        Self(out)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("base32 alphabet is ASCII")
+    }
+}
+
+impl FromStr for BundleId {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bytes: [u8; 26] = s
+            .as_bytes()
+            .try_into()
+            .map_err(|_| invalid("bundle id", "must be exactly 26 characters"))?;
+        if !bytes.iter().all(|b| BASE32.contains(b)) {
+            return Err(invalid("bundle id", "may contain only a-z and 2-7"));
+        }
+        // The last character carries 3 bits; the low 2 bits must be zero
+        // so that every id has exactly one spelling.
+        let last = BASE32
+            .iter()
+            .position(|c| *c == bytes[25])
+            .expect("checked above");
+        if last & 0b11 != 0 {
+            return Err(invalid("bundle id", "is not a canonical encoding"));
+        }
+        Ok(Self(bytes))
+    }
+}
+string_serde!(BundleId);
+
+/// A case reference (案号) such as `深劳人仲案〔2026〕1234号`: 1–100 characters,
+/// Unicode NFC, no control characters, no leading or trailing white space.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CaseRef(String);
+
+impl CaseRef {
+    /// The case reference as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for CaseRef {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        use unicode_normalization::UnicodeNormalization;
+        const WHAT: &str = "case number";
+        let n = s.chars().count();
+        if n == 0 || n > 100 {
+            return Err(invalid(WHAT, "must be 1 to 100 characters long"));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(invalid(WHAT, "contains a control character (e.g. a line break)"));
+        }
+        if s.trim() != s {
+            return Err(invalid(WHAT, "has leading or trailing spaces"));
+        }
+        if s.contains(['/', '\\']) {
+            return Err(invalid(WHAT, "contains a slash"));
+        }
+        Ok(Self(s.nfc().collect()))
+    }
+}
+string_serde!(CaseRef);
+
+/// A SHA-256 digest; shown and serialised as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256(pub [u8; 32]);
+
+impl Sha256 {
+    /// The digest of `data`.
+    pub fn of(data: &[u8]) -> Self {
+        Self::from_ring(ring::digest::digest(&ring::digest::SHA256, data))
+    }
+    /// Converts a finished ring SHA-256 digest.
+    pub fn from_ring(d: ring::digest::Digest) -> Self {
+        Self(d.as_ref().try_into().expect("SHA-256 is 32 bytes"))
+    }
+    /// Lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({})", self.to_hex())
+    }
+}
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+impl FromStr for Sha256 {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(invalid("sha-256", "must be 64 lowercase hex digits"));
+        }
+        let mut out = [0u8; 32];
+        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+            let txt = std::str::from_utf8(chunk).expect("ascii");
+            out[i] = u8::from_str_radix(txt, 16).expect("checked hex");
+        }
+        Ok(Self(out))
+    }
+}
+impl Serialize for Sha256 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A point in time, UTC, whole seconds; serialised as RFC 3339 (`2026-11-23T08:30:00Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(OffsetDateTime);
+
+impl Timestamp {
+    /// The current time, truncated to whole seconds.
+    pub fn now() -> Self {
+        Self::from_unix(OffsetDateTime::now_utc().unix_timestamp())
+            .expect("the current time is representable")
+    }
+    /// From seconds since the Unix epoch.
+    pub fn from_unix(secs: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp(secs).ok().map(Self)
+    }
+    /// Seconds since the Unix epoch.
+    pub fn unix(&self) -> i64 {
+        self.0.unix_timestamp()
+    }
+    /// The underlying date-time (UTC).
+    pub fn datetime(&self) -> OffsetDateTime {
+        self.0
+    }
+    /// RFC 3339 text.
+    pub fn to_rfc3339(&self) -> String {
+        self.0.format(&Rfc3339).expect("UTC timestamps always format")
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+impl FromStr for Timestamp {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = OffsetDateTime::parse(s, &Rfc3339)
+            .map_err(|e| invalid("timestamp", format!("{s:?} is not RFC 3339: {e}")))?;
+        if t.offset() != time::UtcOffset::UTC || t.nanosecond() != 0 || !s.ends_with('Z') {
+            return Err(invalid("timestamp", format!("{s:?} must be UTC whole seconds ending in Z")));
+        }
+        Ok(Self(t))
+    }
+}
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A byte count parsed from `"2 GiB"`, `"512 MiB"`, `"100 KiB"`, `"100KB"` or a bare integer.
+pub fn parse_byte_size(s: &str) -> Result<u64, InvalidValue> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| invalid("size", format!("{s:?} must start with a whole number")))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1 << 10,
+        "mb" => 1000 * 1000,
+        "mib" | "m" => 1 << 20,
+        "gb" => 1000 * 1000 * 1000,
+        "gib" | "g" => 1 << 30,
+        other => {
+            return Err(invalid(
+                "size",
+                format!("unknown unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB or GB)"),
+            ))
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| invalid("size", format!("{s:?} is too large")))
+}
+
+/// Formats a byte count for people: `1.5 MiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {}", UNITS[u])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_ids_round_trip_and_are_canonical() {
+        let id = BundleId::from_random_bytes([0xff; 16]);
+        assert_eq!(id.as_str().len(), 26);
+        assert_eq!(id.as_str().parse::<BundleId>(), Ok(id));
+        let mut s = id.as_str().to_owned();
+        s.replace_range(25.., "7");
+        assert!(s.parse::<BundleId>().is_err(), "non-canonical last char accepted");
+        assert_ne!(BundleId::generate(), BundleId::generate());
+    }
+
+    #[test]
+    fn agency_ids_are_strict() {
+        assert!("sz-futian-court".parse::<AgencyId>().is_ok());
+        for bad in ["", "Sz", "a b", "-a", "a-", "../x", "a_b"] {
+            assert!(bad.parse::<AgencyId>().is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(
+            AgencyId::from_urn("urn:sealpost:agency:sz-lac").map(|a| a.to_string()),
+            Some("sz-lac".to_owned())
+        );
+    }
+
+    #[test]
+    fn chinese_case_numbers_are_valid() {
+        let c: CaseRef = "深劳人仲案〔2026〕1234号".parse().expect("valid");
+        assert_eq!(c.as_str(), "深劳人仲案〔2026〕1234号");
+        assert!("a\nb".parse::<CaseRef>().is_err());
+        assert!(" x".parse::<CaseRef>().is_err());
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_byte_size("2 GiB"), Ok(2 << 30));
+        assert_eq!(parse_byte_size("100KB"), Ok(100_000));
+        assert_eq!(parse_byte_size("42"), Ok(42));
+        assert!(parse_byte_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn timestamps_are_strict_utc() {
+        let t: Timestamp = "2026-11-23T08:30:00Z".parse().expect("valid");
+        assert_eq!(t.to_string(), "2026-11-23T08:30:00Z");
+        assert!("2026-11-23T08:30:00+08:00".parse::<Timestamp>().is_err());
+        assert!("2026-11-23T08:30:00.5Z".parse::<Timestamp>().is_err());
+    }
+}
