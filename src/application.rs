@@ -151,9 +151,15 @@ impl MediaType {
     }
     fn from_extension(ext: &str) -> Option<Self> {
         let ext = ext.to_ascii_lowercase();
-        [MediaType::Pdf, MediaType::Ofd, MediaType::Jpeg, MediaType::Png, MediaType::Tiff]
-            .into_iter()
-            .find(|m| m.extensions().contains(&ext.as_str()))
+        [
+            MediaType::Pdf,
+            MediaType::Ofd,
+            MediaType::Jpeg,
+            MediaType::Png,
+            MediaType::Tiff,
+        ]
+        .into_iter()
+        .find(|m| m.extensions().contains(&ext.as_str()))
     }
 }
 
@@ -175,7 +181,10 @@ pub fn sniff(file: &mut fs::File) -> std::io::Result<Option<MediaType>> {
         Some(MediaType::Tiff)
     } else if head.starts_with(b"PK\x03\x04") {
         let is_ofd = zip::ZipArchive::new(&mut *file)
-            .map(|z| z.file_names().any(|n| n.is_ok_and(|n| n.eq_ignore_ascii_case("OFD.xml"))))
+            .map(|z| {
+                z.file_names()
+                    .any(|n| n.is_ok_and(|n| n.eq_ignore_ascii_case("OFD.xml")))
+            })
             .unwrap_or(false);
         file.rewind()?;
         is_ofd.then_some(MediaType::Ofd)
@@ -406,7 +415,13 @@ impl Rejection {
 struct Reasons(Vec<Reason>);
 
 impl Reasons {
-    fn add(&mut self, code: ReasonCode, file: Option<&str>, zh: impl Into<String>, en: impl Into<String>) {
+    fn add(
+        &mut self,
+        code: ReasonCode,
+        file: Option<&str>,
+        zh: impl Into<String>,
+        en: impl Into<String>,
+    ) {
         self.0.push(Reason {
             code,
             file: file.map(str::to_owned),
@@ -478,7 +493,9 @@ fn valid_amount(s: &str) -> bool {
 
 fn valid_mobile(s: &str) -> bool {
     let digits = s.bytes().filter(u8::is_ascii_digit).count();
-    (6..=20).contains(&digits) && s.bytes().all(|b| b.is_ascii_digit() || b" +-()".contains(&b))
+    (6..=20).contains(&digits)
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b" +-()".contains(&b))
 }
 
 impl Application {
@@ -492,7 +509,12 @@ impl Application {
         }
     }
 
-    fn load_inner(dir: &Path, limits: &Limits, directory: &Directory, r: &mut Reasons) -> Option<Self> {
+    fn load_inner(
+        dir: &Path,
+        limits: &Limits,
+        directory: &Directory,
+        r: &mut Reasons,
+    ) -> Option<Self> {
         use ReasonCode as C;
         let manifest_path = dir.join(MANIFEST_NAME);
         let text = match crate::fsutil::open_regular_nofollow(&manifest_path) {
@@ -547,8 +569,14 @@ impl Application {
                 r.add(
                     C::ManifestInvalid,
                     Some(MANIFEST_NAME),
-                    format!("application.toml 格式错误，{at}{}。请对照模板改正。", e.message()),
-                    format!("application.toml is malformed, {at_en}{}. Compare it with the template.", e.message()),
+                    format!(
+                        "application.toml 格式错误，{at}{}。请对照模板改正。",
+                        e.message()
+                    ),
+                    format!(
+                        "application.toml is malformed, {at_en}{}. Compare it with the template.",
+                        e.message()
+                    ),
                 );
                 return None;
             }
@@ -557,8 +585,14 @@ impl Application {
             r.add(
                 C::ManifestFormatUnsupported,
                 Some(MANIFEST_NAME),
-                format!("application.toml 的 format 应为 “{MANIFEST_FORMAT}”，现为 “{}”。", raw.format),
-                format!("application.toml must say format = \"{MANIFEST_FORMAT}\", not {:?}.", raw.format),
+                format!(
+                    "application.toml 的 format 应为 “{MANIFEST_FORMAT}”，现为 “{}”。",
+                    raw.format
+                ),
+                format!(
+                    "application.toml must say format = \"{MANIFEST_FORMAT}\", not {:?}.",
+                    raw.format
+                ),
             );
         }
         let case_number = match raw.case_number.parse::<CaseRef>() {
@@ -573,9 +607,12 @@ impl Application {
                 None
             }
         };
-        let court = match raw.court.parse::<AgencyId>().ok().filter(|c| {
-            directory.get(c).is_some_and(|p| p.role == Role::Court)
-        }) {
+        let court = match raw
+            .court
+            .parse::<AgencyId>()
+            .ok()
+            .filter(|c| directory.get(c).is_some_and(|p| p.role == Role::Court))
+        {
             Some(c) => Some(c),
             None => {
                 let known: Vec<String> = directory
@@ -591,8 +628,16 @@ impl Application {
                 r.add(
                     C::CourtUnknown,
                     Some(MANIFEST_NAME),
-                    format!("受理法院（court）“{}” 不在法院名录中。可选：{}。", raw.court, known.join("、")),
-                    format!("The court {:?} is not in the peer directory. Known courts: {}.", raw.court, known_en.join(", ")),
+                    format!(
+                        "受理法院（court）“{}” 不在法院名录中。可选：{}。",
+                        raw.court,
+                        known.join("、")
+                    ),
+                    format!(
+                        "The court {:?} is not in the peer directory. Known courts: {}.",
+                        raw.court,
+                        known_en.join(", ")
+                    ),
                 );
                 None
             }
@@ -606,7 +651,13 @@ impl Application {
             );
         }
         check_text(r, "applicant.name", "申请人姓名", &raw.applicant.name, true);
-        check_text(r, "respondent.name", "被申请人名称", &raw.respondent.name, true);
+        check_text(
+            r,
+            "respondent.name",
+            "被申请人名称",
+            &raw.respondent.name,
+            true,
+        );
         if let Some(a) = &raw.respondent.address {
             check_text(r, "respondent.address", "被申请人地址", a, false);
         }
@@ -638,8 +689,13 @@ impl Application {
                 r.add(
                     C::LanguageInvalid,
                     Some(MANIFEST_NAME),
-                    format!("通知语言（applicant.language）应为 zh（中文）或 en（英文），现为 “{}”。", other.escape_debug()),
-                    format!("The notice language (applicant.language) must be zh or en, not {other:?}."),
+                    format!(
+                        "通知语言（applicant.language）应为 zh（中文）或 en（英文），现为 “{}”。",
+                        other.escape_debug()
+                    ),
+                    format!(
+                        "The notice language (applicant.language) must be zh or en, not {other:?}."
+                    ),
                 );
                 None
             }
@@ -665,16 +721,29 @@ impl Application {
         })
     }
 
-    fn check_documents(dir: &Path, listed: &[RawDocument], limits: &Limits, r: &mut Reasons) -> Vec<Document> {
-        use ReasonCode as C;
+    fn check_documents(
+        dir: &Path,
+        listed: &[RawDocument],
+        limits: &Limits,
+        r: &mut Reasons,
+    ) -> Vec<Document> {
         use std::os::unix::fs::MetadataExt;
+        use ReasonCode as C;
         let mut docs = Vec::new();
         if listed.len() > limits.max_documents {
             r.add(
                 C::TooManyDocuments,
                 None,
-                format!("材料共 {} 份，超过上限 {} 份。请合并扫描件后重新提交。", listed.len(), limits.max_documents),
-                format!("There are {} documents; at most {} are allowed. Combine scans and resubmit.", listed.len(), limits.max_documents),
+                format!(
+                    "材料共 {} 份，超过上限 {} 份。请合并扫描件后重新提交。",
+                    listed.len(),
+                    limits.max_documents
+                ),
+                format!(
+                    "There are {} documents; at most {} are allowed. Combine scans and resubmit.",
+                    listed.len(),
+                    limits.max_documents
+                ),
             );
             return docs;
         }
@@ -688,8 +757,17 @@ impl Application {
                 r.add(
                     C::RoleInvalid,
                     Some(name),
-                    format!("材料 “{}” 的类别（role）“{}” 无效。可选：{}。", name.escape_debug(), d.role.escape_debug(), roles.join("、")),
-                    format!("Document {name:?} has an unknown role {:?}. Allowed: {}.", d.role, roles.join(", ")),
+                    format!(
+                        "材料 “{}” 的类别（role）“{}” 无效。可选：{}。",
+                        name.escape_debug(),
+                        d.role.escape_debug(),
+                        roles.join("、")
+                    ),
+                    format!(
+                        "Document {name:?} has an unknown role {:?}. Allowed: {}.",
+                        d.role,
+                        roles.join(", ")
+                    ),
                 );
             }
             if let Err(why) = check_safe_name(name) {
@@ -776,11 +854,19 @@ impl Application {
             let sniffed = match sniff(&mut file) {
                 Ok(t) => t,
                 Err(e) => {
-                    r.add(C::Unreadable, Some(name), format!("无法读取 “{name}”（{e}）。"), format!("{name:?} cannot be read ({e})."));
+                    r.add(
+                        C::Unreadable,
+                        Some(name),
+                        format!("无法读取 “{name}”（{e}）。"),
+                        format!("{name:?} cannot be read ({e})."),
+                    );
                     continue;
                 }
             };
-            let ext = Path::new(name).extension().and_then(|e| e.to_str()).unwrap_or("");
+            let ext = Path::new(name)
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("");
             let Some(media_type) = sniffed else {
                 r.add(
                     C::DocumentTypeNotAllowed,
@@ -794,8 +880,16 @@ impl Application {
                 r.add(
                     C::DocumentTypeMismatch,
                     Some(name),
-                    format!("“{name}” 的内容是 {}，但扩展名是 “.{ext}”。请把扩展名改为 .{}。", media_type.mime(), media_type.extensions()[0]),
-                    format!("{name:?} contains {} but is named .{ext}. Rename it to .{}.", media_type.mime(), media_type.extensions()[0]),
+                    format!(
+                        "“{name}” 的内容是 {}，但扩展名是 “.{ext}”。请把扩展名改为 .{}。",
+                        media_type.mime(),
+                        media_type.extensions()[0]
+                    ),
+                    format!(
+                        "{name:?} contains {} but is named .{ext}. Rename it to .{}.",
+                        media_type.mime(),
+                        media_type.extensions()[0]
+                    ),
                 );
                 continue;
             }
@@ -813,8 +907,16 @@ impl Application {
             r.add(
                 C::TotalTooLarge,
                 None,
-                format!("材料合计 {}，超过上限 {}。", crate::types::human_bytes(total), crate::types::human_bytes(limits.max_total_size)),
-                format!("The documents total {}, over the limit of {}.", crate::types::human_bytes(total), crate::types::human_bytes(limits.max_total_size)),
+                format!(
+                    "材料合计 {}，超过上限 {}。",
+                    crate::types::human_bytes(total),
+                    crate::types::human_bytes(limits.max_total_size)
+                ),
+                format!(
+                    "The documents total {}, over the limit of {}.",
+                    crate::types::human_bytes(total),
+                    crate::types::human_bytes(limits.max_total_size)
+                ),
             );
         }
         for req in DocRole::REQUIRED {
@@ -851,7 +953,16 @@ impl Application {
                         format!("The file {shown:?} is in the folder but not in the manifest. List it, or move it out."),
                     )
                 };
-                r.add(if is_dir { C::NotARegularFile } else { C::DocumentUnlisted }, Some(&shown), zh, en);
+                r.add(
+                    if is_dir {
+                        C::NotARegularFile
+                    } else {
+                        C::DocumentUnlisted
+                    },
+                    Some(&shown),
+                    zh,
+                    en,
+                );
             }
         }
         docs
@@ -864,12 +975,27 @@ mod tests {
 
     #[test]
     fn safe_names() {
-        for ok in ["财产保全申请书.pdf", "payslips.jpg", "a b.pdf", "证据-工资流水.jpg"] {
+        for ok in [
+            "财产保全申请书.pdf",
+            "payslips.jpg",
+            "a b.pdf",
+            "证据-工资流水.jpg",
+        ] {
             assert_eq!(check_safe_name(ok), Ok(()), "{ok}");
         }
         for bad in [
-            "", "../x.pdf", "a/b.pdf", "a\\b.pdf", "C:x.pdf", "CON.pdf", "com1.txt", "x\n.pdf", ".hidden",
-            "trail.", "a..b", "e\u{301}.pdf",
+            "",
+            "../x.pdf",
+            "a/b.pdf",
+            "a\\b.pdf",
+            "C:x.pdf",
+            "CON.pdf",
+            "com1.txt",
+            "x\n.pdf",
+            ".hidden",
+            "trail.",
+            "a..b",
+            "e\u{301}.pdf",
         ] {
             assert!(check_safe_name(bad).is_err(), "{bad:?} accepted");
         }

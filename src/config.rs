@@ -428,9 +428,7 @@ impl Config {
             .map_err(|e| whole_file(format!("cannot read the configuration file: {e}")))?;
         // Syntax first, with toml's own line/column report.
         if let Err(e) = text.parse::<toml::Table>() {
-            let line = e
-                .span()
-                .map(|s| text[..s.start].matches('\n').count() + 1);
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
             return Err(ConfigError {
                 file: file.to_owned(),
                 line,
@@ -456,7 +454,10 @@ impl Config {
             let from_env = if env_keys.is_empty() {
                 String::new()
             } else {
-                format!(" (environment overrides in effect: {})", env_keys.join(", "))
+                format!(
+                    " (environment overrides in effect: {})",
+                    env_keys.join(", ")
+                )
             };
             match key {
                 Some(k) => site.err(k, format!("{msg}{from_env}")),
@@ -483,22 +484,32 @@ impl Config {
             .map(|p| site.resolve(p))
             .collect();
         if ca_paths.is_empty() {
-            return Err(site.err("pki.exchange_ca", "at least one CA certificate file is required"));
+            return Err(site.err(
+                "pki.exchange_ca",
+                "at least one CA certificate file is required",
+            ));
         }
         let trust = ExchangeCa::load(&ca_paths).map_err(|e| site.pki("pki.exchange_ca", e))?;
-        let tls = TlsIdentity::load(&site.resolve(&raw.pki.tls_cert), &site.resolve(&raw.pki.tls_key))
-            .map_err(|e| match &e {
-                PkiError::Read { path, .. } | PkiError::Pem { path, .. } | PkiError::Unsuitable { path, .. }
-                    if *path == site.resolve(&raw.pki.tls_key) =>
-                {
-                    site.pki("pki.tls_key", e)
-                }
-                _ => site.pki("pki.tls_cert", e),
-            })?;
+        let tls = TlsIdentity::load(
+            &site.resolve(&raw.pki.tls_cert),
+            &site.resolve(&raw.pki.tls_key),
+        )
+        .map_err(|e| match &e {
+            PkiError::Read { path, .. }
+            | PkiError::Pem { path, .. }
+            | PkiError::Unsuitable { path, .. }
+                if *path == site.resolve(&raw.pki.tls_key) =>
+            {
+                site.pki("pki.tls_key", e)
+            }
+            _ => site.pki("pki.tls_cert", e),
+        })?;
         let signing_cert_path = site.resolve(&raw.pki.signing_cert);
         let signing = SigningKey::load(&site.resolve(&raw.pki.signing_key), &signing_cert_path)
             .map_err(|e| match &e {
-                PkiError::Read { path, .. } | PkiError::Pem { path, .. } | PkiError::Unsuitable { path, .. }
+                PkiError::Read { path, .. }
+                | PkiError::Pem { path, .. }
+                | PkiError::Unsuitable { path, .. }
                     if *path == signing_cert_path =>
                 {
                     site.pki("pki.signing_cert", e)
@@ -515,9 +526,12 @@ impl Config {
             .map_err(|e| site.err("pki.archive_recipient", e.to_string()))?;
 
         let now = crate::types::Timestamp::now();
-        trust
-            .check_issued(signing.cert().der(), now)
-            .map_err(|e| site.err("pki.signing_cert", format!("the signing certificate is {e}")))?;
+        trust.check_issued(signing.cert().der(), now).map_err(|e| {
+            site.err(
+                "pki.signing_cert",
+                format!("the signing certificate is {e}"),
+            )
+        })?;
         for der in tls.chain.iter().take(1) {
             trust
                 .check_issued(der.as_ref(), now)
@@ -565,7 +579,11 @@ impl Config {
         if me.role != role {
             return Err(site.err(
                 "node.role",
-                format!("is {role}, but the peer directory lists {:?} as {}", id.as_str(), me.role),
+                format!(
+                    "is {role}, but the peer directory lists {:?} as {}",
+                    id.as_str(),
+                    me.role
+                ),
             ));
         }
         if !me.has_signing_cert(signing.cert()) {
@@ -628,7 +646,11 @@ impl Config {
 
 fn backticked(msg: &str) -> Option<String> {
     // config's messages name keys as `node.id` or "node.id".
-    let candidates = msg.split('`').skip(1).step_by(2).chain(msg.split('"').skip(1).step_by(2));
+    let candidates = msg
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .chain(msg.split('"').skip(1).step_by(2));
     for c in candidates {
         if c.contains('.') && !c.contains(' ') && !c.contains('/') {
             return Some(c.to_owned());
@@ -642,14 +664,24 @@ fn parse_role(s: &str) -> Result<Role, String> {
         "committee" => Ok(Role::Committee),
         "court" => Ok(Role::Court),
         "platform" => Ok(Role::Platform),
-        other => Err(format!("{other:?} is not a role; use committee, court or platform")),
+        other => Err(format!(
+            "{other:?} is not a role; use committee, court or platform"
+        )),
     }
 }
 
-fn parse_listen(v: Option<&str>, key: &str, site: &Site<'_>) -> Result<Option<SocketAddr>, ConfigError> {
+fn parse_listen(
+    v: Option<&str>,
+    key: &str,
+    site: &Site<'_>,
+) -> Result<Option<SocketAddr>, ConfigError> {
     v.map(|s| {
-        s.parse::<SocketAddr>()
-            .map_err(|_| site.err(key, format!("{s:?} is not an address:port such as 0.0.0.0:8443 or [::1]:9464")))
+        s.parse::<SocketAddr>().map_err(|_| {
+            site.err(
+                key,
+                format!("{s:?} is not an address:port such as 0.0.0.0:8443 or [::1]:9464"),
+            )
+        })
     })
     .transpose()
 }
@@ -668,16 +700,36 @@ fn parse_limits(raw: &RawLimits, site: &Site<'_>) -> Result<Limits, ConfigError>
     };
     let limits = Limits {
         max_documents: match raw.max_documents {
-            Some(0) => return Err(site.err("limits.max_documents", "must be at least 3 (the required documents)")),
+            Some(0) => {
+                return Err(site.err(
+                    "limits.max_documents",
+                    "must be at least 3 (the required documents)",
+                ))
+            }
             Some(n) => n,
             None => d.max_documents,
         },
-        max_document_size: size(&raw.max_document_size, "limits.max_document_size", d.max_document_size)?,
-        max_total_size: size(&raw.max_total_size, "limits.max_total_size", d.max_total_size)?,
-        max_bundle_size: size(&raw.max_bundle_size, "limits.max_bundle_size", d.max_bundle_size)?,
+        max_document_size: size(
+            &raw.max_document_size,
+            "limits.max_document_size",
+            d.max_document_size,
+        )?,
+        max_total_size: size(
+            &raw.max_total_size,
+            "limits.max_total_size",
+            d.max_total_size,
+        )?,
+        max_bundle_size: size(
+            &raw.max_bundle_size,
+            "limits.max_bundle_size",
+            d.max_bundle_size,
+        )?,
     };
     if limits.max_document_size > limits.max_total_size {
-        return Err(site.err("limits.max_document_size", "is larger than limits.max_total_size"));
+        return Err(site.err(
+            "limits.max_document_size",
+            "is larger than limits.max_total_size",
+        ));
     }
     Ok(limits)
 }
@@ -702,14 +754,19 @@ pub fn load_directory(file: &Path) -> Result<Directory, ConfigError> {
     let mut peers = BTreeMap::new();
     for (i, p) in raw.peer.into_iter().enumerate() {
         let k = |leaf: &str| format!("peer[{i}].{leaf}");
-        let id: AgencyId = p.id.parse().map_err(|e| site.err(k("id"), format!("{e}")))?;
+        let id: AgencyId =
+            p.id.parse()
+                .map_err(|e| site.err(k("id"), format!("{e}")))?;
         let role = parse_role(&p.role).map_err(|m| site.err(k("role"), m))?;
         if p.name_zh.trim().is_empty() || p.name_en.trim().is_empty() {
             return Err(site.err(k("name_zh"), "both name_zh and name_en are required"));
         }
         if let Some(u) = &p.tls_uri {
             if AgencyId::from_urn(u).is_some_and(|a| a != id) {
-                return Err(site.err(k("tls_uri"), format!("{u:?} names a different agency than id {:?}", id.as_str())));
+                return Err(site.err(
+                    k("tls_uri"),
+                    format!("{u:?} names a different agency than id {:?}", id.as_str()),
+                ));
             }
         }
         let tls_spki_sha256 = p
@@ -726,17 +783,26 @@ pub fn load_directory(file: &Path) -> Result<Directory, ConfigError> {
         }
         let mut signing_certs = Vec::new();
         for path in p.signing_cert.into_vec() {
-            let cert = SignerCert::load(&site.resolve(&path)).map_err(|e| site.err(k("signing_cert"), e.to_string()))?;
+            let cert = SignerCert::load(&site.resolve(&path))
+                .map_err(|e| site.err(k("signing_cert"), e.to_string()))?;
             if cert.agency() != &id {
                 return Err(site.err(
                     k("signing_cert"),
-                    format!("{} names agency {:?}, not {:?}", path.display(), cert.agency().as_str(), id.as_str()),
+                    format!(
+                        "{} names agency {:?}, not {:?}",
+                        path.display(),
+                        cert.agency().as_str(),
+                        id.as_str()
+                    ),
                 ));
             }
             signing_certs.push(cert);
         }
         if signing_certs.is_empty() {
-            return Err(site.err(k("signing_cert"), "at least one signing certificate is required"));
+            return Err(site.err(
+                k("signing_cert"),
+                "at least one signing certificate is required",
+            ));
         }
         let encryption_key: EncryptionRecipient = p
             .encryption_key
@@ -750,7 +816,10 @@ pub fn load_directory(file: &Path) -> Result<Directory, ConfigError> {
                     .parse()
                     .map_err(|_| site.err(k("endpoint"), format!("{s:?} is not a URL")))?;
                 if uri.scheme_str() != Some("https") || uri.host().is_none() {
-                    return Err(site.err(k("endpoint"), format!("{s:?} must be an https:// URL with a host")));
+                    return Err(site.err(
+                        k("endpoint"),
+                        format!("{s:?} must be an https:// URL with a host"),
+                    ));
                 }
                 Ok(uri)
             })
@@ -758,7 +827,9 @@ pub fn load_directory(file: &Path) -> Result<Directory, ConfigError> {
         let delivery = match p.delivery.as_deref() {
             None | Some("pull") => DeliveryMode::Pull,
             Some("push") => DeliveryMode::Push,
-            Some(other) => return Err(site.err(k("delivery"), format!("{other:?} is not pull or push"))),
+            Some(other) => {
+                return Err(site.err(k("delivery"), format!("{other:?} is not pull or push")))
+            }
         };
         if delivery == DeliveryMode::Push && endpoint.is_none() {
             return Err(site.err(k("delivery"), "push delivery needs an endpoint"));
@@ -798,7 +869,11 @@ mod tests {
         assert_eq!(locate_key(TEXT, "node.role"), Some(3));
         assert_eq!(locate_key(TEXT, "pki.tls_key"), Some(6));
         assert_eq!(locate_key(TEXT, "peer[1].role"), Some(12));
-        assert_eq!(locate_key(TEXT, "peer[0].role"), Some(8), "falls back to the header");
+        assert_eq!(
+            locate_key(TEXT, "peer[0].role"),
+            Some(8),
+            "falls back to the header"
+        );
         assert_eq!(locate_key(TEXT, "limits.max_documents"), None);
     }
 }

@@ -238,7 +238,8 @@ mod tests {
     fn nofollow_refuses_symlinks() {
         let dir = tempfile::tempdir().expect("tempdir");
         fs::write(dir.path().join("real"), b"x").expect("write");
-        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).expect("symlink");
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link"))
+            .expect("symlink");
         assert!(open_regular_nofollow(&dir.path().join("real")).is_ok());
         assert!(open_regular_nofollow(&dir.path().join("link")).is_err());
     }

@@ -1,1 +1,15 @@
-fn main() {}
+//! The `sealpost` binary: parse arguments, set up logging, run, map to an exit code.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = sealpost::cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SEALPOST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    std::process::ExitCode::from(sealpost::cli::run(cli) as u8)
+}

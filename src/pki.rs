@@ -204,7 +204,9 @@ impl SignerCert {
             .basic_constraints()
             .map_err(|e| problem(format!("malformed basicConstraints: {e}")))?;
         if bc.is_some_and(|b| b.value.ca) {
-            return Err(problem("it is a CA certificate, not an agency signing certificate"));
+            return Err(problem(
+                "it is a CA certificate, not an agency signing certificate",
+            ));
         }
         let agency = summary.agency.clone().ok_or_else(|| {
             problem("it has no urn:sealpost:agency:<id> URI in its subjectAltName")
@@ -225,7 +227,9 @@ impl SignerCert {
             .ok_or_else(|| problem("no PEM certificate block"))?
             .map_err(|e| problem(format!("malformed PEM: {e}")))?;
         if it.next().is_some() {
-            return Err(problem("more than one certificate; exactly one is expected"));
+            return Err(problem(
+                "more than one certificate; exactly one is expected",
+            ));
         }
         Self::from_der(first.as_ref())
     }
@@ -289,8 +293,16 @@ fn base64_encode(data: &[u8]) -> String {
             | u32::from(*c.get(2).unwrap_or(&0));
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -380,7 +392,9 @@ impl ExchangeCa {
                         .basic_constraints()
                         .map_err(|e| problem(format!("malformed basicConstraints: {e}")))?;
                     if !bc.is_some_and(|b| b.value.ca) {
-                        return Err(problem("not a CA certificate (basicConstraints CA:TRUE missing)"));
+                        return Err(problem(
+                            "not a CA certificate (basicConstraints CA:TRUE missing)",
+                        ));
                     }
                     let ku = c
                         .key_usage()

@@ -190,7 +190,10 @@ impl FromStr for CaseRef {
             return Err(invalid(WHAT, "must be 1 to 100 characters long"));
         }
         if s.chars().any(char::is_control) {
-            return Err(invalid(WHAT, "contains a control character (e.g. a line break)"));
+            return Err(invalid(
+                WHAT,
+                "contains a control character (e.g. a line break)",
+            ));
         }
         if s.trim() != s {
             return Err(invalid(WHAT, "has leading or trailing spaces"));
@@ -225,10 +228,12 @@ impl Sha256 {
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 impl fmt::Debug for Sha256 {
@@ -244,7 +249,11 @@ impl fmt::Display for Sha256 {
 impl FromStr for Sha256 {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(invalid("sha-256", "must be 64 lowercase hex digits"));
         }
         let mut out = [0u8; 32];
@@ -292,7 +301,9 @@ impl Timestamp {
     }
     /// RFC 3339 text.
     pub fn to_rfc3339(&self) -> String {
-        self.0.format(&Rfc3339).expect("UTC timestamps always format")
+        self.0
+            .format(&Rfc3339)
+            .expect("UTC timestamps always format")
     }
 }
 
@@ -307,7 +318,10 @@ impl FromStr for Timestamp {
         let t = OffsetDateTime::parse(s, &Rfc3339)
             .map_err(|e| invalid("timestamp", format!("{s:?} is not RFC 3339: {e}")))?;
         if t.offset() != time::UtcOffset::UTC || t.nanosecond() != 0 || !s.ends_with('Z') {
-            return Err(invalid("timestamp", format!("{s:?} must be UTC whole seconds ending in Z")));
+            return Err(invalid(
+                "timestamp",
+                format!("{s:?} must be UTC whole seconds ending in Z"),
+            ));
         }
         Ok(Self(t))
     }
@@ -378,7 +392,10 @@ mod tests {
         assert_eq!(id.as_str().parse::<BundleId>(), Ok(id));
         let mut s = id.as_str().to_owned();
         s.replace_range(25.., "7");
-        assert!(s.parse::<BundleId>().is_err(), "non-canonical last char accepted");
+        assert!(
+            s.parse::<BundleId>().is_err(),
+            "non-canonical last char accepted"
+        );
         assert_ne!(BundleId::generate(), BundleId::generate());
     }
 

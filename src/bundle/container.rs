@@ -12,7 +12,10 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
-use super::{BundleError, ENVELOPE_ENTRY, MAX_ENVELOPE_BYTES, MAX_SIGNER_BYTES, PAYLOAD_ENTRY, SIGNATURE_ENTRY, SIGNER_ENTRY};
+use super::{
+    BundleError, ENVELOPE_ENTRY, MAX_ENVELOPE_BYTES, MAX_SIGNER_BYTES, PAYLOAD_ENTRY,
+    SIGNATURE_ENTRY, SIGNER_ENTRY,
+};
 use crate::types::Timestamp;
 
 /// The entries of a version-1 bundle, in container order.
@@ -110,15 +113,21 @@ impl Container {
     pub fn read(mut file: File, max_size: u64) -> Result<Self, BundleError> {
         let size = file.metadata().map_err(BundleError::Io)?.len();
         if size > max_size {
-            return Err(BundleError::TooLarge { size, limit: max_size });
+            return Err(BundleError::TooLarge {
+                size,
+                limit: max_size,
+            });
         }
         // The end-of-central-directory record must be the last 22 bytes, with no
         // archive comment: anything else means bytes were appended.
         if size < 22 {
-            return Err(BundleError::ContainerInvalid("too short to be a zip file".into()));
+            return Err(BundleError::ContainerInvalid(
+                "too short to be a zip file".into(),
+            ));
         }
         let mut tail = [0u8; 22];
-        file.seek(SeekFrom::Start(size - 22)).map_err(BundleError::Io)?;
+        file.seek(SeekFrom::Start(size - 22))
+            .map_err(BundleError::Io)?;
         file.read_exact(&mut tail).map_err(BundleError::Io)?;
         let has_eocd_at_end = tail[..4] == *b"PK\x05\x06" && tail[20..22] == [0, 0];
         file.rewind().map_err(BundleError::Io)?;
@@ -137,10 +146,14 @@ impl Container {
             return Err(BundleError::DuplicateEntry);
         }
         if zip.offset() != 0 {
-            return Err(BundleError::ContainerLayout("bytes before the first entry".into()));
+            return Err(BundleError::ContainerLayout(
+                "bytes before the first entry".into(),
+            ));
         }
         if !zip.comment().is_empty() {
-            return Err(BundleError::ContainerLayout("the archive has a comment".into()));
+            return Err(BundleError::ContainerLayout(
+                "the archive has a comment".into(),
+            ));
         }
         struct Loc {
             name: String,
@@ -168,7 +181,9 @@ impl Container {
                 return Err(BundleError::EntryNotStored(name));
             }
             if f.compressed_size() != f.size() {
-                return Err(BundleError::ContainerLayout(format!("entry {name:?} has inconsistent sizes")));
+                return Err(BundleError::ContainerLayout(format!(
+                    "entry {name:?} has inconsistent sizes"
+                )));
             }
             let limit = match name.as_str() {
                 ENVELOPE_ENTRY => MAX_ENVELOPE_BYTES,
@@ -177,11 +192,15 @@ impl Container {
                 _ => max_size,
             };
             if f.size() > limit {
-                return Err(BundleError::EntryTooLarge { name, size: f.size(), limit });
+                return Err(BundleError::EntryTooLarge {
+                    name,
+                    size: f.size(),
+                    limit,
+                });
             }
-            let data = f
-                .data_start()
-                .ok_or_else(|| BundleError::ContainerInvalid(format!("entry {name:?} has no data offset")))?;
+            let data = f.data_start().ok_or_else(|| {
+                BundleError::ContainerInvalid(format!("entry {name:?} has no data offset"))
+            })?;
             locs.push(Loc {
                 name,
                 header: f.header_start(),
@@ -222,8 +241,9 @@ impl Container {
                 .by_index(idx)
                 .map_err(|e| BundleError::ContainerInvalid(e.to_string()))?;
             let mut buf = Vec::with_capacity(f.size() as usize);
-            f.read_to_end(&mut buf)
-                .map_err(|e| BundleError::ContainerInvalid(format!("entry {}: {e}", ENTRY_ORDER[idx])))?;
+            f.read_to_end(&mut buf).map_err(|e| {
+                BundleError::ContainerInvalid(format!("entry {}: {e}", ENTRY_ORDER[idx]))
+            })?;
             Ok(buf)
         };
         let envelope = small(1)?;
@@ -267,7 +287,10 @@ impl Read for PayloadReader<'_> {
         let n = self.inner.read(buf)?;
         self.crc.update(&buf[..n]);
         if n == 0 && !buf.is_empty() && self.crc.clone().finalize() != self.expected_crc {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "payload CRC-32 mismatch"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "payload CRC-32 mismatch",
+            ));
         }
         Ok(n)
     }

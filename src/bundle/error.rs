@@ -187,7 +187,10 @@ impl BundleError {
 
     /// Whether the fault is in the bundle (as opposed to local I/O or output).
     pub fn is_bundle_fault(&self) -> bool {
-        !matches!(self, BundleError::Io(_) | BundleError::OutputExists(_) | BundleError::Output(_))
+        !matches!(
+            self,
+            BundleError::Io(_) | BundleError::OutputExists(_) | BundleError::Output(_)
+        )
     }
 }
 

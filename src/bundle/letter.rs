@@ -16,13 +16,28 @@ fn role_names(role: &str) -> (&'static str, &'static str) {
 }
 
 /// Renders the letter. Deterministic: the same manifest gives the same bytes.
-pub fn transfer_letter(manifest: &Manifest, app: &ApplicationInfo, sender: &Peer, recipient: &Peer) -> String {
+pub fn transfer_letter(
+    manifest: &Manifest,
+    app: &ApplicationInfo,
+    sender: &Peer,
+    recipient: &Peer,
+) -> String {
     let beijing = manifest
         .created_at
         .datetime()
         .to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("UTC+8 is a valid offset"));
-    let date_zh = format!("{}年{}月{}日", beijing.year(), u8::from(beijing.month()), beijing.day());
-    let date_en = format!("{}-{:02}-{:02}", beijing.year(), u8::from(beijing.month()), beijing.day());
+    let date_zh = format!(
+        "{}年{}月{}日",
+        beijing.year(),
+        u8::from(beijing.month()),
+        beijing.day()
+    );
+    let date_en = format!(
+        "{}-{:02}-{:02}",
+        beijing.year(),
+        u8::from(beijing.month()),
+        beijing.day()
+    );
     let n = manifest.documents.len();
     let name_of = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
 
@@ -33,7 +48,9 @@ pub fn transfer_letter(manifest: &Manifest, app: &ApplicationInfo, sender: &Peer
         "    申请人{}与被申请人{}劳动争议一案，本委已立案受理（案号：{}）。申请人在仲裁过程中提出财产保全申请，请求对被申请人价值人民币{}元的财产采取保全措施。依照《中华人民共和国民事诉讼法》及相关规定，现将申请人的财产保全申请及相关材料转交贵院，请依法审查处理。\n\n",
         app.applicant.name, app.respondent.name, app.case_number, app.claim_amount
     ));
-    s.push_str(&format!("    随函附件（共{n}份，电子文件的 SHA-256 摘要列后，可与电子件逐一核对）：\n"));
+    s.push_str(&format!(
+        "    随函附件（共{n}份，电子文件的 SHA-256 摘要列后，可与电子件逐一核对）：\n"
+    ));
     for (i, d) in manifest.documents.iter().enumerate() {
         let (zh, _) = role_names(&d.role);
         s.push_str(&format!(
@@ -45,7 +62,10 @@ pub fn transfer_letter(manifest: &Manifest, app: &ApplicationInfo, sender: &Peer
             d.sha256
         ));
     }
-    s.push_str(&format!("\n    申请人联系方式：电子邮箱 {}", app.applicant.email));
+    s.push_str(&format!(
+        "\n    申请人联系方式：电子邮箱 {}",
+        app.applicant.email
+    ));
     if let Some(m) = &app.applicant.mobile {
         s.push_str(&format!("；手机 {m}"));
     }
@@ -67,7 +87,9 @@ pub fn transfer_letter(manifest: &Manifest, app: &ApplicationInfo, sender: &Peer
         "    In the labor dispute between the applicant {} and the respondent {}, accepted by this Commission under case number {}, the applicant has applied during the arbitration for property preservation against property of the respondent to the value of CNY {}. In accordance with the Civil Procedure Law of the People's Republic of China and related provisions, we hereby transfer the application and its supporting documents to your Court for examination.\n\n",
         app.applicant.name, app.respondent.name, app.case_number, app.claim_amount
     ));
-    s.push_str(&format!("    Enclosures ({n}, each with the SHA-256 digest of its electronic file):\n"));
+    s.push_str(&format!(
+        "    Enclosures ({n}, each with the SHA-256 digest of its electronic file):\n"
+    ));
     for (i, d) in manifest.documents.iter().enumerate() {
         let (_, en) = role_names(&d.role);
         s.push_str(&format!(
@@ -79,7 +101,10 @@ pub fn transfer_letter(manifest: &Manifest, app: &ApplicationInfo, sender: &Peer
             d.sha256
         ));
     }
-    s.push_str(&format!("\n    Applicant's contact: e-mail {}", app.applicant.email));
+    s.push_str(&format!(
+        "\n    Applicant's contact: e-mail {}",
+        app.applicant.email
+    ));
     if let Some(m) = &app.applicant.mobile {
         s.push_str(&format!("; mobile {m}"));
     }

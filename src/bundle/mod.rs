@@ -290,12 +290,16 @@ impl<R: Read> Read for HashingReader<R> {
 
 impl<W> std::fmt::Debug for HashingWriter<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HashingWriter").field("count", &self.count).finish_non_exhaustive()
+        f.debug_struct("HashingWriter")
+            .field("count", &self.count)
+            .finish_non_exhaustive()
     }
 }
 
 impl<R> std::fmt::Debug for HashingReader<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HashingReader").field("count", &self.count).finish_non_exhaustive()
+        f.debug_struct("HashingReader")
+            .field("count", &self.count)
+            .finish_non_exhaustive()
     }
 }

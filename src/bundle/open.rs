@@ -14,7 +14,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::container::Container;
-use super::{payload, BundleError, Envelope, HashingReader, HashingWriter, Manifest, FORMAT, MANIFEST_FORMAT, MAX_CLOCK_SKEW_SECS, MAX_META_BYTES};
+use super::{
+    payload, BundleError, Envelope, HashingReader, HashingWriter, Manifest, FORMAT,
+    MANIFEST_FORMAT, MAX_CLOCK_SKEW_SECS, MAX_META_BYTES,
+};
 use crate::application::check_safe_name;
 use crate::config::{Directory, Limits};
 use crate::fsutil::{open_regular_nofollow, AtomicDir};
@@ -70,7 +73,8 @@ impl Verifier<'_> {
     pub fn verify(&self, path: &Path) -> Result<Verified, BundleError> {
         let (mut container, verified) = self.read_and_check(path)?;
         let mut hr = HashingReader::new(container.payload_reader()?);
-        io::copy(&mut hr, &mut io::sink()).map_err(|e| BundleError::ContainerInvalid(e.to_string()))?;
+        io::copy(&mut hr, &mut io::sink())
+            .map_err(|e| BundleError::ContainerInvalid(e.to_string()))?;
         check_payload_digest(&verified.envelope, hr.finish())?;
         Ok(verified)
     }
@@ -85,8 +89,8 @@ impl Verifier<'_> {
 
     fn check_envelope(&self, c: &Container, size: u64) -> Result<Verified, BundleError> {
         // Format version first: an unknown version has unknown rules.
-        let value: serde_json::Value =
-            serde_json::from_slice(&c.envelope).map_err(|e| BundleError::EnvelopeMalformed(e.to_string()))?;
+        let value: serde_json::Value = serde_json::from_slice(&c.envelope)
+            .map_err(|e| BundleError::EnvelopeMalformed(e.to_string()))?;
         match value.get("format").and_then(|f| f.as_str()) {
             Some(FORMAT) => {}
             Some(other) => return Err(BundleError::UnsupportedFormat(other.to_owned())),
@@ -97,12 +101,14 @@ impl Verifier<'_> {
             .verify(&c.envelope, &c.signature)
             .map_err(|_| BundleError::EnvelopeSignatureInvalid)?;
         // Signed bytes: from here on the envelope's content is the sender's word.
-        let envelope: Envelope =
-            serde_json::from_slice(&c.envelope).map_err(|e| BundleError::EnvelopeMalformed(e.to_string()))?;
+        let envelope: Envelope = serde_json::from_slice(&c.envelope)
+            .map_err(|e| BundleError::EnvelopeMalformed(e.to_string()))?;
         match self.trust.check_issued(signer.der(), envelope.created_at) {
             Ok(()) => {}
             Err(IssuanceError::UnknownIssuer) => return Err(BundleError::SignerUntrusted),
-            Err(e @ IssuanceError::NotValidAt { .. }) => return Err(BundleError::SignerNotValidAtSigningTime(e)),
+            Err(e @ IssuanceError::NotValidAt { .. }) => {
+                return Err(BundleError::SignerNotValidAtSigningTime(e))
+            }
             Err(IssuanceError::Malformed(p)) => return Err(BundleError::SignerCertInvalid(p)),
         }
         if envelope.signer_cert_sha256 != signer.summary().sha256 {
@@ -150,7 +156,12 @@ impl Verifier<'_> {
 
     /// Verifies, decrypts with `identity` and writes the payload into `out`
     /// (which must not exist). `out` appears only if everything verified.
-    pub fn open(&self, path: &Path, identity: &EncryptionIdentity, out: &Path) -> Result<Opened, BundleError> {
+    pub fn open(
+        &self,
+        path: &Path,
+        identity: &EncryptionIdentity,
+        out: &Path,
+    ) -> Result<Opened, BundleError> {
         if out.symlink_metadata().is_ok() {
             return Err(BundleError::OutputExists(out.to_owned()));
         }
@@ -180,10 +191,13 @@ impl Verifier<'_> {
             .signer
             .verify(&x.manifest, &x.manifest_sig)
             .map_err(|_| BundleError::ManifestSignatureInvalid)?;
-        let manifest: Manifest =
-            serde_json::from_slice(&x.manifest).map_err(|e| BundleError::ManifestMalformed(e.to_string()))?;
+        let manifest: Manifest = serde_json::from_slice(&x.manifest)
+            .map_err(|e| BundleError::ManifestMalformed(e.to_string()))?;
         if manifest.format != MANIFEST_FORMAT {
-            return Err(BundleError::ManifestMalformed(format!("unknown manifest format {:?}", manifest.format)));
+            return Err(BundleError::ManifestMalformed(format!(
+                "unknown manifest format {:?}",
+                manifest.format
+            )));
         }
         check_binding(&manifest, &verified.envelope)?;
         if manifest.documents.len() != x.documents.len() {
@@ -208,7 +222,9 @@ impl Verifier<'_> {
             (None, None) => {}
             (Some(m), Some(bytes)) => {
                 if m.path != payload::LETTER {
-                    return Err(BundleError::ManifestMalformed("transfer letter path".into()));
+                    return Err(BundleError::ManifestMalformed(
+                        "transfer letter path".into(),
+                    ));
                 }
                 if m.size != bytes.len() as u64 || m.sha256 != Sha256::of(bytes) {
                     return Err(BundleError::DocumentDigestMismatch(m.path.clone()));
@@ -221,7 +237,9 @@ impl Verifier<'_> {
             }
         }
         if x.sums != manifest.sha256sums().as_bytes() {
-            return Err(BundleError::DocumentDigestMismatch(payload::SHA256SUMS.into()));
+            return Err(BundleError::DocumentDigestMismatch(
+                payload::SHA256SUMS.into(),
+            ));
         }
 
         // All verified: write the small files and publish the directory.
@@ -315,7 +333,9 @@ fn malformed(s: impl Into<String>) -> BundleError {
 
 fn read_small(entry: &mut impl Read, size: u64, path: &str) -> Result<Vec<u8>, BundleError> {
     if size > MAX_META_BYTES {
-        return Err(malformed(format!("{path} is {size} bytes, over {MAX_META_BYTES}")));
+        return Err(malformed(format!(
+            "{path} is {size} bytes, over {MAX_META_BYTES}"
+        )));
     }
     let mut buf = Vec::with_capacity(size as usize);
     entry
@@ -346,7 +366,12 @@ fn extract<R: Read>(
         sums: Vec::new(),
     };
     // Fixed trailer after the documents.
-    const TRAILER: [&str; 4] = [payload::MANIFEST, payload::MANIFEST_SIG, payload::SIGNER, payload::SHA256SUMS];
+    const TRAILER: [&str; 4] = [
+        payload::MANIFEST,
+        payload::MANIFEST_SIG,
+        payload::SIGNER,
+        payload::SHA256SUMS,
+    ];
     let mut trailer_pos = 0usize;
     let mut total: u64 = 0;
     let entries = archive.entries().map_err(|e| malformed(e.to_string()))?;
@@ -359,18 +384,26 @@ fn extract<R: Read>(
         }
         let size = entry.size();
         if trailer_pos == TRAILER.len() {
-            return Err(malformed(format!("unexpected entry {path:?} after SHA256SUMS")));
+            return Err(malformed(format!(
+                "unexpected entry {path:?} after SHA256SUMS"
+            )));
         }
         if let Some(name) = path.strip_prefix(payload::DOCUMENTS_DIR) {
             if trailer_pos > 0 || x.letter.is_some() {
                 return Err(malformed(format!("document {path:?} after the manifest")));
             }
-            check_safe_name(name).map_err(|why| malformed(format!("unsafe document name {path:?}: {why}")))?;
+            check_safe_name(name)
+                .map_err(|why| malformed(format!("unsafe document name {path:?}: {why}")))?;
             if x.documents.len() >= limits.max_documents {
-                return Err(malformed(format!("more than {} documents", limits.max_documents)));
+                return Err(malformed(format!(
+                    "more than {} documents",
+                    limits.max_documents
+                )));
             }
             if size > limits.max_document_size {
-                return Err(malformed(format!("{path:?} is {size} bytes, over the per-document limit")));
+                return Err(malformed(format!(
+                    "{path:?} is {size} bytes, over the per-document limit"
+                )));
             }
             total += size;
             if total > limits.max_total_size {
@@ -381,9 +414,12 @@ fn extract<R: Read>(
                 _ => BundleError::Output(e),
             })?;
             let mut w = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
-            io::copy(&mut (&mut entry).take(size), &mut w).map_err(|e| malformed(format!("{path}: {e}")))?;
+            io::copy(&mut (&mut entry).take(size), &mut w)
+                .map_err(|e| malformed(format!("{path}: {e}")))?;
             let (buf, n, sha) = w.finish();
-            let file = buf.into_inner().map_err(|e| BundleError::Output(e.into_error()))?;
+            let file = buf
+                .into_inner()
+                .map_err(|e| BundleError::Output(e.into_error()))?;
             file.sync_all().map_err(BundleError::Output)?;
             if n != size {
                 return Err(malformed(format!("{path:?} is truncated")));
@@ -411,7 +447,9 @@ fn extract<R: Read>(
     // also makes age authenticate its final chunk.
     let mut rest = [0u8; 8192];
     loop {
-        let n = plain.read(&mut rest).map_err(|_| BundleError::DecryptionFailed)?;
+        let n = plain
+            .read(&mut rest)
+            .map_err(|_| BundleError::DecryptionFailed)?;
         if n == 0 {
             break;
         }

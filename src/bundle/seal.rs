@@ -11,9 +11,9 @@ use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{
-    payload, ApplicationInfo, ContainerWriter, Envelope, HashingReader, HashingWriter, Kind, Manifest,
-    ManifestFile, PayloadInfo, SealError, ENVELOPE_ENTRY, FORMAT, MANIFEST_FORMAT, PAYLOAD_ENTRY,
-    SIGNATURE_ENTRY, SIGNER_ENTRY,
+    payload, ApplicationInfo, ContainerWriter, Envelope, HashingReader, HashingWriter, Kind,
+    Manifest, ManifestFile, PayloadInfo, SealError, ENVELOPE_ENTRY, FORMAT, MANIFEST_FORMAT,
+    PAYLOAD_ENTRY, SIGNATURE_ENTRY, SIGNER_ENTRY,
 };
 use crate::application::check_safe_name;
 use crate::config::Peer;
@@ -93,7 +93,12 @@ fn tar_header(size: u64, mtime: Timestamp) -> tar::Header {
 }
 
 /// Appends an in-memory file to the payload tar.
-fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, path: &str, bytes: &[u8], mtime: Timestamp) -> io::Result<()> {
+fn append_bytes<W: Write>(
+    tar: &mut tar::Builder<W>,
+    path: &str,
+    bytes: &[u8],
+    mtime: Timestamp,
+) -> io::Result<()> {
     let mut h = tar_header(bytes.len() as u64, mtime);
     tar.append_data(&mut h, path, bytes)
 }
@@ -114,8 +119,12 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
     let mut files = Vec::with_capacity(input.documents.len());
     let mut total: u64 = 0;
     for d in &input.documents {
-        let f = open_regular_nofollow(&d.path).map_err(io_err(format!("cannot open {}", d.path.display())))?;
-        let len = f.metadata().map_err(io_err(format!("cannot stat {}", d.path.display())))?.len();
+        let f = open_regular_nofollow(&d.path)
+            .map_err(io_err(format!("cannot open {}", d.path.display())))?;
+        let len = f
+            .metadata()
+            .map_err(io_err(format!("cannot stat {}", d.path.display())))?
+            .len();
         total = total.saturating_add(len);
         files.push((f, len));
     }
@@ -124,7 +133,10 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
         if e.kind() == io::ErrorKind::AlreadyExists {
             SealError::OutputExists(out.to_owned())
         } else {
-            SealError::Io { context: format!("cannot create {}", out.display()), source: e }
+            SealError::Io {
+                context: format!("cannot create {}", out.display()),
+                source: e,
+            }
         }
     })?;
     // Zip64 only when the payload could exceed 4 GiB: tar adds ≤ 1.5 KiB per file,
@@ -133,18 +145,24 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
     let large = estimate >= u64::from(u32::MAX);
 
     let mtime = input.created_at;
-    let mut container = ContainerWriter::new(out_file.file(), mtime, large).map_err(io_err("cannot start the container"))?;
-    container.start(PAYLOAD_ENTRY).map_err(io_err("cannot write the payload"))?;
+    let mut container = ContainerWriter::new(out_file.file(), mtime, large)
+        .map_err(io_err("cannot start the container"))?;
+    container
+        .start(PAYLOAD_ENTRY)
+        .map_err(io_err("cannot write the payload"))?;
 
     let payload_info = {
         let hashed = HashingWriter::new(container.writer());
-        let mut recipients: Vec<&dyn age::Recipient> = vec![input.recipient.encryption_key.as_age()];
+        let mut recipients: Vec<&dyn age::Recipient> =
+            vec![input.recipient.encryption_key.as_age()];
         if let Some(a) = input.archive {
             recipients.push(a.as_age());
         }
         let encryptor = age::Encryptor::with_recipients(recipients.into_iter())
             .map_err(|e| SealError::Encrypt(e.to_string()))?;
-        let age_out = encryptor.wrap_output(hashed).map_err(io_err("cannot write the payload"))?;
+        let age_out = encryptor
+            .wrap_output(hashed)
+            .map_err(io_err("cannot write the payload"))?;
         let mut tar = tar::Builder::new(age_out);
 
         let mut documents = Vec::with_capacity(files.len());
@@ -182,25 +200,50 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
             transfer_letter: None,
         };
         if let Some(app) = &input.application {
-                let text = super::transfer_letter(&manifest, app, input.sender, input.recipient);
-                append_bytes(&mut tar, payload::LETTER, text.as_bytes(), mtime).map_err(io_err("cannot write the transfer letter"))?;
-                manifest.transfer_letter = Some(ManifestFile {
-                    path: payload::LETTER.to_owned(),
-                    role: "transfer-letter".to_owned(),
-                    media_type: "text/plain; charset=utf-8".to_owned(),
-                    size: text.len() as u64,
-                    sha256: Sha256::of(text.as_bytes()),
-                });
+            let text = super::transfer_letter(&manifest, app, input.sender, input.recipient);
+            append_bytes(&mut tar, payload::LETTER, text.as_bytes(), mtime)
+                .map_err(io_err("cannot write the transfer letter"))?;
+            manifest.transfer_letter = Some(ManifestFile {
+                path: payload::LETTER.to_owned(),
+                role: "transfer-letter".to_owned(),
+                media_type: "text/plain; charset=utf-8".to_owned(),
+                size: text.len() as u64,
+                sha256: Sha256::of(text.as_bytes()),
+            });
         }
         let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
         let manifest_sig = input.signer.sign(&manifest_bytes);
         let w = |r: io::Result<()>| r.map_err(io_err("cannot write the payload"));
-        w(append_bytes(&mut tar, payload::MANIFEST, &manifest_bytes, mtime))?;
-        w(append_bytes(&mut tar, payload::MANIFEST_SIG, &manifest_sig, mtime))?;
-        w(append_bytes(&mut tar, payload::SIGNER, input.signer.cert().to_pem().as_bytes(), mtime))?;
-        w(append_bytes(&mut tar, payload::SHA256SUMS, manifest.sha256sums().as_bytes(), mtime))?;
-        let age_out = tar.into_inner().map_err(io_err("cannot finish the payload"))?;
-        let hashed = age_out.finish().map_err(io_err("cannot finish the encryption"))?;
+        w(append_bytes(
+            &mut tar,
+            payload::MANIFEST,
+            &manifest_bytes,
+            mtime,
+        ))?;
+        w(append_bytes(
+            &mut tar,
+            payload::MANIFEST_SIG,
+            &manifest_sig,
+            mtime,
+        ))?;
+        w(append_bytes(
+            &mut tar,
+            payload::SIGNER,
+            input.signer.cert().to_pem().as_bytes(),
+            mtime,
+        ))?;
+        w(append_bytes(
+            &mut tar,
+            payload::SHA256SUMS,
+            manifest.sha256sums().as_bytes(),
+            mtime,
+        ))?;
+        let age_out = tar
+            .into_inner()
+            .map_err(io_err("cannot finish the payload"))?;
+        let hashed = age_out
+            .finish()
+            .map_err(io_err("cannot finish the encryption"))?;
         let (_, length, sha256) = hashed.finish();
         PayloadInfo { length, sha256 }
     };
@@ -225,12 +268,19 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
     w(container.add(SIGNER_ENTRY, input.signer.cert().to_pem().as_bytes()))?;
     w(container.finish().map(drop))?;
 
-    let size = out_file.file().metadata().map_err(io_err("cannot stat the bundle"))?.len();
+    let size = out_file
+        .file()
+        .metadata()
+        .map_err(io_err("cannot stat the bundle"))?
+        .len();
     let path = out_file.commit().map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
             SealError::OutputExists(out.to_owned())
         } else {
-            SealError::Io { context: format!("cannot publish {}", out.display()), source: e }
+            SealError::Io {
+                context: format!("cannot publish {}", out.display()),
+                source: e,
+            }
         }
     })?;
     Ok(Sealed {
