@@ -343,26 +343,9 @@ pub fn seal_application(
         archive: c.keys.archive.as_ref(),
         case_ref: app.case_number.clone(),
         refers_to: None,
-        application: Some(ApplicationInfo {
-            case_number: app.case_number.clone(),
-            court: app.court.clone(),
-            claim_amount: app.claim_amount.clone(),
-            currency: "CNY".into(),
-            resubmission: app.resubmission,
-            applicant: app.applicant.clone(),
-            respondent: app.respondent.clone(),
-        }),
+        application: Some(ApplicationInfo::from(app)),
         body: None,
-        documents: app
-            .documents
-            .iter()
-            .map(|d| DocumentSource {
-                name: d.name.clone(),
-                role: d.role.as_str().to_owned(),
-                media_type: d.media_type.mime().to_owned(),
-                path: d.path.clone(),
-            })
-            .collect(),
+        documents: app.documents.iter().map(DocumentSource::from).collect(),
     };
     bundle::seal(&input, output)
 }

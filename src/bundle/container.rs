@@ -132,13 +132,8 @@ impl Container {
         let has_eocd_at_end = tail[..4] == *b"PK\x05\x06" && tail[20..22] == [0, 0];
         file.rewind().map_err(BundleError::Io)?;
 
-        let mut zip = ZipArchive::new(file).map_err(|e| {
-            if has_eocd_at_end {
-                BundleError::ContainerInvalid(e.to_string())
-            } else {
-                BundleError::TrailingData
-            }
-        })?;
+        let mut zip =
+            ZipArchive::new(file).map_err(|e| BundleError::ContainerInvalid(e.to_string()))?;
         if !has_eocd_at_end {
             return Err(BundleError::TrailingData);
         }

@@ -303,3 +303,28 @@ impl<R> std::fmt::Debug for HashingReader<R> {
             .finish_non_exhaustive()
     }
 }
+
+impl From<&crate::application::Application> for ApplicationInfo {
+    fn from(app: &crate::application::Application) -> Self {
+        Self {
+            case_number: app.case_number.clone(),
+            court: app.court.clone(),
+            claim_amount: app.claim_amount.clone(),
+            currency: "CNY".into(),
+            resubmission: app.resubmission,
+            applicant: app.applicant.clone(),
+            respondent: app.respondent.clone(),
+        }
+    }
+}
+
+impl From<&crate::application::Document> for DocumentSource {
+    fn from(d: &crate::application::Document) -> Self {
+        Self {
+            name: d.name.clone(),
+            role: d.role.as_str().to_owned(),
+            media_type: d.media_type.mime().to_owned(),
+            path: d.path.clone(),
+        }
+    }
+}

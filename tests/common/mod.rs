@@ -1,0 +1,284 @@
+//! Test support: a complete exchange (CA, agencies, keys, peer directory, node
+//! configs) generated at run time with rcgen, in a temp dir of the test's own.
+//! Certificates are valid from yesterday for a year, so nothing ever expires.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256, PKCS_ED25519,
+};
+use sealpost::config::Config;
+use time::{Duration, OffsetDateTime};
+
+/// A certificate authority that can issue agency certificates.
+pub struct Ca {
+    pub params: CertificateParams,
+    pub key: KeyPair,
+    pub pem: String,
+}
+
+impl Ca {
+    pub fn new(cn: &str) -> Self {
+        let now = OffsetDateTime::now_utc();
+        Self::valid(cn, now - Duration::days(1), now + Duration::days(365))
+    }
+
+    pub fn valid(cn: &str, not_before: OffsetDateTime, not_after: OffsetDateTime) -> Self {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let pem = params.self_signed(&key).expect("self-sign").pem();
+        Self { params, key, pem }
+    }
+
+    fn issuer(&self) -> Issuer<'_, &KeyPair> {
+        Issuer::from_params(&self.params, &self.key)
+    }
+
+    /// An Ed25519 signing certificate for `agency`, valid in [not_before, not_after].
+    /// Returns (cert PEM, PKCS#8 key PEM).
+    pub fn signing_cert(
+        &self,
+        agency: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> (String, String) {
+        let key = KeyPair::generate_for(&PKCS_ED25519).expect("ed25519 key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("{agency} signing key"));
+        params.distinguished_name = dn;
+        params.subject_alt_names = vec![SanType::URI(
+            format!("urn:sealpost:agency:{agency}")
+                .try_into()
+                .expect("ia5"),
+        )];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::ContentCommitment,
+        ];
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &self.issuer()).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    /// A P-256 TLS certificate (client + server auth) for `agency`.
+    pub fn tls_cert(&self, agency: &str) -> (String, String) {
+        let now = OffsetDateTime::now_utc();
+        self.tls_cert_valid(agency, now - Duration::days(1), now + Duration::days(365))
+    }
+
+    pub fn tls_cert_valid(
+        &self,
+        agency: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> (String, String) {
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("p256 key");
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+        params.subject_alt_names.push(SanType::URI(
+            format!("urn:sealpost:agency:{agency}")
+                .try_into()
+                .expect("ia5"),
+        ));
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, agency);
+        params.distinguished_name = dn;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.not_before = not_before;
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &self.issuer()).expect("sign");
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+/// One agency's files.
+pub struct Agency {
+    pub id: String,
+    pub role: String,
+    pub dir: PathBuf,
+    pub age_public: String,
+}
+
+/// A whole exchange on disk.
+pub struct Net {
+    pub root: tempfile::TempDir,
+    pub ca: Ca,
+    pub agencies: Vec<Agency>,
+}
+
+pub const COMMITTEE: &str = "sz-lac";
+pub const FUTIAN: &str = "sz-futian-court";
+pub const NANSHAN: &str = "sz-nanshan-court";
+
+fn write(path: &Path, text: &str) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+impl Net {
+    /// The standard exchange: committee sz-lac, courts sz-futian-court and sz-nanshan-court.
+    pub fn new() -> Self {
+        Self::with(&[
+            (COMMITTEE, "committee"),
+            (FUTIAN, "court"),
+            (NANSHAN, "court"),
+        ])
+    }
+
+    pub fn with(agencies: &[(&str, &str)]) -> Self {
+        let root = tempfile::tempdir().expect("tempdir");
+        let now = OffsetDateTime::now_utc();
+        let ca = Ca::new("sealpost TEST exchange CA");
+        let agencies = write_exchange(
+            root.path(),
+            &ca,
+            agencies,
+            now - Duration::days(1),
+            now + Duration::days(365),
+        );
+        Self { root, ca, agencies }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.root.path()
+    }
+
+    pub fn agency(&self, id: &str) -> &Agency {
+        self.agencies
+            .iter()
+            .find(|a| a.id == id)
+            .expect("known agency")
+    }
+
+    pub fn config_path(&self, id: &str) -> PathBuf {
+        self.agency(id).dir.join("sealpost.toml")
+    }
+
+    pub fn config(&self, id: &str) -> Config {
+        Config::load_with_env(&self.config_path(id), Default::default())
+            .unwrap_or_else(|e| panic!("config for {id}: {e}"))
+    }
+
+    /// A fresh path for a test artefact (not created).
+    pub fn out(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+}
+
+/// The repository's fixtures directory.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Copies a fixture application to `dest`, rewriting its court to `court`.
+pub fn copy_fixture(name: &str, dest: &Path, court: &str) {
+    let src = fixtures().join("applications").join(name);
+    fs::create_dir_all(dest).expect("mkdir");
+    for e in fs::read_dir(&src).expect("fixture") {
+        let e = e.expect("entry");
+        let to = dest.join(e.file_name());
+        if e.file_name() == "application.toml" {
+            let text = fs::read_to_string(e.path()).expect("read manifest");
+            let text = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("court") {
+                        format!("court = \"{court}\"")
+                    } else {
+                        l.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            write(&to, &text);
+        } else {
+            fs::copy(e.path(), &to).expect("copy");
+        }
+    }
+}
+
+/// Writes a whole exchange into `root`: ca.pem, peers.toml, and per agency its keys,
+/// certificates (valid in [not_before, not_after]) and `sealpost.toml`.
+pub fn write_exchange(
+    root: &Path,
+    ca: &Ca,
+    agencies: &[(&str, &str)],
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Vec<Agency> {
+    write(&root.join("ca.pem"), &ca.pem);
+    let mut out = Vec::new();
+    let mut peers = String::new();
+    for (id, role) in agencies {
+        let dir = root.join(id);
+        fs::create_dir_all(dir.join("data")).expect("mkdir");
+        let (sign_pem, sign_key) = ca.signing_cert(id, not_before, not_after);
+        write(&dir.join("sign.pem"), &sign_pem);
+        write(&dir.join("sign.key"), &sign_key);
+        let (tls_pem, tls_key) = ca.tls_cert_valid(id, not_before, not_after);
+        write(&dir.join("tls.pem"), &tls_pem);
+        write(&dir.join("tls.key"), &tls_key);
+        let identity = age::x25519::Identity::generate();
+        let age_public = identity.to_public().to_string();
+        {
+            use age::secrecy::ExposeSecret;
+            write(
+                &dir.join("age.key"),
+                &format!("# test key\n{}\n", identity.to_string().expose_secret()),
+            );
+        }
+        write(
+            &dir.join("sealpost.toml"),
+            &format!(
+                "[node]\nid = \"{id}\"\nrole = \"{role}\"\ndata_dir = \"data\"\n\n[pki]\nexchange_ca = \"../ca.pem\"\ntls_cert = \"tls.pem\"\ntls_key = \"tls.key\"\nsigning_cert = \"sign.pem\"\nsigning_key = \"sign.key\"\nencryption_identity = \"age.key\"\n\n[directory]\nfile = \"../peers.toml\"\n"
+            ),
+        );
+        peers.push_str(&format!(
+            "[[peer]]\nid = \"{id}\"\nname_zh = \"测试机构 {id}\"\nname_en = \"Test agency {id}\"\nrole = \"{role}\"\ntls_uri = \"urn:sealpost:agency:{id}\"\nsigning_cert = \"{id}/sign.pem\"\nencryption_key = \"{age_public}\"\ncontact_phone = \"0755-12345678\"\n\n"
+        ));
+        out.push(Agency {
+            id: id.to_string(),
+            role: role.to_string(),
+            dir,
+            age_public,
+        });
+    }
+    write(&root.join("peers.toml"), &peers);
+    out
+}
+
+/// Names in a directory, sorted (for "nothing was written" assertions).
+pub fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Path to the built `sealpost` binary.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sealpost"))
+}
