@@ -537,17 +537,6 @@ impl Config {
                 .check_issued(der.as_ref(), now)
                 .map_err(|e| site.err("pki.tls_cert", format!("the TLS certificate is {e}")))?;
         }
-        if signing.cert().agency() != &id {
-            return Err(site.err(
-                "pki.signing_cert",
-                format!(
-                    "the signing certificate names agency {:?}, but node.id is {:?}",
-                    signing.cert().agency().as_str(),
-                    id.as_str()
-                ),
-            ));
-        }
-
         let limits = parse_limits(&raw.limits, site)?;
         let server_listen = parse_listen(raw.server.listen.as_deref(), "server.listen", site)?;
         let admin_listen = parse_listen(raw.admin.listen.as_deref(), "admin.listen", site)?;
@@ -576,6 +565,17 @@ impl Config {
                 ),
             )
         })?;
+        if signing.cert().agency() != &id {
+            return Err(site.err(
+                "pki.signing_cert",
+                format!(
+                    "the signing certificate names agency {:?}, but node.id is {:?}",
+                    signing.cert().agency().as_str(),
+                    id.as_str()
+                ),
+            ));
+        }
+
         if me.role != role {
             return Err(site.err(
                 "node.role",

@@ -1,0 +1,304 @@
+//! The `sealpost` binary, run as a sysadmin or clerk would: exit codes, messages,
+//! and configuration errors that name file, line and key.
+
+mod common;
+
+use std::fs;
+use std::process::{Command, Output};
+
+use common::{bin, copy_fixture, Net, COMMITTEE, FUTIAN, NANSHAN};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env_remove("SEALPOST_CONFIG")
+        .output()
+        .expect("run sealpost")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn check_config_summarises_a_good_node() {
+    let net = Net::new();
+    let cfg = net.config_path(COMMITTEE);
+    let o = run(&["check-config", "-c", cfg.to_str().expect("utf-8")]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.starts_with("OK  "), "{t}");
+    for want in [
+        "sz-lac",
+        "role committee",
+        "signing cert",
+        "SPKI sha256",
+        FUTIAN,
+        NANSHAN,
+        "days)",
+    ] {
+        assert!(t.contains(want), "summary lacks {want:?}:\n{t}");
+    }
+}
+
+/// Edits the committee's config, runs check-config, returns (exit code, stderr).
+fn broken(edit: impl FnOnce(&Net, &str) -> String) -> (Option<i32>, String) {
+    let net = Net::new();
+    let cfg = net.config_path(COMMITTEE);
+    let original = fs::read_to_string(&cfg).expect("read");
+    fs::write(&cfg, edit(&net, &original)).expect("write");
+    let o = run(&["check-config", "-c", cfg.to_str().expect("utf-8")]);
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn config_errors_name_file_line_and_key_and_exit_78() {
+    // A typo in a key name.
+    let (code, err) = broken(|_, t| t.replace("role = ", "rol = "));
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("sealpost.toml") && err.contains("rol"),
+        "{err}"
+    );
+
+    // Another agency's signing key: the key file does not match the certificate.
+    let (code, err) = broken(|net, t| {
+        let other = net.agency(FUTIAN).dir.join("sign.key");
+        t.replace(
+            "signing_key = \"sign.key\"",
+            &format!("signing_key = \"{}\"", other.display()),
+        )
+    });
+    assert_eq!(code, Some(78), "{err}");
+    assert!(
+        err.contains("sealpost.toml:11: key `pki.signing_key`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("does not belong to the signing certificate"),
+        "{err}"
+    );
+
+    // A node id that is not in the directory.
+    let (code, err) = broken(|_, t| t.replace("id = \"sz-lac\"", "id = \"sz-ghost\""));
+    assert_eq!(code, Some(78));
+    assert!(
+        err.contains(":2: key `node.id`") && err.contains("not in the peer directory"),
+        "{err}"
+    );
+
+    // Syntax error, with toml's line.
+    let (code, err) = broken(|_, t| t.replace("[pki]", "[pki"));
+    assert_eq!(code, Some(78));
+    assert!(
+        err.contains("sealpost.toml:6:") && err.contains("not valid TOML"),
+        "{err}"
+    );
+
+    // A missing key file.
+    let (code, err) = broken(|_, t| t.replace("age.key", "no-such.key"));
+    assert_eq!(code, Some(78));
+    assert!(
+        err.contains("key `pki.encryption_identity`") && err.contains("no-such.key"),
+        "{err}"
+    );
+
+    // A bad size.
+    let (code, err) = broken(|_, t| format!("{t}\n[limits]\nmax_document_size = \"12 parsecs\"\n"));
+    assert_eq!(code, Some(78));
+    assert!(
+        err.contains("key `limits.max_document_size`") && err.contains("unknown unit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn peer_directory_errors_are_located_too() {
+    let net = Net::new();
+    let peers = net.path().join("peers.toml");
+    let text = fs::read_to_string(&peers).expect("read");
+    // Break the second peer's encryption key.
+    let mut n = 0;
+    let broken: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if l.starts_with("encryption_key") {
+                n += 1;
+                if n == 2 {
+                    return format!("encryption_key = \"age1notakey\" # line {}", i + 1);
+                }
+            }
+            l.to_owned()
+        })
+        .collect();
+    let line = broken
+        .iter()
+        .position(|l| l.contains("age1notakey"))
+        .expect("edited")
+        + 1;
+    fs::write(&peers, broken.join("\n")).expect("write");
+    let o = run(&[
+        "check-config",
+        "-c",
+        net.config_path(COMMITTEE).to_str().expect("utf-8"),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(
+        err.contains(&format!("peers.toml:{line}: key `peer[1].encryption_key`")),
+        "{err}"
+    );
+}
+
+#[test]
+fn seal_verify_open_through_the_binary() {
+    let net = Net::new();
+    let app = net.out("app");
+    copy_fixture("li-na-nanshan", &app, NANSHAN);
+    let bundle = net.out("b.sealpost");
+    let lac = net.config_path(COMMITTEE);
+    let nanshan = net.config_path(NANSHAN);
+    let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+
+    let o = run(&[
+        "seal",
+        "-c",
+        &s(&lac),
+        "--input",
+        &s(&app),
+        "--to",
+        NANSHAN,
+        "-o",
+        &s(&bundle),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("SEALED"));
+
+    // Sealing again onto the same file: refused, file untouched.
+    let before = fs::read(&bundle).expect("read");
+    let o = run(&[
+        "seal",
+        "-c",
+        &s(&lac),
+        "--input",
+        &s(&app),
+        "--to",
+        NANSHAN,
+        "-o",
+        &s(&bundle),
+    ]);
+    assert_eq!(o.status.code(), Some(73), "{}", text(&o));
+    assert_eq!(fs::read(&bundle).expect("read"), before);
+
+    let o = run(&["verify", "-c", &s(&nanshan), &s(&bundle)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&["verify", "-c", &s(&nanshan), "--json", &s(&bundle)]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["envelope"]["recipient"], NANSHAN);
+
+    // Futian is not the recipient.
+    let o = run(&[
+        "verify",
+        "-c",
+        &s(&net.config_path(FUTIAN)),
+        "--json",
+        &s(&bundle),
+    ]);
+    assert_eq!(o.status.code(), Some(65));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["code"], "wrong-recipient");
+
+    let out = net.out("opened");
+    let o = run(&["open", "-c", &s(&nanshan), &s(&bundle), "-o", &s(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for f in ["财产保全申请书.pdf", "财产线索.pdf", "身份证明.png"] {
+        assert_eq!(
+            fs::read(out.join("documents").join(f)).expect("opened doc"),
+            fs::read(app.join(f)).expect("original"),
+            "{f}"
+        );
+    }
+    let o = run(&["open", "-c", &s(&nanshan), &s(&bundle), "-o", &s(&out)]);
+    assert_eq!(o.status.code(), Some(73), "{}", text(&o));
+
+    // A truncated bundle is refused with its code, exit 65, nothing written.
+    let cut = net.out("cut.sealpost");
+    fs::write(&cut, &before[..before.len() / 2]).expect("write");
+    let o = run(&[
+        "open",
+        "-c",
+        &s(&nanshan),
+        &s(&cut),
+        "-o",
+        &s(&net.out("never")),
+    ]);
+    assert_eq!(o.status.code(), Some(65), "{}", text(&o));
+    assert!(
+        text(&o).contains("REFUSED") && text(&o).contains("[container-invalid]"),
+        "{}",
+        text(&o)
+    );
+    assert!(!net.out("never").exists());
+
+    let o = run(&[
+        "verify",
+        "-c",
+        &s(&nanshan),
+        &s(&net.out("missing.sealpost")),
+    ]);
+    assert_eq!(o.status.code(), Some(66));
+}
+
+#[test]
+fn a_rejected_application_is_explained_in_chinese_and_english() {
+    let net = Net::new();
+    let app = net.out("app");
+    copy_fixture("zhang-wei-futian", &app, FUTIAN);
+    fs::remove_file(app.join("受理通知书.pdf")).expect("rm");
+    fs::write(app.join("仲裁申请书.pdf"), b"MZ\x90\x00 this is an exe").expect("fake pdf");
+    let out = net.out("b.sealpost");
+    let o = run(&[
+        "seal",
+        "-c",
+        net.config_path(COMMITTEE).to_str().expect("utf-8"),
+        "--input",
+        app.to_str().expect("utf-8"),
+        "--to",
+        FUTIAN,
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(65), "{t}");
+    assert!(t.contains("[document-missing] 受理通知书.pdf"), "{t}");
+    assert!(
+        t.contains("[document-type-not-allowed] 仲裁申请书.pdf"),
+        "{t}"
+    );
+    assert!(
+        t.contains("不在文件夹中") && t.contains("not contain it"),
+        "{t}"
+    );
+    assert!(!out.exists(), "nothing sealed");
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let o = run(&["--help"]);
+    let t = text(&o);
+    for code in ["64", "65", "66", "73", "74", "78"] {
+        assert!(
+            t.contains(&format!("  {code}  ")),
+            "--help lacks exit code {code}:\n{t}"
+        );
+    }
+}
