@@ -112,7 +112,7 @@ fn asn1_to_ts(t: x509_parser::time::ASN1Time) -> Timestamp {
 /// Parses a DER certificate, with a specific message on failure.
 pub fn parse_cert(der: &[u8]) -> Result<X509Certificate<'_>, CertProblem> {
     match X509Certificate::from_der(der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(problem("trailing bytes after the certificate")),
         Err(e) => Err(problem(format!("not a valid X.509 certificate: {e}"))),
     }

@@ -41,8 +41,9 @@ pub struct Verifier<'a> {
 }
 
 /// A bundle whose envelope, signer and payload digest all verified. Only
-/// [`Verifier`] constructs one.
+/// [`Verifier`] constructs one (`non_exhaustive` keeps other crates from it).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Verified {
     /// The envelope.
     pub envelope: Envelope,
@@ -54,7 +55,6 @@ pub struct Verified {
     pub signer: SignerCert,
     /// The bundle file's size.
     pub size: u64,
-    _proof: (),
 }
 
 /// A bundle opened into a directory.
@@ -150,7 +150,6 @@ impl Verifier<'_> {
             signature: c.signature.clone(),
             signer,
             size,
-            _proof: (),
         })
     }
 
