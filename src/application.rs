@@ -217,6 +217,7 @@ pub enum Language {
 
 /// The applicant (申请人).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Applicant {
     /// Full name.
     pub name: String,
@@ -231,6 +232,7 @@ pub struct Applicant {
 
 /// The respondent (被申请人).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Respondent {
     /// Name (person or company).
     pub name: String,
@@ -527,6 +529,15 @@ impl Application {
                 );
                 return None;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                r.add(
+                    C::Unreadable,
+                    Some(MANIFEST_NAME),
+                    format!("无法读取 application.toml（{e}）。请检查文件权限。"),
+                    format!("application.toml cannot be read ({e}). Check the file's permissions."),
+                );
+                return None;
+            }
             Err(e) => {
                 r.add(
                     C::NotARegularFile,
@@ -661,9 +672,11 @@ impl Application {
         if let Some(a) = &raw.respondent.address {
             check_text(r, "respondent.address", "被申请人地址", a, false);
         }
-        let email_ok = raw.applicant.email.parse::<lettre::Address>().is_ok()
-            && raw.applicant.email.contains('.')
-            && !raw.applicant.email.chars().any(char::is_control);
+        let email_ok = raw
+            .applicant
+            .email
+            .parse::<lettre::Address>()
+            .is_ok_and(|a| a.domain().contains('.') && !a.domain().ends_with('.'));
         if !email_ok {
             r.add(
                 C::EmailInvalid,
@@ -932,7 +945,9 @@ impl Application {
         // Anything in the folder that is neither listed nor ignorable.
         if let Ok(entries) = fs::read_dir(dir) {
             let listed_names: BTreeSet<&str> = listed.iter().map(|d| d.file.as_str()).collect();
-            for e in entries.flatten() {
+            let mut entries: Vec<_> = entries.flatten().collect();
+            entries.sort_by_key(|e| e.file_name());
+            for e in entries {
                 let os = e.file_name();
                 let shown = os.to_string_lossy().into_owned();
                 if shown == MANIFEST_NAME || IGNORED_FILES.contains(&shown.as_str()) {

@@ -700,10 +700,10 @@ fn parse_limits(raw: &RawLimits, site: &Site<'_>) -> Result<Limits, ConfigError>
     };
     let limits = Limits {
         max_documents: match raw.max_documents {
-            Some(0) => {
+            Some(n) if n < 3 => {
                 return Err(site.err(
                     "limits.max_documents",
-                    "must be at least 3 (the required documents)",
+                    format!("is {n}, but every application has at least 3 required documents"),
                 ))
             }
             Some(n) => n,

@@ -317,7 +317,8 @@ impl FromStr for Timestamp {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = OffsetDateTime::parse(s, &Rfc3339)
             .map_err(|e| invalid("timestamp", format!("{s:?} is not RFC 3339: {e}")))?;
-        if t.offset() != time::UtcOffset::UTC || t.nanosecond() != 0 || !s.ends_with('Z') {
+        // Exactly `YYYY-MM-DDTHH:MM:SSZ`: one spelling per instant.
+        if t.offset() != time::UtcOffset::UTC || s.len() != 20 || !s.ends_with('Z') {
             return Err(invalid(
                 "timestamp",
                 format!("{s:?} must be UTC whole seconds ending in Z"),
@@ -433,5 +434,6 @@ mod tests {
         assert_eq!(t.to_string(), "2026-11-23T08:30:00Z");
         assert!("2026-11-23T08:30:00+08:00".parse::<Timestamp>().is_err());
         assert!("2026-11-23T08:30:00.5Z".parse::<Timestamp>().is_err());
+        assert!("2026-11-23T08:30:00.000Z".parse::<Timestamp>().is_err());
     }
 }

@@ -302,3 +302,31 @@ fn help_documents_exit_codes() {
         );
     }
 }
+
+#[test]
+fn a_misspelt_manifest_key_is_rejected_not_dropped() {
+    // Regression: unknown keys inside [respondent] used to be silently ignored.
+    let net = Net::new();
+    let app = net.out("app");
+    copy_fixture("zhang-wei-futian", &app, FUTIAN);
+    let manifest = app.join("application.toml");
+    let text = fs::read_to_string(&manifest).expect("read");
+    fs::write(&manifest, text.replace("address =", "adress =")).expect("write");
+    let o = run(&[
+        "seal",
+        "-c",
+        net.config_path(COMMITTEE).to_str().expect("utf-8"),
+        "--input",
+        app.to_str().expect("utf-8"),
+        "--to",
+        FUTIAN,
+        "-o",
+        net.out("b.sealpost").to_str().expect("utf-8"),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(65), "{t}");
+    assert!(
+        t.contains("[manifest-invalid] application.toml") && t.contains("adress"),
+        "{t}"
+    );
+}

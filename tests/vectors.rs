@@ -676,6 +676,15 @@ fn regenerate_vectors() {
             "fail_payload-length-mismatch__truncated-payload",
             &zip_of(&e),
         );
+        // Payload intact, but the zip CRC-32 recorded for it is wrong.
+        let mut z = zip_of(&g);
+        let cd = z
+            .windows(4)
+            .position(|w| w == b"PK\x01\x02")
+            .expect("central directory");
+        z[cd + 16] ^= 0xFF;
+        z[14] ^= 0xFF;
+        put("fail_container-invalid__payload-crc-mismatch", &z);
         let mut e = g.clone();
         let mut flipped = payload.clone();
         let mid = flipped.len() / 2;
@@ -742,6 +751,21 @@ fn regenerate_vectors() {
         set(&mut i, "manifest.json", forged);
         put(
             "fail_manifest-mismatch__manifest-of-another-bundle",
+            &reseal(&i, &futian_rcpt),
+        );
+
+        let forged = m.replacen(
+            "\"court\": \"sz-futian-court\"",
+            "\"court\": \"sz-nanshan-court\"",
+            1,
+        );
+        assert_ne!(forged, m, "the manifest names the court");
+        let forged = forged.into_bytes();
+        let mut i = inner.clone();
+        set(&mut i, "manifest.sig", key.sign(&forged).to_vec());
+        set(&mut i, "manifest.json", forged);
+        put(
+            "fail_manifest-mismatch__application-for-another-court",
             &reseal(&i, &futian_rcpt),
         );
 

@@ -269,7 +269,9 @@ impl Container {
     }
 }
 
-/// Reads the payload entry, checking its zip CRC-32 at the end.
+/// Reads the payload entry and computes its zip CRC-32 on the way. The CRC is
+/// checked by the caller *after* the SHA-256 (see [`PayloadReader::check_crc`]),
+/// so that `verify` and `open` name the same, more telling fault.
 #[derive(Debug)]
 pub(super) struct PayloadReader<'a> {
     inner: io::Take<&'a mut File>,
@@ -277,16 +279,23 @@ pub(super) struct PayloadReader<'a> {
     expected_crc: u32,
 }
 
+impl PayloadReader<'_> {
+    /// After the whole payload was read: does the zip CRC-32 match?
+    pub fn check_crc(&self) -> Result<(), BundleError> {
+        if self.crc.clone().finalize() == self.expected_crc {
+            Ok(())
+        } else {
+            Err(BundleError::ContainerInvalid(
+                "payload.age fails its zip CRC-32".into(),
+            ))
+        }
+    }
+}
+
 impl Read for PayloadReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.crc.update(&buf[..n]);
-        if n == 0 && !buf.is_empty() && self.crc.clone().finalize() != self.expected_crc {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "payload CRC-32 mismatch",
-            ));
-        }
         Ok(n)
     }
 }

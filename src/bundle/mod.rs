@@ -277,6 +277,10 @@ impl<R: Read> HashingReader<R> {
     pub fn finish(self) -> (u64, Sha256) {
         (self.count, Sha256::from_ring(self.ctx.finish()))
     }
+    /// Bytes read, their digest, and the inner reader.
+    pub fn finish_with_inner(self) -> (u64, Sha256, R) {
+        (self.count, Sha256::from_ring(self.ctx.finish()), self.inner)
+    }
 }
 
 impl<R: Read> Read for HashingReader<R> {

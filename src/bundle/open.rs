@@ -73,9 +73,10 @@ impl Verifier<'_> {
     pub fn verify(&self, path: &Path) -> Result<Verified, BundleError> {
         let (mut container, verified) = self.read_and_check(path)?;
         let mut hr = HashingReader::new(container.payload_reader()?);
-        io::copy(&mut hr, &mut io::sink())
-            .map_err(|e| BundleError::ContainerInvalid(e.to_string()))?;
-        check_payload_digest(&verified.envelope, hr.finish())?;
+        io::copy(&mut hr, &mut io::sink()).map_err(BundleError::Io)?;
+        let (len, sha, payload) = hr.finish_with_inner();
+        check_payload_digest(&verified.envelope, (len, sha))?;
+        payload.check_crc()?;
         Ok(verified)
     }
 
@@ -176,12 +177,16 @@ impl Verifier<'_> {
         // Read whatever the extraction left, so the digest check (which explains
         // a swapped or truncated payload best) comes first whatever else failed.
         let drained = io::copy(&mut hr, &mut io::sink());
-        check_payload_digest(&verified.envelope, hr.finish())?;
-        drained.map_err(|e| BundleError::ContainerInvalid(e.to_string()))?;
+        let (len, sha, payload) = hr.finish_with_inner();
+        check_payload_digest(&verified.envelope, (len, sha))?;
+        drained.map_err(BundleError::Io)?;
+        payload.check_crc()?;
         let x = extracted?;
 
         // The payload's own proof of origin.
-        if x.signer_pem != verified.signer.to_pem().as_bytes() {
+        let same_signer =
+            SignerCert::from_pem(&x.signer_pem).is_ok_and(|c| c.der() == verified.signer.der());
+        if !same_signer {
             return Err(BundleError::ManifestMalformed(
                 "the payload's signer.pem differs from the envelope's signer".into(),
             ));
@@ -303,6 +308,29 @@ fn check_binding(m: &Manifest, e: &Envelope) -> Result<(), BundleError> {
     }
     if m.refers_to != e.refers_to {
         return mismatch("refers_to");
+    }
+    let is_application = e.kind == super::Kind::PreservationApplication;
+    match &m.application {
+        Some(a) if is_application => {
+            if a.case_number != e.case_ref {
+                return mismatch("application.case_number");
+            }
+            if a.court != e.recipient {
+                return mismatch("application.court");
+            }
+        }
+        None if !is_application => {}
+        _ => {
+            return Err(BundleError::ManifestMismatch(
+                "an application manifest must carry the application particulars, and only it may"
+                    .into(),
+            ))
+        }
+    }
+    if m.transfer_letter.is_some() != is_application {
+        return Err(BundleError::ManifestMismatch(
+            "a transfer letter belongs to preservation applications, and only to them".into(),
+        ));
     }
     Ok(())
 }
