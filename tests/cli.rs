@@ -310,8 +310,8 @@ fn a_misspelt_manifest_key_is_rejected_not_dropped() {
     let app = net.out("app");
     copy_fixture("zhang-wei-futian", &app, FUTIAN);
     let manifest = app.join("application.toml");
-    let text = fs::read_to_string(&manifest).expect("read");
-    fs::write(&manifest, text.replace("address =", "adress =")).expect("write");
+    let original = fs::read_to_string(&manifest).expect("read");
+    fs::write(&manifest, original.replace("address =", "adress =")).expect("write");
     let o = run(&[
         "seal",
         "-c",
