@@ -25,6 +25,7 @@ mod container;
 mod error;
 mod letter;
 mod open;
+mod pipe;
 mod seal;
 
 use std::io::{self, Read, Write};

@@ -9,11 +9,13 @@
 //! has passed. On any failure nothing is left behind.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use super::container::Container;
+use super::pipe::{pump, ChunkReceiver, PIPE_DEPTH};
 use super::{
     payload, BundleError, Envelope, HashingReader, HashingWriter, Manifest, FORMAT,
     MANIFEST_FORMAT, MAX_CLOCK_SKEW_SECS, MAX_META_BYTES,
@@ -172,15 +174,28 @@ impl Verifier<'_> {
         })?;
         fs::create_dir(dir.path().join("documents")).map_err(BundleError::Output)?;
 
-        let mut hr = HashingReader::new(container.payload_reader()?);
-        let extracted = extract(&mut hr, identity, dir.path(), &self.limits);
-        // Read whatever the extraction left, so the digest check (which explains
-        // a swapped or truncated payload best) comes first whatever else failed.
-        let drained = io::copy(&mut hr, &mut io::sink());
-        let (len, sha, payload) = hr.finish_with_inner();
+        // Two stages: a reader thread hashes and CRCs the ciphertext (always to
+        // its end, so the digest check, which explains a swapped or truncated
+        // payload best, comes first whatever else failed); this thread
+        // decrypts, unpacks and writes.
+        let payload = container.payload_reader()?;
+        let (extracted, read) = std::thread::scope(|scope| {
+            let (tx, rx) = mpsc::sync_channel(PIPE_DEPTH);
+            let reader = scope.spawn(move || {
+                let mut hr = HashingReader::new(payload);
+                let pumped = pump(&mut hr, tx);
+                let (len, sha, payload) = hr.finish_with_inner();
+                pumped.map(|()| (len, sha, payload.check_crc()))
+            });
+            let extracted = extract(ChunkReceiver::new(rx), identity, dir.path(), &self.limits);
+            let read = reader
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the payload reader panicked")));
+            (extracted, read)
+        });
+        let (len, sha, crc) = read.map_err(BundleError::Io)?;
         check_payload_digest(&verified.envelope, (len, sha))?;
-        drained.map_err(BundleError::Io)?;
-        payload.check_crc()?;
+        crc?;
         let x = extracted?;
 
         // The payload's own proof of origin.
@@ -372,14 +387,14 @@ fn read_small(entry: &mut impl Read, size: u64, path: &str) -> Result<Vec<u8>, B
     Ok(buf)
 }
 
-fn extract<R: Read>(
-    hr: &mut HashingReader<R>,
+fn extract(
+    ciphertext: ChunkReceiver,
     identity: &EncryptionIdentity,
     dir: &Path,
     limits: &Limits,
 ) -> Result<Extracted, BundleError> {
-    let decryptor = age::Decryptor::new_buffered(BufReader::with_capacity(64 * 1024, hr))
-        .map_err(|_| BundleError::DecryptionFailed)?;
+    let decryptor =
+        age::Decryptor::new_buffered(ciphertext).map_err(|_| BundleError::DecryptionFailed)?;
     let mut plain = decryptor
         .decrypt(std::iter::once(identity.as_age() as &dyn age::Identity))
         .map_err(|_| BundleError::DecryptionFailed)?;

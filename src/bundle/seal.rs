@@ -8,6 +8,9 @@
 //! name only when complete and fsynced.
 
 use std::io::{self, BufReader, Read, Write};
+use std::sync::mpsc;
+
+use super::pipe::{ChunkSender, PIPE_DEPTH};
 use std::path::{Path, PathBuf};
 
 use super::{
@@ -151,102 +154,35 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
         .start(PAYLOAD_ENTRY)
         .map_err(io_err("cannot write the payload"))?;
 
-    let payload_info = {
-        let hashed = HashingWriter::new(container.writer());
-        let mut recipients: Vec<&dyn age::Recipient> =
-            vec![input.recipient.encryption_key.as_age()];
-        if let Some(a) = input.archive {
-            recipients.push(a.as_age());
-        }
-        let encryptor = age::Encryptor::with_recipients(recipients.into_iter())
-            .map_err(|e| SealError::Encrypt(e.to_string()))?;
-        let age_out = encryptor
-            .wrap_output(hashed)
-            .map_err(io_err("cannot write the payload"))?;
-        let mut tar = tar::Builder::new(age_out);
-
-        let mut documents = Vec::with_capacity(files.len());
-        for (d, (file, len)) in input.documents.iter().zip(files) {
-            let path = format!("{}{}", payload::DOCUMENTS_DIR, d.name);
-            let mut h = tar_header(len, mtime);
-            let mut src = HashingReader::new(BufReader::with_capacity(256 * 1024, file).take(len));
-            tar.append_data(&mut h, &path, &mut src)
-                .map_err(io_err(format!("cannot seal {}", d.path.display())))?;
-            let (n, sha256) = src.finish();
-            if n != len {
-                return Err(SealError::DocumentChanged(d.name.clone()));
+    // Two stages on two cores, joined by a bounded channel: this thread hashes
+    // the ciphertext, CRCs and writes it; the producer reads, hashes, tars and
+    // encrypts. At most PIPE_DEPTH chunks are in flight, so memory stays flat.
+    let payload_info = std::thread::scope(|scope| -> Result<PayloadInfo, SealError> {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+        let producer = scope.spawn(move || -> Result<(), SealError> {
+            let mut sink = write_payload(input, files, ChunkSender::new(tx))?;
+            sink.flush().map_err(io_err("cannot write the payload"))
+        });
+        let mut hashed = HashingWriter::new(container.writer());
+        let mut write_error = None;
+        for chunk in rx.iter() {
+            if let Err(e) = hashed.write_all(&chunk) {
+                write_error = Some(e);
+                break;
             }
-            documents.push(ManifestFile {
-                path,
-                role: d.role.clone(),
-                media_type: d.media_type.clone(),
-                size: len,
-                sha256,
-            });
         }
-
-        let mut manifest = Manifest {
-            format: MANIFEST_FORMAT.to_owned(),
-            bundle_id: input.id,
-            kind: input.kind,
-            sender: input.sender.id.clone(),
-            recipient: input.recipient.id.clone(),
-            case_ref: input.case_ref.clone(),
-            created_at: input.created_at,
-            refers_to: input.refers_to,
-            application: input.application.clone(),
-            body: input.body.clone(),
-            documents,
-            transfer_letter: None,
-        };
-        if let Some(app) = &input.application {
-            let text = super::transfer_letter(&manifest, app, input.sender, input.recipient);
-            append_bytes(&mut tar, payload::LETTER, text.as_bytes(), mtime)
-                .map_err(io_err("cannot write the transfer letter"))?;
-            manifest.transfer_letter = Some(ManifestFile {
-                path: payload::LETTER.to_owned(),
-                role: "transfer-letter".to_owned(),
-                media_type: "text/plain; charset=utf-8".to_owned(),
-                size: text.len() as u64,
-                sha256: Sha256::of(text.as_bytes()),
-            });
+        // Dropping the receiver makes a still-running producer fail its next send.
+        drop(rx);
+        let produced = producer
+            .join()
+            .unwrap_or_else(|_| Err(SealError::Encrypt("the sealing thread panicked".into())));
+        if let Some(e) = write_error {
+            return Err(io_err("cannot write the payload")(e));
         }
-        let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
-        let manifest_sig = input.signer.sign(&manifest_bytes);
-        let w = |r: io::Result<()>| r.map_err(io_err("cannot write the payload"));
-        w(append_bytes(
-            &mut tar,
-            payload::MANIFEST,
-            &manifest_bytes,
-            mtime,
-        ))?;
-        w(append_bytes(
-            &mut tar,
-            payload::MANIFEST_SIG,
-            &manifest_sig,
-            mtime,
-        ))?;
-        w(append_bytes(
-            &mut tar,
-            payload::SIGNER,
-            input.signer.cert().to_pem().as_bytes(),
-            mtime,
-        ))?;
-        w(append_bytes(
-            &mut tar,
-            payload::SHA256SUMS,
-            manifest.sha256sums().as_bytes(),
-            mtime,
-        ))?;
-        let age_out = tar
-            .into_inner()
-            .map_err(io_err("cannot finish the payload"))?;
-        let hashed = age_out
-            .finish()
-            .map_err(io_err("cannot finish the encryption"))?;
+        produced?;
         let (_, length, sha256) = hashed.finish();
-        PayloadInfo { length, sha256 }
-    };
+        Ok(PayloadInfo { length, sha256 })
+    })?;
 
     let envelope = Envelope {
         format: FORMAT.to_owned(),
@@ -289,4 +225,103 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
         envelope_bytes,
         size,
     })
+}
+
+/// The producer stage: documents → tar → age, into `sink`; returns the sink.
+fn write_payload<W: Write>(
+    input: &SealInput<'_>,
+    files: Vec<(std::fs::File, u64)>,
+    sink: W,
+) -> Result<W, SealError> {
+    let mtime = input.created_at;
+    let mut recipients: Vec<&dyn age::Recipient> = vec![input.recipient.encryption_key.as_age()];
+    if let Some(a) = input.archive {
+        recipients.push(a.as_age());
+    }
+    let encryptor = age::Encryptor::with_recipients(recipients.into_iter())
+        .map_err(|e| SealError::Encrypt(e.to_string()))?;
+    let age_out = encryptor
+        .wrap_output(sink)
+        .map_err(io_err("cannot write the payload"))?;
+    let mut tar = tar::Builder::new(age_out);
+
+    let mut documents = Vec::with_capacity(files.len());
+    for (d, (file, len)) in input.documents.iter().zip(files) {
+        let path = format!("{}{}", payload::DOCUMENTS_DIR, d.name);
+        let mut h = tar_header(len, mtime);
+        let mut src = HashingReader::new(BufReader::with_capacity(256 * 1024, file).take(len));
+        tar.append_data(&mut h, &path, &mut src)
+            .map_err(io_err(format!("cannot seal {}", d.path.display())))?;
+        let (n, sha256) = src.finish();
+        if n != len {
+            return Err(SealError::DocumentChanged(d.name.clone()));
+        }
+        documents.push(ManifestFile {
+            path,
+            role: d.role.clone(),
+            media_type: d.media_type.clone(),
+            size: len,
+            sha256,
+        });
+    }
+
+    let mut manifest = Manifest {
+        format: MANIFEST_FORMAT.to_owned(),
+        bundle_id: input.id,
+        kind: input.kind,
+        sender: input.sender.id.clone(),
+        recipient: input.recipient.id.clone(),
+        case_ref: input.case_ref.clone(),
+        created_at: input.created_at,
+        refers_to: input.refers_to,
+        application: input.application.clone(),
+        body: input.body.clone(),
+        documents,
+        transfer_letter: None,
+    };
+    if let Some(app) = &input.application {
+        let text = super::transfer_letter(&manifest, app, input.sender, input.recipient);
+        append_bytes(&mut tar, payload::LETTER, text.as_bytes(), mtime)
+            .map_err(io_err("cannot write the transfer letter"))?;
+        manifest.transfer_letter = Some(ManifestFile {
+            path: payload::LETTER.to_owned(),
+            role: "transfer-letter".to_owned(),
+            media_type: "text/plain; charset=utf-8".to_owned(),
+            size: text.len() as u64,
+            sha256: Sha256::of(text.as_bytes()),
+        });
+    }
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    let manifest_sig = input.signer.sign(&manifest_bytes);
+    let w = |r: io::Result<()>| r.map_err(io_err("cannot write the payload"));
+    w(append_bytes(
+        &mut tar,
+        payload::MANIFEST,
+        &manifest_bytes,
+        mtime,
+    ))?;
+    w(append_bytes(
+        &mut tar,
+        payload::MANIFEST_SIG,
+        &manifest_sig,
+        mtime,
+    ))?;
+    w(append_bytes(
+        &mut tar,
+        payload::SIGNER,
+        input.signer.cert().to_pem().as_bytes(),
+        mtime,
+    ))?;
+    w(append_bytes(
+        &mut tar,
+        payload::SHA256SUMS,
+        manifest.sha256sums().as_bytes(),
+        mtime,
+    ))?;
+    let age_out = tar
+        .into_inner()
+        .map_err(io_err("cannot finish the payload"))?;
+    age_out
+        .finish()
+        .map_err(io_err("cannot finish the encryption"))
 }
