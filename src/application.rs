@@ -363,6 +363,20 @@ pub enum ReasonCode {
     HardLinkedFile,
     /// A file could not be read.
     Unreadable,
+    /// Something in the intake folder that is neither a folder nor a `.zip`.
+    NotAnApplication,
+    /// A `.zip` that cannot be read as a zip archive.
+    ZipInvalid,
+    /// A zip entry with an absolute path, `..`, a backslash, a drive letter or a control character.
+    ZipUnsafeEntry,
+    /// A zip entry that is a symbolic link.
+    ZipSymlink,
+    /// Two zip entries with the same name.
+    ZipDuplicateEntry,
+    /// A zip that would expand beyond the limits (size, ratio, overlap, time).
+    ZipBomb,
+    /// The same case is already in the outbox and the application is not marked as a resubmission.
+    CaseAlreadyQueued,
 }
 
 impl ReasonCode {
@@ -387,6 +401,23 @@ pub struct Reason {
     pub zh: String,
     /// The same in English.
     pub en: String,
+}
+
+impl Reason {
+    /// A reason with its explanation in both languages.
+    pub fn new(
+        code: ReasonCode,
+        file: Option<&str>,
+        zh: impl Into<String>,
+        en: impl Into<String>,
+    ) -> Self {
+        Self {
+            code,
+            file: file.map(str::to_owned),
+            zh: zh.into(),
+            en: en.into(),
+        }
+    }
 }
 
 impl fmt::Display for Reason {

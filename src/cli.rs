@@ -109,6 +109,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run the node: watch the intake folder, seal and queue applications.
+    /// Stops cleanly on SIGTERM or SIGINT (finishing the items in hand).
+    #[command(after_help = EXIT_HELP)]
+    Run,
+    /// Inspect and repair the outbox (with the daemon stopped).
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Outbox(OutboxCommand),
     /// Walk the example applications end to end (committee seals, court verifies
     /// and opens) with the example PKI and configs from the source tree.
     Demo {
@@ -116,6 +123,40 @@ pub enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+/// Outbox subcommands.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List deliveries in queue order.
+    List {
+        /// Only deliveries in this state (queued, fetched, delivered, failed, dead, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one delivery.
+    Show {
+        /// Bundle id.
+        id: String,
+    },
+    /// Offer a fetched, failed or dead delivery again (the deadline restarts).
+    Retry {
+        /// Bundle id.
+        id: String,
+    },
+    /// Withdraw a delivery that has not been delivered.
+    Cancel {
+        /// Bundle id.
+        id: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Recreate the index from the bundle files (every bundle queued again).
+    Rebuild,
 }
 
 /// Runs a parsed command line.
@@ -134,6 +175,8 @@ pub fn run(cli: Cli) -> Exit {
         Command::Open { file, output, json } => {
             with_config(&cli.config, |c| open(c, &file, &output, json, out))
         }
+        Command::Run => with_config(&cli.config, run_daemon),
+        Command::Outbox(cmd) => with_config(&cli.config, |c| outbox_cmd(c, cmd, out)),
         Command::Demo { dir } => demo(dir, out),
     }
 }
@@ -333,10 +376,29 @@ pub fn seal_application(
     recipient: &crate::config::Peer,
     output: &Path,
 ) -> Result<bundle::Sealed, bundle::SealError> {
+    seal_application_as(
+        c,
+        app,
+        recipient,
+        output,
+        BundleId::generate(),
+        Timestamp::now(),
+    )
+}
+
+/// Seals with a given bundle id and time (intake fixes the id when it claims).
+pub fn seal_application_as(
+    c: &Config,
+    app: &Application,
+    recipient: &crate::config::Peer,
+    output: &Path,
+    id: BundleId,
+    created_at: Timestamp,
+) -> Result<bundle::Sealed, bundle::SealError> {
     let input = SealInput {
-        id: BundleId::generate(),
+        id,
         kind: Kind::PreservationApplication,
-        created_at: Timestamp::now(),
+        created_at,
         sender: c.me(),
         signer: &c.keys.signing,
         recipient,
@@ -597,4 +659,194 @@ pub fn demo(dir: Option<PathBuf>, out: &mut impl Write) -> Exit {
         dir.display()
     );
     Exit::Ok
+}
+
+/// `run`: the daemon (intake for now; the mTLS API joins with the transport work).
+pub fn run_daemon(c: &Config) -> Exit {
+    let outbox = match crate::outbox::Outbox::open(&c.node.data_dir, c.outbox) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "sealpost: cannot open the outbox in {}: {e}",
+                c.node.data_dir.display()
+            );
+            return Exit::IoErr;
+        }
+    };
+    let intake = match crate::intake::Intake::new(c, &outbox) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("sealpost: cannot prepare the intake folders: {e}");
+            return Exit::IoErr;
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _watcher = match crate::intake::watch(&intake.dirs().intake, tx.clone()) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the intake folder; relying on periodic scans");
+            None
+        }
+    };
+    std::thread::spawn(move || wait_for_termination(tx));
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    tracing::info!(node = %c.node.id, intake = %intake.dirs().intake.display(), "sealpost running");
+    let result = crate::intake::run(&intake, &rx, |o| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = match o {
+            crate::intake::Outcome::Accepted { name, id } => {
+                writeln!(stdout, "ACCEPTED  {name}  bundle {id}")
+            }
+            crate::intake::Outcome::Rejected { name, codes, .. } => {
+                let codes: Vec<String> = codes.iter().map(|c| c.as_str()).collect();
+                writeln!(stdout, "REJECTED  {name}  [{}]", codes.join(", "))
+            }
+        };
+    });
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("sealpost: intake stopped: {e}");
+            Exit::IoErr
+        }
+    }
+}
+
+fn wait_for_termination(tx: std::sync::mpsc::Sender<crate::intake::Wake>) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the signal handler");
+            return;
+        }
+    };
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    });
+    tracing::info!("stopping: finishing the items in hand");
+    let _ = tx.send(crate::intake::Wake::Stop);
+}
+
+fn outbox_error(e: &crate::outbox::OutboxError) -> Exit {
+    use crate::outbox::OutboxError as E;
+    eprintln!("sealpost: {e}");
+    match e {
+        E::NotFound(_) => Exit::NoInput,
+        E::Transition(_) => Exit::DataErr,
+        _ => Exit::IoErr,
+    }
+}
+
+/// `outbox …` (offline: the daemon must be stopped; sled holds a lock).
+pub fn outbox_cmd(c: &Config, cmd: OutboxCommand, out: &mut impl Write) -> Exit {
+    use crate::outbox::Outbox;
+    let now = Timestamp::now();
+    if let OutboxCommand::Rebuild = cmd {
+        return match Outbox::rebuild(&c.node.data_dir, c.outbox, now) {
+            Ok(n) => {
+                let _ = writeln!(
+                    out,
+                    "REBUILT  {n} bundles indexed, all queued; the old index was moved aside"
+                );
+                Exit::Ok
+            }
+            Err(e) => outbox_error(&e),
+        };
+    }
+    let outbox = match Outbox::open(&c.node.data_dir, c.outbox) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "sealpost: cannot open the outbox (is the daemon running? stop it first): {e}"
+            );
+            return Exit::IoErr;
+        }
+    };
+    let parse = |id: &str| -> Result<BundleId, Exit> {
+        id.parse().map_err(|e| {
+            eprintln!("sealpost: {e}");
+            Exit::Usage
+        })
+    };
+    let result = match cmd {
+        OutboxCommand::List { state, json } => outbox.list().map(|list| {
+            for d in list
+                .iter()
+                .filter(|d| state.as_deref().is_none_or(|s| s == d.state.name()))
+            {
+                let _ = if json {
+                    writeln!(out, "{}", serde_json::to_string(d).unwrap_or_default())
+                } else {
+                    writeln!(
+                        out,
+                        "{:<26}  {:<9}  {:<18}  {}  {}  {}",
+                        d.id,
+                        d.state.name(),
+                        d.peer.as_str(),
+                        d.queued_at,
+                        d.case_ref,
+                        d.source.as_deref().unwrap_or("")
+                    )
+                };
+            }
+        }),
+        OutboxCommand::Show { id } => {
+            let id = match parse(&id) {
+                Ok(id) => id,
+                Err(e) => return e,
+            };
+            outbox
+                .get(&id)
+                .and_then(|d| d.ok_or(crate::outbox::OutboxError::NotFound(id)))
+                .map(|d| {
+                    let _ = writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(&d).unwrap_or_default()
+                    );
+                })
+        }
+        OutboxCommand::Retry { id } | OutboxCommand::Cancel { id, .. } if parse(&id).is_err() => {
+            return Exit::Usage
+        }
+        OutboxCommand::Retry { id } => {
+            let id = parse(&id).expect("checked above");
+            outbox
+                .transition(&id, now, |d| d.retry(now, &c.outbox))
+                .map(|d| {
+                    let _ = writeln!(
+                        out,
+                        "QUEUED  {} is queued again (deadline {})",
+                        d.id, d.deadline
+                    );
+                })
+        }
+        OutboxCommand::Cancel { id, reason } => {
+            let id = parse(&id).expect("checked above");
+            outbox
+                .transition(&id, now, |d| d.cancel(now, reason.clone()))
+                .map(|d| {
+                    let _ = writeln!(out, "CANCELLED  {}", d.id);
+                })
+        }
+        OutboxCommand::Rebuild => Ok(()),
+    };
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(e) => outbox_error(&e),
+    }
 }

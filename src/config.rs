@@ -181,6 +181,45 @@ pub struct Node {
     pub data_dir: PathBuf,
 }
 
+/// Where clerks drop applications, and how the watcher decides a drop is complete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeSettings {
+    /// Holds `intake/`, `accepted/`, `rejected/`, `archive/` and the hidden
+    /// `.work/`; all on one file system so that every move is an atomic rename.
+    pub root: PathBuf,
+    /// A drop without a `READY` marker is taken once its files, sizes and
+    /// modification times have not changed for this long, across two scans.
+    pub settle: std::time::Duration,
+    /// Periodic rescan, in case a file-system event was missed.
+    pub scan_interval: std::time::Duration,
+    /// Applications processed in parallel.
+    pub workers: usize,
+}
+
+/// Parses `"500ms"`, `"10s"`, `"5m"`, `"2h"`, `"7d"`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} must start with a whole number, e.g. \"10s\""))?;
+    let secs = |m: u64| n.checked_mul(m).map(std::time::Duration::from_secs);
+    let d = match unit.trim() {
+        "ms" => Some(std::time::Duration::from_millis(n)),
+        "s" => secs(1),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?} (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    d.ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// This node's private keys.
 #[derive(Debug)]
 pub struct NodeKeys {
@@ -211,6 +250,10 @@ pub struct Config {
     pub directory_file: PathBuf,
     /// Limits.
     pub limits: Limits,
+    /// The watched folder and its siblings.
+    pub intake: IntakeSettings,
+    /// Delivery deadlines and retry limits.
+    pub outbox: crate::outbox::Policy,
     /// mTLS API listen address, if this node serves.
     pub server_listen: Option<SocketAddr>,
     /// Local admin/metrics listen address.
@@ -253,6 +296,10 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    intake: RawIntake,
+    #[serde(default)]
+    outbox: RawOutbox,
+    #[serde(default)]
     server: RawListen,
     #[serde(default)]
     admin: RawListen,
@@ -291,6 +338,23 @@ struct RawLimits {
     max_document_size: Option<String>,
     max_total_size: Option<String>,
     max_bundle_size: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntake {
+    root: Option<PathBuf>,
+    settle: Option<String>,
+    scan_interval: Option<String>,
+    workers: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    deadline: Option<String>,
+    warn_after: Option<String>,
+    max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -538,6 +602,51 @@ impl Config {
                 .map_err(|e| site.err("pki.tls_cert", format!("the TLS certificate is {e}")))?;
         }
         let limits = parse_limits(&raw.limits, site)?;
+        let duration = |v: &Option<String>, key: &str, default: std::time::Duration| match v {
+            None => Ok(default),
+            Some(s) => parse_duration(s).map_err(|m| site.err(key, m)),
+        };
+        let intake = IntakeSettings {
+            root: raw
+                .intake
+                .root
+                .as_deref()
+                .map(|p| site.resolve(p))
+                .unwrap_or_else(|| data_dir.join("clerk")),
+            settle: duration(
+                &raw.intake.settle,
+                "intake.settle",
+                std::time::Duration::from_secs(10),
+            )?,
+            scan_interval: duration(
+                &raw.intake.scan_interval,
+                "intake.scan_interval",
+                std::time::Duration::from_secs(5),
+            )?,
+            workers: match raw.intake.workers {
+                Some(0) => return Err(site.err("intake.workers", "must be at least 1")),
+                Some(n) => n,
+                None => 4,
+            },
+        };
+        let default_policy = crate::outbox::Policy::default();
+        let outbox = crate::outbox::Policy {
+            deadline: duration(
+                &raw.outbox.deadline,
+                "outbox.deadline",
+                default_policy.deadline,
+            )?,
+            warn_after: duration(
+                &raw.outbox.warn_after,
+                "outbox.warn_after",
+                default_policy.warn_after,
+            )?,
+            max_attempts: match raw.outbox.max_attempts {
+                Some(0) => return Err(site.err("outbox.max_attempts", "must be at least 1")),
+                Some(n) => n,
+                None => default_policy.max_attempts,
+            },
+        };
         let server_listen = parse_listen(raw.server.listen.as_deref(), "server.listen", site)?;
         let admin_listen = parse_listen(raw.admin.listen.as_deref(), "admin.listen", site)?;
 
@@ -638,6 +747,8 @@ impl Config {
             directory,
             directory_file,
             limits,
+            intake,
+            outbox,
             server_listen,
             admin_listen,
         })

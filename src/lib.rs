@@ -25,5 +25,7 @@ pub mod bundle;
 pub mod cli;
 pub mod config;
 pub mod fsutil;
+pub mod intake;
+pub mod outbox;
 pub mod pki;
 pub mod types;

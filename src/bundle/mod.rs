@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 pub use container::{ContainerWriter, ENTRY_ORDER};
 pub use error::{BundleError, SealError};
 pub use letter::transfer_letter;
-pub use open::{Opened, Verified, Verifier};
+pub use open::{inspect, Opened, Verified, Verifier};
 pub use seal::{seal, DocumentSource, SealInput, Sealed};
 
 use crate::application::{Applicant, Respondent};

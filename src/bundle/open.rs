@@ -501,3 +501,18 @@ fn extract(
     }
     Ok(x)
 }
+
+/// Reads a bundle's envelope without any trust decision: for this node's own
+/// outbox files (index rebuild, listings). Returns the envelope, its exact bytes
+/// and the file size. The container is still checked strictly.
+pub fn inspect(path: &Path) -> Result<(Envelope, Vec<u8>, u64), BundleError> {
+    let file = open_regular_nofollow(path).map_err(BundleError::Io)?;
+    let size = file.metadata().map_err(BundleError::Io)?.len();
+    let c = Container::read(file, u64::MAX)?;
+    let envelope: Envelope = serde_json::from_slice(&c.envelope)
+        .map_err(|e| BundleError::EnvelopeMalformed(e.to_string()))?;
+    if envelope.format != FORMAT {
+        return Err(BundleError::UnsupportedFormat(envelope.format));
+    }
+    Ok((envelope, c.envelope, size))
+}
