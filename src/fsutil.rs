@@ -27,6 +27,22 @@ pub fn open_regular_nofollow(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// Removes the temporary files [`AtomicFile`] leaves behind when a process is
+/// killed mid-write (`.<name>.tmp-<tag>`). Returns how many were removed.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut n = 0;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let b = name.as_encoded_bytes();
+        if b.starts_with(b".") && b.windows(5).any(|w| w == b".tmp-") && e.file_type()?.is_file() {
+            fs::remove_file(e.path())?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// `fsync` on a directory, so that renames and creations inside it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -246,10 +246,13 @@ pub struct Intake<'a> {
 impl<'a> Intake<'a> {
     /// Prepares the folders.
     pub fn new(config: &'a Config, outbox: &'a Outbox) -> Result<Self, IntakeError> {
+        let dirs = Dirs::create(&config.intake.root)?;
+        crate::fsutil::remove_stale_temps(&dirs.accepted)
+            .map_err(io_err("cannot clean accepted/"))?;
         Ok(Self {
             config,
             outbox,
-            dirs: Dirs::create(&config.intake.root)?,
+            dirs,
         })
     }
 
@@ -279,16 +282,16 @@ impl<'a> Intake<'a> {
                 (Some(id), Some(claim)) if dir.join(&claim.name).symlink_metadata().is_ok() => {
                     out.push(self.process(id, &claim.name)?);
                 }
-                _ => {
-                    // The claim rename never happened (or the claim file was never
-                    // completed): the item, if any, is still in intake/.
-                    if dir
-                        .file_name()
-                        .is_some_and(|n| n.to_str().is_some_and(|s| s.parse::<BundleId>().is_ok()))
-                    {
-                        let _ = fs::remove_file(dir.join(CLAIM));
-                        let _ = fs::remove_dir(&dir);
-                    }
+                (Some(_), _) => {
+                    // The claim rename never happened: the claim file is written
+                    // (atomically) before the item is moved in, so without a complete
+                    // claim there is no item here, and with a claim but no item the
+                    // item is still in intake/. Only our own files remain.
+                    fs::remove_dir_all(&dir)
+                        .map_err(io_err(format!("cannot remove {}", dir.display())))?;
+                }
+                (None, _) => {
+                    tracing::warn!(dir = %dir.display(), "unexpected entry in .work; left alone");
                 }
             }
         }
@@ -357,6 +360,7 @@ impl<'a> Intake<'a> {
     /// Validates a claimed item and accepts or rejects it. Idempotent.
     fn process(&self, id: BundleId, name: &str) -> Result<Outcome, IntakeError> {
         let work = self.dirs.work.join(id.as_str());
+        crate::fsutil::remove_stale_temps(&work).map_err(io_err("cannot clean the work folder"))?;
         let item = work.join(name);
         let app = match self.validate(&work, &item, name) {
             Ok(app) => app,

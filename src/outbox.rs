@@ -384,6 +384,8 @@ impl Outbox {
         let index = root.join("index");
         fs::create_dir_all(&bundles)
             .map_err(io_err(format!("cannot create {}", bundles.display())))?;
+        // Leftovers of a seal interrupted by a crash (never referenced by a record).
+        crate::fsutil::remove_stale_temps(&bundles).map_err(io_err("cannot clean the outbox"))?;
         let db = sled::Config::new()
             .path(&index)
             .mode(sled::Mode::HighThroughput)

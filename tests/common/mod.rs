@@ -282,3 +282,70 @@ pub fn listing(dir: &Path) -> Vec<String> {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sealpost"))
 }
+
+/// Writes a small valid application for `court` with case number `case` into
+/// `dir` (created): three tiny PDFs and an `application.toml`.
+pub fn tiny_app(dir: &Path, case: &str, court: &str) {
+    fs::create_dir_all(dir).expect("mkdir");
+    for (f, what) in [
+        ("财产保全申请书.pdf", "preservation application"),
+        ("仲裁申请书.pdf", "arbitration application"),
+        ("受理通知书.pdf", "acceptance notice"),
+    ] {
+        write(
+            &dir.join(f),
+            &format!("%PDF-1.7\n% {what} for {case}\n%%EOF\n"),
+        );
+    }
+    write(
+        &dir.join("application.toml"),
+        &format!(
+            r#"format = "sealpost-application/1"
+case_number = "{case}"
+court = "{court}"
+claim_amount = "1000.00"
+
+[applicant]
+name = "测试申请人"
+email = "applicant@example.com"
+language = "zh"
+
+[respondent]
+name = "测试被申请人有限公司"
+
+[[documents]]
+file = "财产保全申请书.pdf"
+role = "preservation-application"
+
+[[documents]]
+file = "仲裁申请书.pdf"
+role = "arbitration-application"
+
+[[documents]]
+file = "受理通知书.pdf"
+role = "acceptance-notice"
+"#
+        ),
+    );
+}
+
+/// A random u64 from the system CSPRNG (for random kill moments; the test
+/// prints its choices so a failure can be replayed by reading the log).
+pub fn random_u64() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    ring::rand::SystemRandom::new().fill(&mut b).expect("rng");
+    u64::from_le_bytes(b)
+}
+
+/// Waits until `cond` holds, polling every 20 ms, for at most `timeout`.
+pub fn wait_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
