@@ -1,0 +1,369 @@
+//! Intake and outbox behaviour: completeness detection, volume, restarts, and
+//! the operator's outbox commands.
+
+mod common;
+
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{tiny_app, wait_until, Net, COMMITTEE, FUTIAN, NANSHAN};
+use sealpost::intake::{Intake, Outcome, Scanner};
+use sealpost::outbox::Outbox;
+
+#[test]
+fn a_slow_writer_is_never_taken_early() {
+    // The real daemon, a settle time of 1 s, and a writer that copies a 12 MiB
+    // scan in 64 KiB pieces with pauses shorter than the settle time (as a slow
+    // SMB copy does), for about 4 s in all.
+    let net = Net::new();
+    let root = net.agency(COMMITTEE).dir.join("data/clerk");
+    let mut child = Command::new(common::bin())
+        .args([
+            "-c",
+            net.config_path(COMMITTEE).to_str().expect("utf-8"),
+            "run",
+        ])
+        .env("SEALPOST_INTAKE__SETTLE", "1s")
+        .env("SEALPOST_INTAKE__SCAN_INTERVAL", "100ms")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start");
+    wait_until(Duration::from_secs(20), "intake/", || {
+        root.join("intake").is_dir()
+    });
+    let app = root.join("intake/slow-copy");
+    tiny_app(&net.out("staging"), "深劳人仲案〔2026〕7001号", FUTIAN);
+    fs::create_dir(&app).expect("mkdir");
+    for f in ["application.toml", "仲裁申请书.pdf", "受理通知书.pdf"] {
+        fs::copy(net.out("staging").join(f), app.join(f)).expect("copy");
+    }
+    let mut big = fs::File::create(app.join("财产保全申请书.pdf")).expect("create");
+    big.write_all(b"%PDF-1.7\n").expect("write");
+    let piece = vec![b'x'; 64 * 1024];
+    let started = Instant::now();
+    for i in 0..192 {
+        big.write_all(&piece).expect("write");
+        if i % 8 == 0 {
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        assert!(
+            root.join("intake/slow-copy").is_dir(),
+            "taken after {:?}, while still being written",
+            started.elapsed()
+        );
+    }
+    big.sync_all().expect("sync");
+    drop(big);
+    let written = fs::read(app.join("财产保全申请书.pdf")).expect("read");
+    wait_until(
+        Duration::from_secs(20),
+        "the slow copy to be accepted",
+        || root.join("accepted/slow-copy.txt").is_file(),
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().expect("wait").success());
+    // The sealed bundle holds the complete document, not a prefix.
+    let cfg = net.config(COMMITTEE);
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+    let d = outbox.list().expect("list").pop().expect("one delivery");
+    let archived = root
+        .join("archive")
+        .join(d.id.as_str())
+        .join("slow-copy/财产保全申请书.pdf");
+    assert_eq!(fs::read(archived).expect("archived"), written);
+    let court = net.config(FUTIAN);
+    let v = sealpost::bundle::Verifier {
+        trust: &court.trust,
+        directory: &court.directory,
+        me: Some(&court.node.id),
+        limits: court.limits,
+        now: sealpost::types::Timestamp::now(),
+    };
+    let opened = v
+        .open(
+            &outbox.bundle_path(&d.id),
+            &court.keys.encryption,
+            &net.out("opened"),
+        )
+        .expect("open");
+    let doc = opened
+        .manifest
+        .documents
+        .iter()
+        .find(|x| x.path.ends_with("财产保全申请书.pdf"))
+        .expect("doc");
+    assert_eq!(doc.size, written.len() as u64, "a partial copy was sealed");
+}
+
+#[test]
+fn scanner_needs_two_unchanged_scans_a_settle_time_apart() {
+    // The completeness rule itself, with controlled time and no sleeping.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let intake = dir.path();
+    fs::create_dir(intake.join("a")).expect("mkdir");
+    fs::write(intake.join("a/x.pdf"), b"1").expect("write");
+    let settle = Duration::from_secs(10);
+    let t0 = Instant::now();
+    let mut s = Scanner::default();
+    assert!(
+        s.ready(intake, settle, t0).expect("scan").is_empty(),
+        "first sight is never ready"
+    );
+    assert!(s
+        .ready(intake, settle, t0 + Duration::from_secs(9))
+        .expect("scan")
+        .is_empty());
+    // A change restarts the clock.
+    fs::write(intake.join("a/x.pdf"), b"12").expect("write");
+    assert!(s
+        .ready(intake, settle, t0 + Duration::from_secs(11))
+        .expect("scan")
+        .is_empty());
+    assert!(s
+        .ready(intake, settle, t0 + Duration::from_secs(20))
+        .expect("scan")
+        .is_empty());
+    assert_eq!(
+        s.ready(intake, settle, t0 + Duration::from_secs(21))
+            .expect("scan"),
+        vec![OsString::from("a")]
+    );
+    // A READY marker short-cuts the wait.
+    fs::create_dir(intake.join("b")).expect("mkdir");
+    fs::write(intake.join("b/READY"), b"").expect("write");
+    assert!(s
+        .ready(intake, settle, t0)
+        .expect("scan")
+        .contains(&OsString::from("b")));
+    // Hidden entries (partial uploads) are ignored.
+    fs::write(intake.join(".~lock.x#"), b"").expect("write");
+    assert!(!s
+        .ready(intake, settle, t0 + Duration::from_secs(99))
+        .expect("scan")
+        .iter()
+        .any(|n| n.to_string_lossy().starts_with('.')));
+}
+
+#[test]
+fn two_hundred_drops_at_once_are_each_processed_exactly_once() {
+    let net = Net::new();
+    let cfg = net.config(COMMITTEE);
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let mut names = Vec::new();
+    for i in 0..200 {
+        let name = format!("drop-{i:03}");
+        tiny_app(
+            &intake.dirs().intake.join(&name),
+            &format!("深劳人仲案〔2026〕{}号", 8000 + i),
+            if i % 2 == 0 { FUTIAN } else { NANSHAN },
+        );
+        names.push(OsString::from(name));
+    }
+    let results = intake.take(&names);
+    assert_eq!(results.len(), 200);
+    let mut ids = std::collections::BTreeSet::new();
+    for r in results {
+        match r.expect("no intake error") {
+            Outcome::Accepted { id, .. } => assert!(ids.insert(id), "bundle id issued twice"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let list = outbox.list().expect("list");
+    assert_eq!(list.len(), 200);
+    let sources: std::collections::BTreeSet<_> =
+        list.iter().filter_map(|d| d.source.clone()).collect();
+    assert_eq!(sources.len(), 200, "an application was queued twice");
+    assert!(common::listing(&intake.dirs().intake).is_empty());
+    assert!(common::listing(&intake.dirs().work).is_empty());
+    assert_eq!(common::listing(&intake.dirs().archive).len(), 200);
+    assert_eq!(common::listing(&intake.dirs().accepted).len(), 200);
+    // Taking the same names again finds nothing: they are gone from intake/.
+    assert!(intake.take(&names).is_empty());
+}
+
+#[test]
+fn a_drop_made_while_the_daemon_is_down_is_taken_at_start() {
+    let net = Net::new();
+    let root = net.agency(COMMITTEE).dir.join("data/clerk");
+    fs::create_dir_all(root.join("intake")).expect("mkdir");
+    tiny_app(
+        &root.join("intake/while-down"),
+        "深劳人仲案〔2026〕9001号",
+        FUTIAN,
+    );
+    let mut child = Command::new(common::bin())
+        .args([
+            "-c",
+            net.config_path(COMMITTEE).to_str().expect("utf-8"),
+            "run",
+        ])
+        .env("SEALPOST_INTAKE__SETTLE", "200ms")
+        .env("SEALPOST_INTAKE__SCAN_INTERVAL", "50ms")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start");
+    wait_until(Duration::from_secs(20), "the drop to be accepted", || {
+        root.join("accepted/while-down.txt").is_file()
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ACCEPTED  while-down"));
+}
+
+fn cli(net: &Net, args: &[&str]) -> (Option<i32>, String) {
+    let o = Command::new(common::bin())
+        .args(["-c", net.config_path(COMMITTEE).to_str().expect("utf-8")])
+        .args(args)
+        .output()
+        .expect("run");
+    (
+        o.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[test]
+fn operators_list_show_retry_cancel_and_rebuild_by_command() {
+    let net = Net::new();
+    let ids: Vec<String> = {
+        let cfg = net.config(COMMITTEE);
+        let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+        let intake = Intake::new(&cfg, &outbox).expect("intake");
+        for i in 0..3 {
+            tiny_app(
+                &intake.dirs().intake.join(format!("op-{i}")),
+                &format!("深劳人仲案〔2026〕{}号", 9100 + i),
+                FUTIAN,
+            );
+        }
+        let names: Vec<OsString> = (0..3).map(|i| OsString::from(format!("op-{i}"))).collect();
+        intake
+            .take(&names)
+            .into_iter()
+            .for_each(|r| drop(r.expect("accepted")));
+        let mut list = outbox.list().expect("list");
+        list.sort_by_key(|d| d.seq);
+        let first = list[0].id;
+        // Simulate the court having fetched it (transport work will do this).
+        outbox
+            .transition(&first, sealpost::types::Timestamp::now(), |d| {
+                d.fetch(sealpost::types::Timestamp::now())
+            })
+            .expect("fetch");
+        list.iter().map(|d| d.id.to_string()).collect()
+    };
+    let (code, out) = cli(&net, &["outbox", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(
+        out.contains("fetched") && out.contains("queued") && out.contains("op-1"),
+        "{out}"
+    );
+    let (code, out) = cli(&net, &["outbox", "list", "--state", "fetched", "--json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one json line");
+    assert_eq!(v["id"], ids[0].as_str());
+
+    let (code, out) = cli(&net, &["outbox", "show", &ids[1]]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("\"state\": \"queued\""), "{out}");
+
+    // Retry the fetched one; retrying a queued one is refused with a clear message.
+    let (code, out) = cli(&net, &["outbox", "retry", &ids[0]]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = cli(&net, &["outbox", "retry", &ids[1]]);
+    assert_eq!(code, Some(65), "{out}");
+    assert!(
+        out.contains("cannot retry a delivery that is queued"),
+        "{out}"
+    );
+
+    let (code, out) = cli(
+        &net,
+        &[
+            "outbox",
+            "cancel",
+            &ids[2],
+            "--reason",
+            "applicant withdrew",
+        ],
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = cli(&net, &["outbox", "cancel", &ids[2], "--reason", "again"]);
+    assert_eq!(code, Some(65), "{out}");
+    let (code, _) = cli(&net, &["outbox", "show", "aaaaaaaaaaaaaaaaaaaaaaaaaa"]);
+    assert_eq!(code, Some(66));
+    let (code, _) = cli(&net, &["outbox", "show", "not-an-id"]);
+    assert_eq!(code, Some(64));
+
+    // Lose the index entirely: rebuild recreates it from the bundle files.
+    let index = net.agency(COMMITTEE).dir.join("data/outbox/index");
+    fs::remove_dir_all(&index).expect("rm index");
+    fs::create_dir(&index).expect("mkdir");
+    fs::write(index.join("db"), b"garbage, not a sled database").expect("corrupt");
+    let (code, out) = cli(&net, &["outbox", "rebuild"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("3 bundles indexed"), "{out}");
+    let (code, out) = cli(&net, &["outbox", "list"]);
+    assert_eq!(code, Some(0), "{out}");
+    for id in &ids {
+        assert!(
+            out.contains(id.as_str()),
+            "{id} missing after rebuild: {out}"
+        );
+    }
+}
+
+#[test]
+fn outbox_state_survives_reopening() {
+    let net = Net::new();
+    let cfg = net.config(COMMITTEE);
+    let id = {
+        let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+        let intake = Intake::new(&cfg, &outbox).expect("intake");
+        tiny_app(
+            &intake.dirs().intake.join("x"),
+            "深劳人仲案〔2026〕9200号",
+            FUTIAN,
+        );
+        let Outcome::Accepted { id, .. } = intake
+            .take(&[OsString::from("x")])
+            .pop()
+            .expect("one")
+            .expect("ok")
+        else {
+            panic!("not accepted")
+        };
+        let now = sealpost::types::Timestamp::now();
+        outbox
+            .transition(&id, now, |d| d.fetch(now))
+            .expect("fetch");
+        outbox
+            .transition(&id, now, |d| d.deliver(now))
+            .expect("deliver");
+        id
+    };
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("reopen");
+    assert_eq!(
+        outbox.get(&id).expect("get").expect("present").state.name(),
+        "delivered"
+    );
+    // A delivered bundle can no longer be cancelled.
+    let now = sealpost::types::Timestamp::now();
+    assert!(outbox
+        .transition(&id, now, |d| d.cancel(now, "late".into()))
+        .is_err());
+}
