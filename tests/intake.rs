@@ -197,7 +197,7 @@ fn a_drop_made_while_the_daemon_is_down_is_taken_at_start() {
         "深劳人仲案〔2026〕9001号",
         FUTIAN,
     );
-    let mut child = Command::new(common::bin())
+    let child = Command::new(common::bin())
         .args([
             "-c",
             net.config_path(COMMITTEE).to_str().expect("utf-8"),
