@@ -82,7 +82,7 @@ fn main() {
     let intake = &intake;
     std::thread::scope(|s| {
         s.spawn(move || {
-            intake::run(&intake, &rx, |o| {
+            intake::run(intake, &rx, |o| {
                 if let Outcome::Accepted { name, .. } = o {
                     let _ = done_tx.send((name.clone(), Instant::now()));
                 }
