@@ -225,6 +225,23 @@ pub fn check_config(path: &Path, out: &mut impl Write) -> Exit {
         c.node.role
     ));
     s.push_str(&format!("data dir      {}\n", c.node.data_dir.display()));
+    s.push_str(&format!(
+        "intake        {}  (settle {:?}, scan every {:?}, {} workers, archive kept {})\n",
+        c.intake.root.display(),
+        c.intake.settle,
+        c.intake.scan_interval,
+        c.intake.workers,
+        c.intake
+            .archive_retention
+            .map(|d| format!("{} days after delivery", d.as_secs() / 86_400))
+            .unwrap_or_else(|| "forever".into())
+    ));
+    s.push_str(&format!(
+        "outbox        deadline {} days, overdue after {} h, {} attempts\n",
+        c.outbox.deadline.as_secs() / 86_400,
+        c.outbox.warn_after.as_secs() / 3600,
+        c.outbox.max_attempts
+    ));
     let listen =
         |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
     s.push_str(&format!(

@@ -194,6 +194,9 @@ pub struct IntakeSettings {
     pub scan_interval: std::time::Duration,
     /// Applications processed in parallel.
     pub workers: usize,
+    /// Originals in `archive/` are removed this long after acceptance, once
+    /// their delivery is final (delivered or cancelled). `None`: kept forever.
+    pub archive_retention: Option<std::time::Duration>,
 }
 
 /// Parses `"500ms"`, `"10s"`, `"5m"`, `"2h"`, `"7d"`.
@@ -347,6 +350,7 @@ struct RawIntake {
     settle: Option<String>,
     scan_interval: Option<String>,
     workers: Option<usize>,
+    archive_retention: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -628,6 +632,12 @@ impl Config {
                 Some(n) => n,
                 None => 4,
             },
+            archive_retention: raw
+                .intake
+                .archive_retention
+                .as_deref()
+                .map(|s| parse_duration(s).map_err(|m| site.err("intake.archive_retention", m)))
+                .transpose()?,
         };
         let default_policy = crate::outbox::Policy::default();
         let outbox = crate::outbox::Policy {

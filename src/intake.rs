@@ -299,6 +299,46 @@ impl<'a> Intake<'a> {
         Ok(out)
     }
 
+    /// Removes archived originals older than `intake.archive_retention` whose
+    /// delivery is final (delivered or cancelled). Never touches anything whose
+    /// delivery is still under way. Returns how many were removed.
+    pub fn prune_archive(&self, now: Timestamp) -> Result<usize, IntakeError> {
+        let Some(keep) = self.config.intake.archive_retention else {
+            return Ok(0);
+        };
+        let mut removed = 0;
+        for e in fs::read_dir(&self.dirs.archive)
+            .map_err(io_err("cannot list archive/"))?
+            .flatten()
+        {
+            let Some(id) = e
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<BundleId>().ok())
+            else {
+                continue;
+            };
+            let claim: Option<Claim> = fs::read(e.path().join(CLAIM))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            let Some(claim) = claim else { continue };
+            let age = now.unix() - claim.claimed_at.unix();
+            if age < i64::try_from(keep.as_secs()).unwrap_or(i64::MAX) {
+                continue;
+            }
+            if self.outbox.get(&id)?.is_some_and(|d| d.state.is_final()) {
+                fs::remove_dir_all(e.path())
+                    .map_err(io_err(format!("cannot prune {}", e.path().display())))?;
+                tracing::info!(bundle = %id, "archived originals pruned after the retention period");
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            sync_dir(&self.dirs.archive).map_err(io_err("cannot sync archive/"))?;
+        }
+        Ok(removed)
+    }
+
     /// Claims and processes the given items (names in `intake/`), up to
     /// `intake.workers` at a time. An item that vanished meanwhile is skipped.
     pub fn take(&self, names: &[OsString]) -> Vec<Result<Outcome, IntakeError>> {
@@ -872,7 +912,14 @@ pub fn run(
         .scan_interval
         .min((settings.settle / 2).max(Duration::from_millis(100)));
     let mut scanner = Scanner::default();
+    let mut last_prune: Option<Instant> = None;
     loop {
+        if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+            if let Err(e) = intake.prune_archive(Timestamp::now()) {
+                tracing::warn!(error = %e, "archive pruning failed; retried in an hour");
+            }
+            last_prune = Some(Instant::now());
+        }
         let ready = scanner
             .ready(&intake.dirs.intake, settings.settle, Instant::now())
             .map_err(io_err("cannot scan intake/"))?;

@@ -367,3 +367,48 @@ fn outbox_state_survives_reopening() {
         .transition(&id, now, |d| d.cancel(now, "late".into()))
         .is_err());
 }
+
+#[test]
+fn archive_retention_prunes_only_finished_deliveries() {
+    let net = Net::new();
+    let env = std::collections::HashMap::from([(
+        "SEALPOST_INTAKE__ARCHIVE_RETENTION".to_owned(),
+        "1d".to_owned(),
+    )]);
+    let cfg =
+        sealpost::config::Config::load_with_env(&net.config_path(COMMITTEE), env).expect("config");
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let name = format!("r{i}");
+        tiny_app(
+            &intake.dirs().intake.join(&name),
+            &format!("深劳人仲案〔2026〕{}号", 9300 + i),
+            FUTIAN,
+        );
+        match intake
+            .take(&[OsString::from(name)])
+            .pop()
+            .expect("one")
+            .expect("ok")
+        {
+            Outcome::Accepted { id, .. } => ids.push(id),
+            other => panic!("{other:?}"),
+        }
+    }
+    let now = sealpost::types::Timestamp::now();
+    outbox
+        .transition(&ids[0], now, |d| d.deliver(now))
+        .expect("deliver");
+    outbox
+        .transition(&ids[1], now, |d| d.cancel(now, "withdrawn".into()))
+        .expect("cancel");
+    // Today nothing is old enough.
+    assert_eq!(intake.prune_archive(now).expect("prune"), 0);
+    // Two days on: the delivered and the cancelled ones go; the queued one stays.
+    let later = sealpost::types::Timestamp::from_unix(now.unix() + 2 * 86_400).expect("time");
+    assert_eq!(intake.prune_archive(later).expect("prune"), 2);
+    let left = common::listing(&intake.dirs().archive);
+    assert_eq!(left, vec![ids[2].to_string()]);
+}
