@@ -10,26 +10,23 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::{random_u64, tiny_app, wait_until, Net, COMMITTEE, FUTIAN, NANSHAN};
 use sealpost::outbox::Outbox;
 
 fn start(net: &Net) -> Child {
-    Command::new(common::bin())
-        .args([
-            "-c",
-            net.config_path(COMMITTEE).to_str().expect("utf-8"),
-            "run",
-        ])
-        .env("SEALPOST_INTAKE__SETTLE", "300ms")
-        .env("SEALPOST_INTAKE__SCAN_INTERVAL", "50ms")
-        .env("SEALPOST_INTAKE__WORKERS", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start sealpost run")
+    common::spawn_run(
+        net,
+        COMMITTEE,
+        &[
+            ("SEALPOST_INTAKE__SETTLE", "300ms"),
+            ("SEALPOST_INTAKE__SCAN_INTERVAL", "50ms"),
+            ("SEALPOST_INTAKE__WORKERS", "2"),
+        ],
+        Stdio::null(),
+    )
 }
 
 fn names(dir: &Path) -> BTreeSet<String> {
@@ -119,7 +116,7 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         "intake/ and .work/ to empty",
         || names(&intake).is_empty() && names(&root.join(".work")).is_empty(),
     );
-    sigterm(&child);
+    common::sigterm(&child);
     let status = child.wait().expect("wait");
     assert!(
         status.success(),
@@ -197,14 +194,4 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         queued.len(),
         rejected.len()
     );
-}
-
-/// SIGTERM via the stock `kill` command (std can only SIGKILL a child).
-fn sigterm(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM")
-        .success();
-    assert!(ok, "kill -TERM failed");
 }

@@ -20,17 +20,15 @@ fn a_slow_writer_is_never_taken_early() {
     // SMB copy does), for about 4 s in all.
     let net = Net::new();
     let root = net.agency(COMMITTEE).dir.join("data/clerk");
-    let mut child = Command::new(common::bin())
-        .args([
-            "-c",
-            net.config_path(COMMITTEE).to_str().expect("utf-8"),
-            "run",
-        ])
-        .env("SEALPOST_INTAKE__SETTLE", "1s")
-        .env("SEALPOST_INTAKE__SCAN_INTERVAL", "100ms")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start");
+    let mut child = common::spawn_run(
+        &net,
+        COMMITTEE,
+        &[
+            ("SEALPOST_INTAKE__SETTLE", "1s"),
+            ("SEALPOST_INTAKE__SCAN_INTERVAL", "100ms"),
+        ],
+        Stdio::null(),
+    );
     wait_until(Duration::from_secs(20), "intake/", || {
         root.join("intake").is_dir()
     });
@@ -63,9 +61,7 @@ fn a_slow_writer_is_never_taken_early() {
         "the slow copy to be accepted",
         || root.join("accepted/slow-copy.txt").is_file(),
     );
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    common::sigterm(&child);
     assert!(child.wait().expect("wait").success());
     // The sealed bundle holds the complete document, not a prefix.
     let cfg = net.config(COMMITTEE);
@@ -197,23 +193,19 @@ fn a_drop_made_while_the_daemon_is_down_is_taken_at_start() {
         "深劳人仲案〔2026〕9001号",
         FUTIAN,
     );
-    let child = Command::new(common::bin())
-        .args([
-            "-c",
-            net.config_path(COMMITTEE).to_str().expect("utf-8"),
-            "run",
-        ])
-        .env("SEALPOST_INTAKE__SETTLE", "200ms")
-        .env("SEALPOST_INTAKE__SCAN_INTERVAL", "50ms")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start");
+    let child = common::spawn_run(
+        &net,
+        COMMITTEE,
+        &[
+            ("SEALPOST_INTAKE__SETTLE", "200ms"),
+            ("SEALPOST_INTAKE__SCAN_INTERVAL", "50ms"),
+        ],
+        Stdio::piped(),
+    );
     wait_until(Duration::from_secs(20), "the drop to be accepted", || {
         root.join("accepted/while-down.txt").is_file()
     });
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    common::sigterm(&child);
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("ACCEPTED  while-down"));

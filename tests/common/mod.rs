@@ -349,3 +349,35 @@ pub fn wait_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Starts `sealpost run` for `agency` with extra environment (e.g. short settle times).
+pub fn spawn_run(
+    net: &Net,
+    agency: &str,
+    env: &[(&str, &str)],
+    stdout: std::process::Stdio,
+) -> std::process::Child {
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args([
+        "-c",
+        net.config_path(agency).to_str().expect("utf-8"),
+        "run",
+    ]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdout(stdout)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start sealpost run")
+}
+
+/// Sends SIGTERM with the stock `kill` command (std can only SIGKILL a child).
+pub fn sigterm(child: &std::process::Child) {
+    let ok = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM")
+        .success();
+    assert!(ok, "kill -TERM failed");
+}
