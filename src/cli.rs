@@ -237,8 +237,9 @@ pub fn check_config(path: &Path, out: &mut impl Write) -> Exit {
             .unwrap_or_else(|| "forever".into())
     ));
     s.push_str(&format!(
-        "outbox        deadline {} days, overdue after {} h, {} attempts\n",
+        "outbox        fetch within {} days, receipt within {} days, overdue after {} h, {} attempts\n",
         c.outbox.deadline.as_secs() / 86_400,
+        c.outbox.receipt_deadline.as_secs() / 86_400,
         c.outbox.warn_after.as_secs() / 3600,
         c.outbox.max_attempts
     ));

@@ -357,6 +357,7 @@ struct RawIntake {
 #[serde(deny_unknown_fields)]
 struct RawOutbox {
     deadline: Option<String>,
+    receipt_deadline: Option<String>,
     warn_after: Option<String>,
     max_attempts: Option<u32>,
 }
@@ -645,6 +646,11 @@ impl Config {
                 &raw.outbox.deadline,
                 "outbox.deadline",
                 default_policy.deadline,
+            )?,
+            receipt_deadline: duration(
+                &raw.outbox.receipt_deadline,
+                "outbox.receipt_deadline",
+                default_policy.receipt_deadline,
             )?,
             warn_after: duration(
                 &raw.outbox.warn_after,

@@ -918,6 +918,9 @@ pub fn run(
             if let Err(e) = intake.prune_archive(Timestamp::now()) {
                 tracing::warn!(error = %e, "archive pruning failed; retried in an hour");
             }
+            if let Err(e) = intake.outbox.sweep(Timestamp::now()) {
+                tracing::warn!(error = %e, "outbox sweep failed; retried in an hour");
+            }
             last_prune = Some(Instant::now());
         }
         let ready = scanner

@@ -39,6 +39,11 @@
 //!    └──── cancel ──────┴──────────── cancel ────────────────────────┴──► cancelled (final)
 //! ```
 //!
+//! Each waiting state has a deadline: `queued`/`failed` must be fetched within
+//! `deadline` of queuing, `fetched` must be receipted within `receipt_deadline`
+//! of the fetch; past it [`Outbox::sweep`] moves the delivery to `dead`, and past
+//! `warn_at` it is reported overdue.
+//!
 //! Invariants: a delivery is `delivered` at most once and then never changes;
 //! `cancelled` is final; `dead` and `failed` come back only by an operator's
 //! `retry`; every transition is one of the named methods on [`Delivery`].
@@ -60,12 +65,16 @@ use serde::{Deserialize, Serialize};
 use crate::bundle::{self, Envelope, Kind};
 use crate::types::{AgencyId, BundleId, CaseRef, Sha256, Timestamp};
 
-/// Delivery deadlines and retry limits.
+/// Delivery deadlines (one per waiting state) and retry limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
-    /// A delivery not completed this long after queuing goes `dead`.
+    /// `queued`/`failed`: a bundle not fetched (or pushed) this long after
+    /// queuing goes `dead`.
     pub deadline: Duration,
-    /// After this long undelivered, a delivery is reported as overdue (warning).
+    /// `fetched`: a bundle whose receipt has not arrived this long after the
+    /// fetch goes `dead` (the court downloaded it but never signed for it).
+    pub receipt_deadline: Duration,
+    /// In either state, after this long the delivery is reported as overdue.
     pub warn_after: Duration,
     /// Failed attempts before a delivery goes `dead`.
     pub max_attempts: u32,
@@ -75,6 +84,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             deadline: Duration::from_secs(7 * 86_400),
+            receipt_deadline: Duration::from_secs(2 * 86_400),
             warn_after: Duration::from_secs(86_400),
             max_attempts: 20,
         }
@@ -206,15 +216,23 @@ impl Delivery {
         })
     }
 
-    /// The recipient downloaded it.
-    pub fn fetch(&mut self, now: Timestamp) -> Result<(), TransitionError> {
+    /// The recipient downloaded it; its receipt is now awaited within
+    /// `policy.receipt_deadline`.
+    pub fn fetch(&mut self, now: Timestamp, policy: &Policy) -> Result<(), TransitionError> {
         match self.state {
             State::Queued | State::Fetched { .. } | State::Failed { .. } => {
                 self.state = State::Fetched { at: now };
+                self.deadline = later(now, policy.receipt_deadline);
+                self.warn_at = later(now, policy.warn_after.min(policy.receipt_deadline / 2));
                 Ok(())
             }
             _ => self.refuse("fetch"),
         }
+    }
+
+    /// Whether the delivery is waiting past its warning time.
+    pub fn is_overdue(&self, now: Timestamp) -> bool {
+        !self.state.is_final() && !matches!(self.state, State::Dead { .. }) && now >= self.warn_at
     }
 
     /// The recipient's receipt verified. Idempotent once delivered.
@@ -548,6 +566,27 @@ impl Outbox {
         }
     }
 
+    /// Expires every waiting delivery past its deadline, and returns the ones
+    /// now overdue (for warnings and metrics). Run periodically by the daemon.
+    pub fn sweep(&self, now: Timestamp) -> Result<Sweep, OutboxError> {
+        let mut report = Sweep::default();
+        for d in self.list()? {
+            let waiting = matches!(
+                d.state,
+                State::Queued | State::Fetched { .. } | State::Failed { .. }
+            );
+            if waiting && now >= d.deadline {
+                let d = self.transition(&d.id, now, |x| x.expire(now))?;
+                tracing::warn!(bundle = %d.id, peer = %d.peer, case = %d.case_ref, "delivery dead: deadline passed");
+                report.expired.push(d.id);
+            } else if d.is_overdue(now) {
+                tracing::warn!(bundle = %d.id, peer = %d.peer, state = d.state.name(), deadline = %d.deadline, "delivery overdue");
+                report.overdue.push(d.id);
+            }
+        }
+        Ok(report)
+    }
+
     /// Recreates the index from the bundle files: every bundle is queued again.
     /// Returns how many were indexed. Run with the daemon stopped.
     pub fn rebuild(data_dir: &Path, policy: Policy, now: Timestamp) -> Result<usize, OutboxError> {
@@ -578,6 +617,15 @@ impl Outbox {
         outbox.commit()?;
         Ok(n)
     }
+}
+
+/// What a [`Outbox::sweep`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Deliveries that went dead now.
+    pub expired: Vec<BundleId>,
+    /// Deliveries past their warning time, still waiting.
+    pub overdue: Vec<BundleId>,
 }
 
 fn encode(d: &Delivery) -> Vec<u8> {
@@ -637,7 +685,7 @@ mod tests {
         let mut d = delivery(State::Delivered { at: t });
         assert!(d.cancel(t, "x".into()).is_err());
         assert!(d.retry(t, &p).is_err());
-        assert!(d.fetch(t).is_err());
+        assert!(d.fetch(t, &p).is_err());
         assert!(d.deliver(t).is_ok(), "a repeated receipt is not an error");
         let mut d = delivery(State::Cancelled {
             at: t,

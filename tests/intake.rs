@@ -252,7 +252,7 @@ fn operators_list_show_retry_cancel_and_rebuild_by_command() {
         // Simulate the court having fetched it (transport work will do this).
         outbox
             .transition(&first, sealpost::types::Timestamp::now(), |d| {
-                d.fetch(sealpost::types::Timestamp::now())
+                d.fetch(sealpost::types::Timestamp::now(), &cfg.outbox)
             })
             .expect("fetch");
         list.iter().map(|d| d.id.to_string()).collect()
@@ -341,7 +341,7 @@ fn outbox_state_survives_reopening() {
         };
         let now = sealpost::types::Timestamp::now();
         outbox
-            .transition(&id, now, |d| d.fetch(now))
+            .transition(&id, now, |d| d.fetch(now, &cfg.outbox))
             .expect("fetch");
         outbox
             .transition(&id, now, |d| d.deliver(now))
@@ -403,4 +403,82 @@ fn archive_retention_prunes_only_finished_deliveries() {
     assert_eq!(intake.prune_archive(later).expect("prune"), 2);
     let left = common::listing(&intake.dirs().archive);
     assert_eq!(left, vec![ids[2].to_string()]);
+}
+
+#[test]
+fn each_waiting_state_has_its_deadline_and_warning() {
+    let net = Net::new();
+    let cfg = net.config(COMMITTEE);
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let name = format!("d{i}");
+        tiny_app(
+            &intake.dirs().intake.join(&name),
+            &format!("深劳人仲案〔2026〕{}号", 9400 + i),
+            FUTIAN,
+        );
+        match intake
+            .take(&[OsString::from(name)])
+            .pop()
+            .expect("one")
+            .expect("ok")
+        {
+            Outcome::Accepted { id, .. } => ids.push(id),
+            other => panic!("{other:?}"),
+        }
+    }
+    let t = |days: f64| {
+        sealpost::types::Timestamp::from_unix(
+            sealpost::types::Timestamp::now().unix() + (days * 86_400.0) as i64,
+        )
+        .expect("time")
+    };
+    let now = t(0.0);
+    // ids[1] is fetched: its receipt is due within receipt_deadline (2 days by default).
+    outbox
+        .transition(&ids[1], now, |d| d.fetch(now, &cfg.outbox))
+        .expect("fetch");
+    let s = outbox.sweep(t(0.1)).expect("sweep");
+    assert!(s.expired.is_empty() && s.overdue.is_empty(), "{s:?}");
+    // After 1.5 days both are overdue (warn after 1 day), none dead.
+    let s = outbox.sweep(t(1.5)).expect("sweep");
+    assert_eq!((s.expired.len(), s.overdue.len()), (0, 2), "{s:?}");
+    // After 3 days the fetched one missed its receipt deadline; the queued one waits.
+    let s = outbox.sweep(t(3.0)).expect("sweep");
+    assert_eq!(s.expired, vec![ids[1]]);
+    assert_eq!(
+        outbox
+            .get(&ids[1])
+            .expect("get")
+            .expect("present")
+            .state
+            .name(),
+        "dead"
+    );
+    // After 8 days the queued one missed its fetch deadline (7 days).
+    let s = outbox.sweep(t(8.0)).expect("sweep");
+    assert_eq!(s.expired, vec![ids[0]]);
+    // Dead ones are neither expired again nor reported overdue.
+    assert_eq!(outbox.sweep(t(9.0)).expect("sweep"), Default::default());
+}
+
+#[test]
+fn a_second_instance_cannot_run_on_the_same_node() {
+    // sled locks its database: a second daemon stops at once with a clear
+    // message instead of processing the same items.
+    let net = Net::new();
+    let first = common::spawn_run(&net, COMMITTEE, &[], Stdio::null());
+    let root = net.agency(COMMITTEE).dir.join("data/clerk");
+    wait_until(Duration::from_secs(20), "the first daemon", || {
+        root.join("intake").is_dir()
+    });
+    let second = common::spawn_run(&net, COMMITTEE, &[], Stdio::null());
+    let out = second.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(74));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot open the outbox"), "{err}");
+    common::sigterm(&first);
+    assert!(first.wait_with_output().expect("wait").status.success());
 }
