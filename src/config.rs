@@ -247,6 +247,8 @@ pub struct Config {
     pub keys: NodeKeys,
     /// Trusted exchange CA(s).
     pub trust: ExchangeCa,
+    /// CRL files (PEM) checked for every client certificate; re-read on reload.
+    pub crl_files: Vec<PathBuf>,
     /// The peer directory.
     pub directory: Directory,
     /// Where the directory was loaded from.
@@ -326,6 +328,8 @@ struct RawPki {
     signing_key: PathBuf,
     encryption_identity: PathBuf,
     archive_recipient: Option<String>,
+    #[serde(default)]
+    crls: Vec<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -606,6 +610,9 @@ impl Config {
                 .check_issued(der.as_ref(), now)
                 .map_err(|e| site.err("pki.tls_cert", format!("the TLS certificate is {e}")))?;
         }
+        let crl_files: Vec<PathBuf> = raw.pki.crls.iter().map(|p| site.resolve(p)).collect();
+        crate::transport::tls::load_crls(&crl_files)
+            .map_err(|e| site.err("pki.crls", e.to_string()))?;
         let limits = parse_limits(&raw.limits, site)?;
         let duration = |v: &Option<String>, key: &str, default: std::time::Duration| match v {
             None => Ok(default),
@@ -760,6 +767,7 @@ impl Config {
                 archive,
             },
             trust,
+            crl_files,
             directory,
             directory_file,
             limits,

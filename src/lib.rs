@@ -11,14 +11,17 @@
 //! | [`pki`] | the exchange CA, signing keys and certificates, TLS identity, age encryption keys |
 //! | [`application`] | an application folder (`application.toml` + documents) and its validation, with clerk-readable reasons |
 //! | [`bundle`] | the sealed bundle, format version 1: seal, verify, open (spec: `docs/bundle-format.md`) |
+//! | [`intake`] | the watched folder: completeness, claim by rename, validation, reject/accept, crash recovery |
+//! | [`outbox`] | bundle files + sled index of deliveries; the delivery state machine and its deadlines |
+//! | [`transport`] | mTLS: server TLS configuration with CRLs, peer identification (the HTTP API follows) |
 //! | [`cli`] | the `sealpost` command's subcommands (the binary's `main` is a thin shell over this) |
 //!
 //! Shared helpers: [`types`] (newtypes for ids, digests, times) and [`fsutil`]
 //! (atomic, durable file publication).
 //!
-//! Modules still to come with later work: `intake` (watched folder), `outbox`
-//! (durable sled-indexed queue), `transport` (mTLS API), `notify` (e-mail),
-//! `audit` (hash-chained log), `ops` (metrics, admin socket).
+//! Modules still to come with later work: the HTTP API and court client in
+//! `transport`, `notify` (e-mail), `audit` (hash-chained log), `ops` (metrics,
+//! admin socket).
 
 pub mod application;
 pub mod bundle;
@@ -28,4 +31,5 @@ pub mod fsutil;
 pub mod intake;
 pub mod outbox;
 pub mod pki;
+pub mod transport;
 pub mod types;
