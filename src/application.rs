@@ -481,6 +481,12 @@ pub fn check_safe_name(name: &str) -> Result<(), &'static str> {
     if name.chars().any(|c| c.is_control()) {
         return Err("the name contains a control character");
     }
+    // Invisible formatting characters make a name display as something it is
+    // not: U+202E before "fdp.exe" makes "evil" + U+202E + "fdp.exe" read "evilexe.pdf".
+    let invisible = |c: char| matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
+    if name.chars().any(invisible) {
+        return Err("the name contains an invisible formatting character");
+    }
     if name.contains(['/', '\\', ':', '*', '?', '"', '<', '>', '|']) {
         return Err("the name contains one of / \\ : * ? \" < > |");
     }
@@ -575,6 +581,20 @@ impl Application {
                     Some(MANIFEST_NAME),
                     format!("application.toml 不是普通文件，无法读取（{e}）。"),
                     format!("application.toml is not a regular file and cannot be read ({e})."),
+                );
+                return None;
+            }
+            Ok(f)
+                if f.metadata().is_ok_and(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    m.nlink() > 1
+                }) =>
+            {
+                r.add(
+                    C::HardLinkedFile,
+                    Some(MANIFEST_NAME),
+                    "application.toml 是硬链接，可能在处理中被他处修改。请复制一份真实文件放入。",
+                    "application.toml is a hard link and could change behind our back. Put a real copy of the file in the folder.",
                 );
                 return None;
             }
@@ -1042,6 +1062,8 @@ mod tests {
             "trail.",
             "a..b",
             "e\u{301}.pdf",
+            "evil\u{202E}fdp.exe",
+            "zero\u{200B}width.pdf",
         ] {
             assert!(check_safe_name(bad).is_err(), "{bad:?} accepted");
         }

@@ -63,8 +63,13 @@ pub fn temp_sibling(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "out".to_owned());
+    // Keep the temporary name within the 255-byte limit however long `name` is.
+    let mut end = name.len().min(200);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
     let tag = crate::types::BundleId::generate();
-    parent_of(path).join(format!(".{name}.tmp-{}", &tag.as_str()[..10]))
+    parent_of(path).join(format!(".{}.tmp-{}", &name[..end], &tag.as_str()[..10]))
 }
 
 /// A file being written under a temporary name; [`AtomicFile::commit`] publishes

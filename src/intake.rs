@@ -368,12 +368,19 @@ impl<'a> Intake<'a> {
         let id = BundleId::generate();
         let work = self.dirs.work.join(id.as_str());
         // A name that is not UTF-8 cannot be reported or sealed; it is claimed
-        // under a lossy rendering of itself so that it can be rejected.
+        // under a (shortened) lossy rendering of itself so that it can be rejected.
         let name = match os_name.to_str() {
             Some(s) => s.to_owned(),
-            None => format!("{}{}", os_name.to_string_lossy(), ".invalid-name"),
+            None => format!(
+                "{}{INVALID_NAME}",
+                truncate_utf8(&os_name.to_string_lossy(), 120)
+            ),
         };
         fs::create_dir(&work).map_err(io_err("cannot create a work folder"))?;
+        let abandon = |e: io::Error, what: &str| {
+            let _ = fs::remove_dir_all(&work);
+            io_err(format!("{what} {name}"))(e)
+        };
         let claim = Claim {
             name: name.clone(),
             claimed_at: Timestamp::now(),
@@ -382,15 +389,14 @@ impl<'a> Intake<'a> {
             &work.join(CLAIM),
             &serde_json::to_vec(&claim).expect("claim serialises"),
         )
-        .map_err(io_err("cannot write the claim"))?;
+        .map_err(|e| abandon(e, "cannot write the claim for"))?;
         match rename_noreplace(&self.dirs.intake.join(os_name), &work.join(&name)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let _ = fs::remove_file(work.join(CLAIM));
-                let _ = fs::remove_dir(&work);
+                let _ = fs::remove_dir_all(&work);
                 return Ok(None);
             }
-            Err(e) => return Err(io_err(format!("cannot claim {name}"))(e)),
+            Err(e) => return Err(abandon(e, "cannot claim")),
         }
         sync_dir(&self.dirs.intake).map_err(io_err("cannot sync intake/"))?;
         sync_dir(&work).map_err(io_err("cannot sync the work folder"))?;
@@ -443,7 +449,7 @@ impl<'a> Intake<'a> {
                 format!("Cannot be read ({e})."),
             )
         })?;
-        if name.ends_with(".invalid-name") {
+        if name.ends_with(INVALID_NAME) {
             return Err(one(
                 ReasonCode::UnsafeFileName,
                 "名称不是有效的 UTF-8 文字，无法识别。请重命名后重新放入。".into(),
@@ -566,22 +572,49 @@ fn reason_file_names(item: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// `dir/<name><suffix>`, or `dir/<name> (<short id>)<suffix>` if taken.
+/// Appended to the claim name of an item whose name is not UTF-8.
+const INVALID_NAME: &str = ".invalid-name";
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// The two names a note or folder for `name` may take in `dir`: `<name><suffix>`,
+/// or `<name> (<short id>)<suffix>` when that is taken. Long names are shortened
+/// so that either fits the 255-byte limit of file names.
+fn candidate_names(name: &str, id: &BundleId, suffix: &str) -> [String; 2] {
+    let short = &id.as_str()[..8];
+    let stem = truncate_utf8(name, 255 - suffix.len() - short.len() - 3);
+    let plain = if name.len() + suffix.len() <= 255 {
+        name
+    } else {
+        stem
+    };
+    [
+        format!("{plain}{suffix}"),
+        format!("{stem} ({short}){suffix}"),
+    ]
+}
+
+/// The first free candidate name in `dir` (see [`candidate_names`]).
 fn free_name(dir: &Path, name: &str, id: &BundleId, suffix: &str) -> PathBuf {
-    let plain = dir.join(format!("{name}{suffix}"));
+    let [plain, tagged] = candidate_names(name, id, suffix);
+    let plain = dir.join(plain);
     if plain.symlink_metadata().is_err() {
         return plain;
     }
-    dir.join(format!("{name} ({}){suffix}", &id.as_str()[..8]))
+    dir.join(tagged)
 }
 
 fn accepted_note_exists(dir: &Path, name: &str, id: &BundleId) -> bool {
-    [
-        format!("{name}.txt"),
-        format!("{name} ({}).txt", &id.as_str()[..8]),
-    ]
-    .iter()
-    .any(|f| fs::read_to_string(dir.join(f)).is_ok_and(|t| t.contains(id.as_str())))
+    candidate_names(name, id, ".txt")
+        .iter()
+        .any(|f| fs::read_to_string(dir.join(f)).is_ok_and(|t| t.contains(id.as_str())))
 }
 
 fn beijing(t: Timestamp) -> String {
@@ -727,7 +760,12 @@ fn extract_zip(
         let entry = String::from_utf8(raw).map_err(|_| {
             reject(C::ZipUnsafeEntry, "压缩包里的文件名不是 UTF-8 编码。请用支持 UTF-8 的工具重新压缩。".into(), "An entry name in the zip is not UTF-8. Zip it again with a tool that writes UTF-8 names.".into())
         })?;
-        let unsafe_name = entry.starts_with('/')
+        if entry.starts_with("__MACOSX/") {
+            continue; // resource forks that macOS Finder adds to every zip: not content
+        }
+        let unsafe_name = entry.is_empty()
+            || entry.trim_end_matches('/').split('/').any(str::is_empty)
+            || entry.starts_with('/')
             || entry.contains('\\')
             || entry.as_bytes().get(1) == Some(&b':')
             || entry.split('/').any(|c| c == ".." || c == ".")

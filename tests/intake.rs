@@ -482,3 +482,37 @@ fn a_second_instance_cannot_run_on_the_same_node() {
     common::sigterm(&first);
     assert!(first.wait_with_output().expect("wait").status.success());
 }
+
+#[test]
+fn a_valid_application_with_a_very_long_folder_name_is_accepted_and_noted() {
+    // Regression: 84 Chinese characters are 252 bytes; "<name>.txt" would exceed
+    // the 255-byte file-name limit and the item used to stay in .work/ for ever.
+    let net = Net::new();
+    let cfg = net.config(COMMITTEE);
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let name = "张".repeat(84);
+    assert_eq!(name.len(), 252);
+    tiny_app(
+        &intake.dirs().intake.join(&name),
+        "深劳人仲案〔2026〕9500号",
+        FUTIAN,
+    );
+    let out = intake
+        .take(&[OsString::from(&name)])
+        .pop()
+        .expect("one")
+        .expect("no intake error");
+    let Outcome::Accepted { id, .. } = out else {
+        panic!("{out:?}")
+    };
+    let notes = common::listing(&intake.dirs().accepted);
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].len() <= 255 && notes[0].ends_with(".txt"),
+        "{notes:?}"
+    );
+    let note = fs::read_to_string(intake.dirs().accepted.join(&notes[0])).expect("note");
+    assert!(note.contains(id.as_str()) && note.contains(&name));
+    assert!(common::listing(&intake.dirs().work).is_empty());
+}
