@@ -113,6 +113,9 @@ pub enum Command {
     /// Stops cleanly on SIGTERM or SIGINT (finishing the items in hand).
     #[command(after_help = EXIT_HELP)]
     Run,
+    /// Make or check a signed receipt (proof of delivery).
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Receipt(ReceiptCommand),
     /// Inspect and repair the outbox (with the daemon stopped).
     #[command(subcommand, after_help = EXIT_HELP)]
     Outbox(OutboxCommand),
@@ -122,6 +125,22 @@ pub enum Command {
         /// Where to put the demo's files (default: a new directory under /tmp).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+/// Receipt subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReceiptCommand {
+    /// Verify a bundle addressed to this node and print this node's signed
+    /// receipt for it (JSON, ready to POST to /v1/bundles/{id}/receipt).
+    Make {
+        /// The bundle file.
+        bundle: PathBuf,
+    },
+    /// Check a signed receipt offline (signature, signer, directory) and print it.
+    Verify {
+        /// The receipt file (JSON).
+        receipt: PathBuf,
     },
 }
 
@@ -176,6 +195,7 @@ pub fn run(cli: Cli) -> Exit {
             with_config(&cli.config, |c| open(c, &file, &output, json, out))
         }
         Command::Run => with_config(&cli.config, run_daemon),
+        Command::Receipt(cmd) => with_config(&cli.config, |c| receipt_cmd(c, cmd, out)),
         Command::Outbox(cmd) => with_config(&cli.config, |c| outbox_cmd(c, cmd, out)),
         Command::Demo { dir } => demo(dir, out),
     }
@@ -679,8 +699,13 @@ pub fn demo(dir: Option<PathBuf>, out: &mut impl Write) -> Exit {
     Exit::Ok
 }
 
-/// `run`: the daemon (intake for now; the mTLS API joins with the transport work).
+/// `run`: the daemon. Intake runs on this thread; the mTLS API (when
+/// `server.listen` is set) and signal handling on a tokio runtime. SIGTERM or
+/// SIGINT: intake finishes the items in hand, the API stops accepting and
+/// drains; SIGHUP: the TLS configuration is rebuilt with the CRLs re-read and
+/// swapped in for new connections.
 pub fn run_daemon(c: &Config) -> Exit {
+    use crate::transport::{server, tls};
     let outbox = match crate::outbox::Outbox::open(&c.node.data_dir, c.outbox) {
         Ok(o) => o,
         Err(e) => {
@@ -698,7 +723,109 @@ pub fn run_daemon(c: &Config) -> Exit {
             return Exit::IoErr;
         }
     };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sealpost: cannot start the runtime: {e}");
+            return Exit::IoErr;
+        }
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
     let (tx, rx) = std::sync::mpsc::channel();
+
+    // The mTLS API.
+    let mut server_task = None;
+    let mut reload: Option<Box<dyn Fn() + Send + Sync>> = None;
+    if let Some(addr) = c.server_listen {
+        let built = tls::load_crls(&c.crl_files).and_then(|crls| tls::server_config(c, crls));
+        let tls_config = match built {
+            Ok(t) => tls::Reloadable::new(t),
+            Err(e) => {
+                eprintln!("sealpost: {e}");
+                return Exit::Config;
+            }
+        };
+        let listener = match rt.block_on(tokio::net::TcpListener::bind(addr)) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("sealpost: cannot listen on {addr}: {e}");
+                return Exit::IoErr;
+            }
+        };
+        let local = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        println!("LISTENING {local}");
+        let api = std::sync::Arc::new(server::Api::new(
+            c,
+            outbox.clone(),
+            server::Limits::default(),
+        ));
+        server_task = Some(rt.spawn(server::serve(
+            listener,
+            tls_config.clone(),
+            api,
+            shutdown.clone(),
+        )));
+        let crl_files = c.crl_files.clone();
+        let file = c.file.clone();
+        reload = Some(Box::new(move || {
+            // Rebuild from the files as they are now; keep serving on failure.
+            let fresh = Config::load(&file)
+                .map_err(|e| e.to_string())
+                .and_then(|cfg| {
+                    tls::load_crls(&crl_files)
+                        .and_then(|crls| tls::server_config(&cfg, crls))
+                        .map_err(|e| e.to_string())
+                });
+            match fresh {
+                Ok(next) => {
+                    tls_config.swap(next);
+                    tracing::info!("TLS configuration and CRLs reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reload failed; the previous TLS configuration stays in force")
+                }
+            }
+        }));
+    }
+
+    // Signals.
+    {
+        let shutdown = shutdown.clone();
+        let tx = tx.clone();
+        rt.spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = term.recv() => break,
+                    _ = int.recv() => break,
+                    _ = hup.recv() => {
+                        if let Some(r) = &reload {
+                            r();
+                        }
+                    }
+                }
+            }
+            tracing::info!("stopping: finishing the items in hand");
+            shutdown.cancel();
+            let _ = tx.send(crate::intake::Wake::Stop);
+        });
+    }
+
     let _watcher = match crate::intake::watch(&intake.dirs().intake, tx.clone()) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -706,7 +833,6 @@ pub fn run_daemon(c: &Config) -> Exit {
             None
         }
     };
-    std::thread::spawn(move || wait_for_termination(tx));
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     tracing::info!(node = %c.node.id, intake = %intake.dirs().intake.display(), "sealpost running");
     let result = crate::intake::run(&intake, &rx, |o| {
@@ -722,6 +848,17 @@ pub fn run_daemon(c: &Config) -> Exit {
         };
     });
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    shutdown.cancel();
+    if let Some(task) = server_task {
+        // The timer must be created inside the runtime, hence the async block.
+        let drained = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(30), task).await
+        });
+        if drained.is_err() {
+            tracing::warn!("connections still open after 30 s; closing them");
+        }
+    }
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => Exit::Ok,
         Err(e) => {
@@ -729,34 +866,6 @@ pub fn run_daemon(c: &Config) -> Exit {
             Exit::IoErr
         }
     }
-}
-
-fn wait_for_termination(tx: std::sync::mpsc::Sender<crate::intake::Wake>) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the signal handler");
-            return;
-        }
-    };
-    rt.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    });
-    tracing::info!("stopping: finishing the items in hand");
-    let _ = tx.send(crate::intake::Wake::Stop);
 }
 
 fn outbox_error(e: &crate::outbox::OutboxError) -> Exit {
@@ -866,5 +975,69 @@ pub fn outbox_cmd(c: &Config, cmd: OutboxCommand, out: &mut impl Write) -> Exit 
     match result {
         Ok(()) => Exit::Ok,
         Err(e) => outbox_error(&e),
+    }
+}
+
+/// `receipt make|verify`.
+pub fn receipt_cmd(c: &Config, cmd: ReceiptCommand, out: &mut impl Write) -> Exit {
+    use crate::transport::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT};
+    match cmd {
+        ReceiptCommand::Make { bundle } => match verifier(c, false).verify(&bundle) {
+            Ok(v) => {
+                let r = Receipt {
+                    format: RECEIPT_FORMAT.to_owned(),
+                    bundle_id: v.envelope.id,
+                    sender: v.envelope.sender.clone(),
+                    receiver: c.node.id.clone(),
+                    envelope_sha256: crate::types::Sha256::of(&v.envelope_bytes),
+                    payload_sha256: v.envelope.payload.sha256,
+                    received_at: Timestamp::now(),
+                };
+                let signed = r.sign(&c.keys.signing);
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&signed).unwrap_or_default()
+                );
+                Exit::Ok
+            }
+            Err(e) => refused(&bundle, &e, false, out),
+        },
+        ReceiptCommand::Verify { receipt } => {
+            let bytes = match std::fs::read(&receipt) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("sealpost: cannot read {}: {e}", receipt.display());
+                    return Exit::NoInput;
+                }
+            };
+            let signed: SignedReceipt = match serde_json::from_slice(&bytes) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("REFUSED  {}\n  [receipt-malformed] {e}", receipt.display());
+                    return Exit::DataErr;
+                }
+            };
+            match signed.verify(&c.trust, &c.directory) {
+                Ok(r) => {
+                    let _ = writeln!(
+                        out,
+                        "VERIFIED RECEIPT  {}\n  bundle    {}\n  from      {}\n  received  {} by {}\n  envelope  sha256 {}\n  payload   sha256 {}",
+                        receipt.display(),
+                        r.bundle_id,
+                        r.sender,
+                        r.received_at,
+                        r.receiver,
+                        r.envelope_sha256,
+                        r.payload_sha256
+                    );
+                    Exit::Ok
+                }
+                Err(e) => {
+                    eprintln!("REFUSED  {}\n  [{}] {e}", receipt.display(), e.code());
+                    Exit::DataErr
+                }
+            }
+        }
     }
 }

@@ -375,6 +375,7 @@ pub struct Outbox {
     index: PathBuf,
     db: sled::Db,
     policy: Policy,
+    changed: std::sync::Arc<tokio::sync::Notify>,
 }
 
 fn key_d(id: &BundleId) -> Vec<u8> {
@@ -402,6 +403,8 @@ impl Outbox {
         let index = root.join("index");
         fs::create_dir_all(&bundles)
             .map_err(io_err(format!("cannot create {}", bundles.display())))?;
+        fs::create_dir_all(root.join("receipts"))
+            .map_err(io_err("cannot create outbox/receipts"))?;
         // Leftovers of a seal interrupted by a crash (never referenced by a record).
         crate::fsutil::remove_stale_temps(&bundles).map_err(io_err("cannot clean the outbox"))?;
         let db = sled::Config::new()
@@ -413,6 +416,7 @@ impl Outbox {
             index,
             db,
             policy,
+            changed: std::sync::Arc::new(tokio::sync::Notify::new()),
         };
         crate::fsutil::sync_dir(&root).map_err(io_err("cannot sync the outbox directory"))?;
         Ok(outbox)
@@ -421,6 +425,18 @@ impl Outbox {
     /// The delivery policy.
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// Notified after every committed change (long-polling listeners wait on it).
+    pub fn changed(&self) -> &tokio::sync::Notify {
+        &self.changed
+    }
+
+    /// Where receipts for delivered bundles are kept (`outbox/receipts/<id>.json`).
+    pub fn receipt_path(&self, id: &BundleId) -> PathBuf {
+        crate::fsutil::parent_of(&self.bundles)
+            .join("receipts")
+            .join(format!("{id}.json"))
     }
 
     /// Where bundle `id`'s file lives (it may not exist yet).
@@ -432,7 +448,9 @@ impl Outbox {
     /// and directory of the index (see the module doc for why both).
     pub fn commit(&self) -> Result<(), OutboxError> {
         self.db.flush()?;
-        sync_tree(&self.index).map_err(io_err("cannot fsync the outbox index"))
+        sync_tree(&self.index).map_err(io_err("cannot fsync the outbox index"))?;
+        self.changed.notify_waiters();
+        Ok(())
     }
 
     /// The record for `id`.

@@ -1,0 +1,710 @@
+//! The mTLS HTTP API, version 1 (`docs/openapi.yaml`).
+//!
+//! One TCP listener; every connection is accepted under a connection limit,
+//! TLS-handshaken with a timeout, its client certificate mapped to exactly one
+//! peer ([`super::tls::identify`]) — or the connection is closed with nothing
+//! said — and then served by hyper's HTTP/1.1 with a header-read timeout (hyper
+//! is given a timer, without which that timeout panics) and a header size cap.
+//! Every request acts for that peer only: another peer's bundle and a missing
+//! bundle are the same 404. Errors are RFC 9457 problem details.
+
+use std::convert::Infallible;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Body, Frame, Incoming};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::receipt::SignedReceipt;
+use super::tls::{identify, Reloadable};
+use crate::config::{Config, Directory};
+use crate::outbox::{Delivery, Outbox, OutboxError, State};
+use crate::pki::ExchangeCa;
+use crate::types::{AgencyId, BundleId, Timestamp};
+
+/// Server limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// TLS handshake must complete within this.
+    pub handshake: Duration,
+    /// Request headers must arrive within this (slow-loris).
+    pub header_read: Duration,
+    /// A request body must arrive within this.
+    pub body_read: Duration,
+    /// Simultaneous connections; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Request head buffer (hyper's minimum is 8 KiB).
+    pub max_header_bytes: usize,
+    /// Largest receipt body.
+    pub max_receipt_bytes: usize,
+    /// Longest long-poll.
+    pub max_wait: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            header_read: Duration::from_secs(10),
+            body_read: Duration::from_secs(30),
+            max_connections: 256,
+            max_header_bytes: 16 * 1024,
+            max_receipt_bytes: 64 * 1024,
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What request handlers need.
+#[derive(Debug)]
+pub struct Api {
+    /// This node's agency id.
+    pub me: AgencyId,
+    /// The exchange CA (receipt signers).
+    pub trust: ExchangeCa,
+    /// The peer directory (client identities, receipt signers).
+    pub directory: Directory,
+    /// The outbox.
+    pub outbox: Outbox,
+    /// Limits.
+    pub limits: Limits,
+}
+
+impl Api {
+    /// From a validated configuration and an open outbox.
+    pub fn new(config: &Config, outbox: Outbox, limits: Limits) -> Self {
+        Self {
+            me: config.node.id.clone(),
+            trust: config.trust.clone(),
+            directory: config.directory.clone(),
+            outbox,
+            limits,
+        }
+    }
+}
+
+type ResBody = http_body_util::combinators::BoxBody<Bytes, io::Error>;
+
+/// Serves until `shutdown` is cancelled, then stops accepting and lets open
+/// connections finish their current request (hyper graceful shutdown).
+pub async fn serve(
+    listener: TcpListener,
+    tls: Reloadable,
+    api: Arc<Api>,
+    shutdown: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(api.limits.max_connections));
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (tcp, remote) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls.get());
+        let api = api.clone();
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let _permit = permit;
+            let stream = match tokio::time::timeout(api.limits.handshake, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(%remote, error = %e, "TLS handshake refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::info!(%remote, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
+            let peer = match cert.as_deref().map(|c| identify(c, &api.directory)) {
+                Some(Ok(p)) => p.id.clone(),
+                Some(Err(e)) => {
+                    tracing::warn!(%remote, error = %e, "authenticated client with no peer identity; closed");
+                    return;
+                }
+                None => return,
+            };
+            let svc_api = api.clone();
+            let svc_peer = peer.clone();
+            let service = hyper::service::service_fn(move |req| {
+                let api = svc_api.clone();
+                let peer = svc_peer.clone();
+                async move { Ok::<_, Infallible>(handle(&api, &peer, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(api.limits.header_read)
+                .max_buf_size(api.limits.max_header_bytes.max(8192))
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%remote, %peer, error = %e, "connection ended with an error");
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    code: &'a str,
+}
+
+fn full(bytes: impl Into<Bytes>) -> ResBody {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn problem(
+    status: StatusCode,
+    code: &str,
+    title: &str,
+    detail: impl Into<String>,
+) -> Response<ResBody> {
+    let p = Problem {
+        kind: format!("https://sealpost.invalid/problems/{code}"),
+        title,
+        status: status.as_u16(),
+        detail: detail.into(),
+        code,
+    };
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/problem+json")
+        .body(full(serde_json::to_vec(&p).expect("problem serialises")))
+        .expect("valid response")
+}
+
+fn not_found() -> Response<ResBody> {
+    problem(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such bundle for this peer",
+    )
+}
+
+fn internal(e: impl std::fmt::Display) -> Response<ResBody> {
+    tracing::error!(error = %e, "request failed");
+    problem(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+        "the node could not complete the request; try again",
+    )
+}
+
+fn json(status: StatusCode, v: &impl Serialize) -> Response<ResBody> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(serde_json::to_vec(v).expect("json serialises")))
+        .expect("valid response")
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, OutboxError> + Send + 'static,
+) -> Result<T, OutboxError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(OutboxError::Io {
+            context: "blocking task".into(),
+            source: io::Error::other(e.to_string()),
+        })
+    })
+}
+
+async fn handle(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Response<ResBody> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let resp = match (req.method(), parts.as_slice()) {
+        (&Method::GET, ["v1", "bundles"]) => list(api, peer, req.uri().query().unwrap_or("")).await,
+        (&Method::GET | &Method::HEAD, ["v1", "bundles", id]) => match id.parse::<BundleId>() {
+            Ok(id) => download(api, peer, id, &req).await,
+            Err(_) => not_found(),
+        },
+        (&Method::POST, ["v1", "bundles", id, "receipt"]) => match id.parse::<BundleId>() {
+            Ok(id) => receipt(api, peer, id, req).await,
+            Err(_) => not_found(),
+        },
+        (_, ["v1", "bundles"] | ["v1", "bundles", _] | ["v1", "bundles", _, "receipt"]) => problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "Method not allowed",
+            format!("{} is not allowed on {path}", req.method()),
+        ),
+        _ => problem(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            format!("no endpoint {path}"),
+        ),
+    };
+    tracing::info!(%peer, %method, path, status = resp.status().as_u16(), "request");
+    resp
+}
+
+/// One waiting bundle in a listing.
+#[derive(Debug, Serialize)]
+struct Listed {
+    id: BundleId,
+    kind: crate::bundle::Kind,
+    sender: AgencyId,
+    case_ref: crate::types::CaseRef,
+    size: u64,
+    envelope_sha256: crate::types::Sha256,
+    payload_sha256: crate::types::Sha256,
+    queued_at: Timestamp,
+    state: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct Listing {
+    bundles: Vec<Listed>,
+    next_cursor: String,
+}
+
+fn query_param<'q>(query: &'q str, key: &str) -> Option<&'q str> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn waiting_for(d: &Delivery, peer: &AgencyId) -> bool {
+    &d.peer == peer
+        && matches!(
+            d.state,
+            State::Queued | State::Fetched { .. } | State::Failed { .. }
+        )
+}
+
+async fn list(api: &Arc<Api>, peer: &AgencyId, query: &str) -> Response<ResBody> {
+    let bad = |what: &str| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "bad-query",
+            "Bad query",
+            what.to_owned(),
+        )
+    };
+    let after: u64 = match query_param(query, "after").map(str::parse) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => return bad("after must be a cursor returned by a previous listing"),
+    };
+    let limit: usize = match query_param(query, "limit").map(str::parse) {
+        None => 50,
+        Some(Ok(n)) if (1..=500).contains(&n) => n,
+        _ => return bad("limit must be 1 to 500"),
+    };
+    let wait = match query_param(query, "wait").map(str::parse::<u64>) {
+        None => Duration::ZERO,
+        Some(Ok(n)) => Duration::from_secs(n).min(api.limits.max_wait),
+        Some(Err(_)) => return bad("wait must be whole seconds"),
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Register for the wake-up before looking, so a bundle queued between
+        // the look and the wait is not missed.
+        let notified = api.outbox.changed().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let outbox = api.outbox.clone();
+        let p = peer.clone();
+        let found = blocking(move || {
+            Ok(outbox
+                .list()?
+                .into_iter()
+                .filter(|d| d.seq > after && waiting_for(d, &p))
+                .take(limit)
+                .collect::<Vec<_>>())
+        })
+        .await;
+        let found = match found {
+            Ok(f) => f,
+            Err(e) => return internal(e),
+        };
+        if !found.is_empty() || tokio::time::Instant::now() >= deadline {
+            let next = found.last().map(|d| d.seq).unwrap_or(after);
+            let me = api.me.clone();
+            let bundles = found
+                .into_iter()
+                .map(|d| Listed {
+                    id: d.id,
+                    kind: d.kind,
+                    sender: me.clone(),
+                    case_ref: d.case_ref,
+                    size: d.size,
+                    envelope_sha256: d.envelope_sha256,
+                    payload_sha256: d.payload_sha256,
+                    queued_at: d.queued_at,
+                    state: d.state.name(),
+                })
+                .collect();
+            return json(
+                StatusCode::OK,
+                &Listing {
+                    bundles,
+                    next_cursor: next.to_string(),
+                },
+            );
+        }
+        let _ = tokio::time::timeout_at(deadline, notified).await;
+    }
+}
+
+async fn find(
+    api: &Arc<Api>,
+    peer: &AgencyId,
+    id: BundleId,
+) -> Result<Option<Delivery>, OutboxError> {
+    let outbox = api.outbox.clone();
+    let d = blocking(move || outbox.get(&id)).await?;
+    Ok(d.filter(|d| &d.peer == peer && !matches!(d.state, State::Cancelled { .. })))
+}
+
+/// Parses a single `bytes=` range against `len`: `Ok(None)` for no Range header.
+fn parse_range(h: Option<&header::HeaderValue>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(h) = h else { return Ok(None) };
+    let s = h.to_str().map_err(|_| ())?;
+    let spec = s.strip_prefix("bytes=").ok_or(())?;
+    if spec.contains(',') {
+        return Err(()); // one range only
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            if n == 0 {
+                return Err(());
+            }
+            (len.saturating_sub(n), len.saturating_sub(1))
+        }
+        (a, "") => (a.parse().map_err(|_| ())?, len.saturating_sub(1)),
+        (a, b) => (
+            a.parse().map_err(|_| ())?,
+            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)),
+        ),
+    };
+    if start > end || start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+async fn download(
+    api: &Arc<Api>,
+    peer: &AgencyId,
+    id: BundleId,
+    req: &Request<Incoming>,
+) -> Response<ResBody> {
+    let d = match find(api, peer, id).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return not_found(),
+        Err(e) => return internal(e),
+    };
+    let etag = format!("\"{}\"", d.envelope_sha256);
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, &etag)
+            .body(full(Bytes::new()))
+            .expect("valid response");
+    }
+    let path = api.outbox.bundle_path(&id);
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => return internal(format!("{}: {e}", path.display())),
+    };
+    let len = d.size;
+    let range = match parse_range(req.headers().get(header::RANGE), len) {
+        Ok(r) => r,
+        Err(()) => {
+            return Response::builder()
+                .status(StatusCode::RANGE_NOT_SATISFIABLE)
+                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
+                .header(header::CONTENT_TYPE, "application/problem+json")
+                .body(full(serde_json::to_vec(&serde_json::json!({"type": "https://sealpost.invalid/problems/bad-range", "title": "Range not satisfiable", "status": 416, "code": "bad-range", "detail": format!("the bundle is {len} bytes; send one range such as bytes=0-1023")})).expect("json")))
+                .expect("valid response")
+        }
+    };
+    let (start, count, status) = match range {
+        Some((a, b)) => (a, b - a + 1, StatusCode::PARTIAL_CONTENT),
+        None => (0, len, StatusCode::OK),
+    };
+    if start > 0 {
+        if let Err(e) = file.seek(io::SeekFrom::Start(start)).await {
+            return internal(e);
+        }
+    }
+    if req.method() == Method::GET {
+        let outbox = api.outbox.clone();
+        let policy = *api.outbox.policy();
+        let now = Timestamp::now();
+        if let Err(e) = blocking(move || {
+            outbox.transition(&id, now, |d| match d.state {
+                State::Queued | State::Failed { .. } | State::Fetched { .. } => {
+                    d.fetch(now, &policy)
+                }
+                _ => Ok(()),
+            })
+        })
+        .await
+        {
+            return internal(e);
+        }
+    }
+    let mut b = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/vnd.sealpost.bundle+zip")
+        .header(header::CONTENT_LENGTH, count)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, &etag);
+    if status == StatusCode::PARTIAL_CONTENT {
+        b = b.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{len}", start + count - 1),
+        );
+    }
+    let body = if req.method() == Method::HEAD {
+        full(Bytes::new())
+    } else {
+        FileBody {
+            file,
+            left: count,
+            buf: vec![0; 64 * 1024],
+        }
+        .boxed()
+    };
+    b.body(body).expect("valid response")
+}
+
+/// Streams `left` bytes of a file in 64 KiB frames (memory stays flat).
+#[derive(Debug)]
+struct FileBody {
+    file: tokio::fs::File,
+    left: u64,
+    buf: Vec<u8>,
+}
+
+impl Body for FileBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        if this.left == 0 {
+            return Poll::Ready(None);
+        }
+        let want = this
+            .buf
+            .len()
+            .min(usize::try_from(this.left).unwrap_or(usize::MAX));
+        let mut rb = ReadBuf::new(&mut this.buf[..want]);
+        match Pin::new(&mut this.file).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                if n == 0 {
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "bundle file shrank",
+                    ))));
+                }
+                this.left -= n as u64;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
+                    &this.buf[..n],
+                )))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ReceiptAccepted<'a> {
+    state: &'static str,
+    receipt: &'a SignedReceipt,
+}
+
+async fn receipt(
+    api: &Arc<Api>,
+    peer: &AgencyId,
+    id: BundleId,
+    req: Request<Incoming>,
+) -> Response<ResBody> {
+    let d = match find(api, peer, id).await {
+        Ok(Some(d)) => d,
+        Ok(None) => return not_found(),
+        Err(e) => return internal(e),
+    };
+    let limited = Limited::new(req.into_body(), api.limits.max_receipt_bytes);
+    let body = match tokio::time::timeout(api.limits.body_read, limited.collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body-too-large",
+                "Body too large",
+                format!(
+                    "a receipt is at most {} bytes",
+                    api.limits.max_receipt_bytes
+                ),
+            )
+        }
+        Err(_) => {
+            return problem(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Body too slow",
+                "the request body did not arrive in time",
+            )
+        }
+    };
+    let stored_path: PathBuf = api.outbox.receipt_path(&id);
+    // Idempotent: once delivered, every receipt POST returns the original receipt.
+    if let State::Delivered { .. } = d.state {
+        return match tokio::fs::read(&stored_path)
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<SignedReceipt>(&b).ok())
+        {
+            Some(stored) => json(
+                StatusCode::OK,
+                &ReceiptAccepted {
+                    state: "delivered",
+                    receipt: &stored,
+                },
+            ),
+            None => internal(format!(
+                "delivered without a stored receipt at {}",
+                stored_path.display()
+            )),
+        };
+    }
+    let signed: SignedReceipt = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "receipt-malformed",
+                "Malformed receipt",
+                e.to_string(),
+            )
+        }
+    };
+    let checked = signed
+        .verify(&api.trust, &api.directory)
+        .and_then(|r| r.check(&id, &api.me, peer, &d.envelope_sha256, &d.payload_sha256));
+    if let Err(e) = checked {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.code(),
+            "Receipt refused",
+            e.to_string(),
+        );
+    }
+    let outbox = api.outbox.clone();
+    let bytes = serde_json::to_vec_pretty(&signed).expect("receipt serialises");
+    let done = blocking(move || {
+        match crate::fsutil::write_new_atomic(&stored_path, &bytes) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(OutboxError::Io {
+                    context: "cannot store the receipt".into(),
+                    source: e,
+                })
+            }
+        }
+        let now = Timestamp::now();
+        outbox.transition(&id, now, |d| d.deliver(now))?;
+        let stored: SignedReceipt =
+            serde_json::from_slice(&std::fs::read(&stored_path).map_err(|e| OutboxError::Io {
+                context: "cannot read the stored receipt".into(),
+                source: e,
+            })?)
+            .map_err(|e| OutboxError::Io {
+                context: "stored receipt".into(),
+                source: io::Error::other(e),
+            })?;
+        Ok(stored)
+    })
+    .await;
+    match done {
+        Ok(stored) => {
+            tracing::info!(bundle = %id, %peer, "receipt verified; delivered");
+            json(
+                StatusCode::OK,
+                &ReceiptAccepted {
+                    state: "delivered",
+                    receipt: &stored,
+                },
+            )
+        }
+        Err(OutboxError::Transition(e)) => problem(
+            StatusCode::CONFLICT,
+            "not-deliverable",
+            "Not deliverable",
+            e.to_string(),
+        ),
+        Err(e) => internal(e),
+    }
+}

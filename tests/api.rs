@@ -1,0 +1,384 @@
+//! The mTLS API with the real daemon and stock `curl` as the court's client,
+//! as `docs/court-integration.md` shows it.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{tiny_app, Net, COMMITTEE, FUTIAN, NANSHAN};
+
+struct Node {
+    child: std::process::Child,
+    lines: mpsc::Receiver<String>,
+    addr: String,
+}
+
+fn start(net: &Net) -> Node {
+    let cfg = net.config_path(COMMITTEE);
+    let text = fs::read_to_string(&cfg).expect("config");
+    if !text.contains("[server]") {
+        fs::write(
+            &cfg,
+            format!("{text}\n[server]\nlisten = \"127.0.0.1:0\"\n"),
+        )
+        .expect("write");
+    }
+    let mut child = common::spawn_run(
+        net,
+        COMMITTEE,
+        &[
+            ("SEALPOST_INTAKE__SETTLE", "200ms"),
+            ("SEALPOST_INTAKE__SCAN_INTERVAL", "50ms"),
+        ],
+        Stdio::piped(),
+    );
+    let (tx, lines) = mpsc::channel();
+    let out = child.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let first = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the daemon says where it listens");
+    let addr = first
+        .strip_prefix("LISTENING ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    Node { child, lines, addr }
+}
+
+fn wait_line(node: &Node, prefix: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let l = node
+            .lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no line starting {prefix:?}"));
+        if l.starts_with(prefix) {
+            return l;
+        }
+    }
+}
+
+/// curl as a court: returns (HTTP status, body). `extra` are more curl arguments.
+fn curl(net: &Net, node: &Node, court: &str, path: &str, extra: &[&str]) -> (u16, Vec<u8>) {
+    let dir = &net.agency(court).dir;
+    let port = node.addr.rsplit(':').next().expect("port");
+    let out = net.out(&format!("curl-{}", common::random_u64()));
+    let o = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            out.to_str().expect("utf-8"),
+            "-w",
+            "%{http_code}",
+        ])
+        .args(["--cert", dir.join("tls.pem").to_str().expect("utf-8")])
+        .args(["--key", dir.join("tls.key").to_str().expect("utf-8")])
+        .args([
+            "--cacert",
+            net.path().join("ca.pem").to_str().expect("utf-8"),
+        ])
+        .args(extra)
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .expect("curl is installed (scripts/test installs it)");
+    let status = String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (status, fs::read(&out).unwrap_or_default())
+}
+
+fn json(b: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(b)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(b)))
+}
+
+fn drop_app(net: &Net, name: &str, case: &str) {
+    let staging = net.out(&format!("staging-{name}"));
+    tiny_app(&staging, case, FUTIAN);
+    fs::write(staging.join("READY"), b"").expect("marker");
+    let intake = net.agency(COMMITTEE).dir.join("data/clerk/intake");
+    fs::rename(&staging, intake.join(name)).expect("drop");
+}
+
+#[test]
+fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
+    let net = Net::new();
+    let mut node = start(&net);
+    drop_app(&net, "first", "深劳人仲案〔2026〕5001号");
+    let accepted = wait_line(&node, "ACCEPTED  first");
+    let id = accepted.rsplit(' ').next().expect("id").to_owned();
+
+    // List: the court sees its bundle; the other court sees nothing.
+    let (status, body) = curl(&net, &node, FUTIAN, "/v1/bundles", &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let listing = json(&body);
+    assert_eq!(listing["bundles"][0]["id"], id.as_str());
+    assert_eq!(listing["bundles"][0]["state"], "queued");
+    let cursor = listing["next_cursor"].as_str().expect("cursor").to_owned();
+    let (status, body) = curl(&net, &node, NANSHAN, "/v1/bundles", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["bundles"], serde_json::json!([]));
+
+    // Another court's bundle is a 404, like a bundle that does not exist.
+    for path in [
+        format!("/v1/bundles/{id}"),
+        "/v1/bundles/aaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
+    ] {
+        let (status, body) = curl(&net, &node, NANSHAN, &path, &[]);
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(json(&body)["code"], "not-found");
+    }
+    let (status, _) = curl(
+        &net,
+        &node,
+        NANSHAN,
+        &format!("/v1/bundles/{id}/receipt"),
+        &["-X", "POST", "-d", "{}"],
+    );
+    assert_eq!(status, 404);
+
+    // Download: a range, then the whole file; both match the outbox file.
+    let stored = fs::read(
+        net.agency(COMMITTEE)
+            .dir
+            .join(format!("data/outbox/bundles/{id}.sealpost")),
+    )
+    .expect("bundle");
+    let (status, part) = curl(
+        &net,
+        &node,
+        FUTIAN,
+        &format!("/v1/bundles/{id}"),
+        &["-H", "Range: bytes=0-99"],
+    );
+    assert_eq!((status, part.as_slice()), (206, &stored[..100]));
+    let (status, whole) = curl(&net, &node, FUTIAN, &format!("/v1/bundles/{id}"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(whole, stored);
+    let (status, _) = curl(
+        &net,
+        &node,
+        FUTIAN,
+        &format!("/v1/bundles/{id}"),
+        &["-H", &format!("Range: bytes={}-", stored.len() + 5)],
+    );
+    assert_eq!(status, 416);
+    let bundle = net.out("downloaded.sealpost");
+    fs::write(&bundle, &whole).expect("write");
+
+    // The court verifies and opens it, then signs a receipt with its own key.
+    let court_cfg = net.config_path(FUTIAN);
+    let o = Command::new(common::bin())
+        .args([
+            "-c",
+            court_cfg.to_str().expect("utf-8"),
+            "open",
+            bundle.to_str().expect("utf-8"),
+            "-o",
+        ])
+        .arg(net.out("inbox"))
+        .output()
+        .expect("open");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(common::bin())
+        .args([
+            "-c",
+            court_cfg.to_str().expect("utf-8"),
+            "receipt",
+            "make",
+            bundle.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("receipt make");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let receipt_path = net.out("receipt.json");
+    fs::write(&receipt_path, &o.stdout).expect("write");
+    let receipt = json(&o.stdout);
+
+    // Refused receipts: a forged signature, and a correctly signed one for other digests.
+    let post = |file: &Path| {
+        curl(
+            &net,
+            &node,
+            FUTIAN,
+            &format!("/v1/bundles/{id}/receipt"),
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &format!("@{}", file.display()),
+            ],
+        )
+    };
+    let mut forged = receipt.clone();
+    let sig = forged["signature"].as_str().expect("sig").to_owned();
+    forged["signature"] = serde_json::Value::String(format!("{}A{}", &sig[..10], &sig[11..]));
+    let forged_path = net.out("forged.json");
+    fs::write(&forged_path, serde_json::to_vec(&forged).expect("json")).expect("write");
+    let (status, body) = post(&forged_path);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (422, Some("receipt-signature-invalid"))
+    );
+    {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let inner: serde_json::Value = serde_json::from_slice(
+            &b64.decode(receipt["receipt"].as_str().expect("r"))
+                .expect("b64"),
+        )
+        .expect("json");
+        let mut wrong: sealpost::transport::receipt::Receipt =
+            serde_json::from_value(inner).expect("receipt");
+        wrong.payload_sha256 = sealpost::types::Sha256([7; 32]);
+        let signed = wrong.sign(&net.config(FUTIAN).keys.signing);
+        let p = net.out("wrong-digest.json");
+        fs::write(&p, serde_json::to_vec(&signed).expect("json")).expect("write");
+        let (status, body) = post(&p);
+        assert_eq!(
+            (status, json(&body)["code"].as_str()),
+            (422, Some("receipt-mismatch"))
+        );
+        // Signed by the other court's key: not the receiver.
+        let mut theirs: sealpost::transport::receipt::Receipt = serde_json::from_slice(
+            &b64.decode(receipt["receipt"].as_str().expect("r"))
+                .expect("b64"),
+        )
+        .expect("json");
+        theirs.receiver = NANSHAN.parse().expect("id");
+        let signed = theirs.sign(&net.config(NANSHAN).keys.signing);
+        fs::write(&p, serde_json::to_vec(&signed).expect("json")).expect("write");
+        let (status, body) = post(&p);
+        assert_eq!(
+            (status, json(&body)["code"].as_str()),
+            (422, Some("receipt-mismatch"))
+        );
+    }
+
+    // The valid receipt: delivered; a repeat returns the original, not an error.
+    let (status, body) = post(&receipt_path);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let accepted = json(&body);
+    assert_eq!(accepted["state"], "delivered");
+    assert_eq!(accepted["receipt"], receipt);
+    let (status, body) = post(&receipt_path);
+    assert_eq!(
+        (status, json(&body)["receipt"].clone()),
+        (200, receipt.clone())
+    );
+    let (_, body) = curl(&net, &node, FUTIAN, "/v1/bundles", &[]);
+    assert_eq!(
+        json(&body)["bundles"],
+        serde_json::json!([]),
+        "a delivered bundle is no longer listed"
+    );
+
+    // Long-poll: a bundle queued while the court waits arrives at once, not at the next poll.
+    let started = Instant::now();
+    let waiter = {
+        let args = (format!("/v1/bundles?after={cursor}&wait=20"),);
+        let net_path = net.path().to_owned();
+        let futian_dir = net.agency(FUTIAN).dir.clone();
+        let port = node.addr.rsplit(':').next().expect("port").to_owned();
+        std::thread::spawn(move || {
+            Command::new("curl")
+                .args(["-sS", "--max-time", "30"])
+                .args([
+                    "--cert",
+                    futian_dir.join("tls.pem").to_str().expect("utf-8"),
+                ])
+                .args(["--key", futian_dir.join("tls.key").to_str().expect("utf-8")])
+                .args(["--cacert", net_path.join("ca.pem").to_str().expect("utf-8")])
+                .arg(format!("https://localhost:{port}{}", args.0))
+                .output()
+                .expect("curl")
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300)); // let the poll start waiting
+    drop_app(&net, "second", "深劳人仲案〔2026〕5002号");
+    let second = wait_line(&node, "ACCEPTED  second");
+    let o = waiter.join().expect("curl thread");
+    let got = json(&o.stdout);
+    assert_eq!(
+        got["bundles"][0]["id"],
+        second.rsplit(' ').next().expect("id")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "long-poll returned after {:?}",
+        started.elapsed()
+    );
+
+    // No client certificate: no answer at all.
+    let port = node.addr.rsplit(':').next().expect("port");
+    let o = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            net.path().join("ca.pem").to_str().expect("utf-8"),
+        ])
+        .arg(format!("https://localhost:{port}/v1/bundles"))
+        .output()
+        .expect("curl");
+    assert!(
+        !o.status.success(),
+        "a client without a certificate got an answer"
+    );
+
+    common::sigterm(&node.child);
+    let status = node.child.wait().expect("wait");
+    let mut err = String::new();
+    if let Some(mut e) = node.child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(status.success(), "did not stop cleanly: {status}: {err}");
+    let o = Command::new(common::bin())
+        .args([
+            "-c",
+            net.config_path(COMMITTEE).to_str().expect("utf-8"),
+            "outbox",
+            "show",
+            &id,
+        ])
+        .output()
+        .expect("outbox show");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("\"state\": \"delivered\""));
+    let stored_receipt = net
+        .agency(COMMITTEE)
+        .dir
+        .join(format!("data/outbox/receipts/{id}.json"));
+    let o = Command::new(common::bin())
+        .args([
+            "-c",
+            net.config_path(NANSHAN).to_str().expect("utf-8"),
+            "receipt",
+            "verify",
+        ])
+        .arg(&stored_receipt)
+        .output()
+        .expect("receipt verify");
+    assert!(
+        o.status.success(),
+        "the stored receipt does not verify offline: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
