@@ -194,7 +194,10 @@ pub fn run(cli: Cli) -> Exit {
         Command::Open { file, output, json } => {
             with_config(&cli.config, |c| open(c, &file, &output, json, out))
         }
-        Command::Run => with_config(&cli.config, run_daemon),
+        Command::Run => match Config::load(&cli.config) {
+            Ok(c) => run_daemon(std::sync::Arc::new(c)),
+            Err(e) => report_config_error(&e),
+        },
         Command::Receipt(cmd) => with_config(&cli.config, |c| receipt_cmd(c, cmd, out)),
         Command::Outbox(cmd) => with_config(&cli.config, |c| outbox_cmd(c, cmd, out)),
         Command::Demo { dir } => demo(dir, out),
@@ -704,8 +707,9 @@ pub fn demo(dir: Option<PathBuf>, out: &mut impl Write) -> Exit {
 /// SIGINT: intake finishes the items in hand, the API stops accepting and
 /// drains; SIGHUP: the TLS configuration is rebuilt with the CRLs re-read and
 /// swapped in for new connections.
-pub fn run_daemon(c: &Config) -> Exit {
+pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
     use crate::transport::{server, tls};
+    let c = &*config;
     let outbox = match crate::outbox::Outbox::open(&c.node.data_dir, c.outbox) {
         Ok(o) => o,
         Err(e) => {
@@ -716,12 +720,18 @@ pub fn run_daemon(c: &Config) -> Exit {
             return Exit::IoErr;
         }
     };
-    let intake = match crate::intake::Intake::new(c, &outbox) {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("sealpost: cannot prepare the intake folders: {e}");
-            return Exit::IoErr;
+    // Courts receive; only committee (and platform) nodes take applications in.
+    let takes_applications = c.node.role != crate::config::Role::Court;
+    let intake = if takes_applications {
+        match crate::intake::Intake::new(c, &outbox) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                eprintln!("sealpost: cannot prepare the intake folders: {e}");
+                return Exit::IoErr;
+            }
         }
+    } else {
+        None
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -826,15 +836,42 @@ pub fn run_daemon(c: &Config) -> Exit {
         });
     }
 
-    let _watcher = match crate::intake::watch(&intake.dirs().intake, tx.clone()) {
+    // Court nodes poll every committee that has an endpoint.
+    if c.node.role == crate::config::Role::Court {
+        for peer in c
+            .directory
+            .iter()
+            .filter(|p| p.role == crate::config::Role::Committee && p.endpoint.is_some())
+        {
+            match crate::transport::client::Poller::new(config.clone(), peer.clone(), c.client_wait)
+            {
+                Ok(p) => {
+                    tracing::info!(peer = %peer.id, "polling");
+                    rt.spawn(p.run(shutdown.clone()));
+                }
+                Err(e) => {
+                    eprintln!("sealpost: cannot poll {}: {e}", peer.id);
+                    return Exit::Config;
+                }
+            }
+        }
+    }
+    let _watcher = intake.as_ref().and_then(|i| match crate::intake::watch(&i.dirs().intake, tx.clone()) {
         Ok(w) => Some(w),
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch the intake folder; relying on periodic scans");
             None
         }
-    };
+    });
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    tracing::info!(node = %c.node.id, intake = %intake.dirs().intake.display(), "sealpost running");
+    tracing::info!(node = %c.node.id, role = %c.node.role, "sealpost running");
+    let Some(intake) = intake else {
+        // Nothing to do on this thread but wait for the stop signal.
+        while !matches!(rx.recv(), Ok(crate::intake::Wake::Stop) | Err(_)) {}
+        shutdown.cancel();
+        rt.shutdown_timeout(std::time::Duration::from_secs(10));
+        return Exit::Ok;
+    };
     let result = crate::intake::run(&intake, &rx, |o| {
         let mut stdout = std::io::stdout().lock();
         let _ = match o {

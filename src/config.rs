@@ -259,6 +259,8 @@ pub struct Config {
     pub intake: IntakeSettings,
     /// Delivery deadlines and retry limits.
     pub outbox: crate::outbox::Policy,
+    /// Court nodes: how long each long-poll of a committee waits.
+    pub client_wait: std::time::Duration,
     /// mTLS API listen address, if this node serves.
     pub server_listen: Option<SocketAddr>,
     /// Local admin/metrics listen address.
@@ -304,6 +306,8 @@ struct RawConfig {
     intake: RawIntake,
     #[serde(default)]
     outbox: RawOutbox,
+    #[serde(default)]
+    client: RawClient,
     #[serde(default)]
     server: RawListen,
     #[serde(default)]
@@ -364,6 +368,12 @@ struct RawOutbox {
     receipt_deadline: Option<String>,
     warn_after: Option<String>,
     max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClient {
+    wait: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -647,6 +657,11 @@ impl Config {
                 .map(|s| parse_duration(s).map_err(|m| site.err("intake.archive_retention", m)))
                 .transpose()?,
         };
+        let client_wait = duration(
+            &raw.client.wait,
+            "client.wait",
+            std::time::Duration::from_secs(55),
+        )?;
         let default_policy = crate::outbox::Policy::default();
         let outbox = crate::outbox::Policy {
             deadline: duration(
@@ -773,6 +788,7 @@ impl Config {
             limits,
             intake,
             outbox,
+            client_wait,
             server_listen,
             admin_listen,
         })

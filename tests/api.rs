@@ -382,3 +382,160 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+fn set_committee_endpoint(net: &Net, addr: &str) {
+    let port = addr.rsplit(':').next().expect("port");
+    let peers = net.path().join("peers.toml");
+    let text = fs::read_to_string(&peers).expect("peers");
+    let marker = "signing_cert = \"sz-lac/sign.pem\"";
+    assert!(text.contains(marker));
+    fs::write(
+        &peers,
+        text.replace(
+            marker,
+            &format!("{marker}\nendpoint = \"https://localhost:{port}\""),
+        ),
+    )
+    .expect("write");
+}
+
+fn listed_for(net: &Net, node: &Node, court: &str) -> serde_json::Value {
+    let (status, body) = curl(net, node, court, "/v1/bundles", &[]);
+    assert_eq!(status, 200);
+    json(&body)["bundles"].clone()
+}
+
+#[test]
+fn two_nodes_committee_to_court_inbox_and_receipt_back() {
+    let net = Net::new();
+    let mut committee = start(&net);
+    set_committee_endpoint(&net, &committee.addr);
+    let court_inbox = net.agency(FUTIAN).dir.join("data/inbox");
+
+    // 1. A bundle already in the court's inbox (.done written) whose receipt
+    //    never arrived: simulated by placing it there by hand before the court
+    //    node starts. The court must only re-post the receipt.
+    drop_app(&net, "lost-receipt", "深劳人仲案〔2026〕6000号");
+    let first = wait_line(&committee, "ACCEPTED  lost-receipt")
+        .rsplit(' ')
+        .next()
+        .expect("id")
+        .to_owned();
+    let (_, bytes) = curl(
+        &net,
+        &committee,
+        FUTIAN,
+        &format!("/v1/bundles/{first}"),
+        &[],
+    );
+    let file = net.out("lost.sealpost");
+    fs::write(&file, bytes).expect("write");
+    let pre = court_inbox.join("深劳人仲案〔2026〕6000号").join(&first);
+    fs::create_dir_all(pre.parent().expect("parent")).expect("mkdir");
+    let o = Command::new(common::bin())
+        .args([
+            "-c",
+            net.config_path(FUTIAN).to_str().expect("utf-8"),
+            "open",
+            file.to_str().expect("utf-8"),
+            "-o",
+            pre.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("open");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    fs::write(pre.join(".done"), b"2026-11-23T00:00:00Z").expect("done");
+    let before = fs::metadata(pre.join("documents/财产保全申请书.pdf"))
+        .expect("doc")
+        .modified()
+        .expect("mtime");
+
+    // 2. The court node starts polling; a new application follows.
+    let mut court = common::spawn_run(
+        &net,
+        FUTIAN,
+        &[("SEALPOST_CLIENT__WAIT", "20s")],
+        Stdio::null(),
+    );
+    common::wait_until(
+        Duration::from_secs(20),
+        "the lost receipt to be re-posted",
+        || {
+            listed_for(&net, &committee, FUTIAN)
+                .as_array()
+                .is_some_and(|a| a.is_empty())
+        },
+    );
+    let after = fs::metadata(pre.join("documents/财产保全申请书.pdf"))
+        .expect("doc")
+        .modified()
+        .expect("mtime");
+    assert_eq!(
+        before, after,
+        "the bundle was written into the inbox a second time"
+    );
+    assert_eq!(
+        common::listing(&court_inbox.join("深劳人仲案〔2026〕6000号")),
+        vec![first.clone()]
+    );
+
+    let dropped = Instant::now();
+    drop_app(&net, "live", "深劳人仲案〔2026〕6001号");
+    let id = wait_line(&committee, "ACCEPTED  live")
+        .rsplit(' ')
+        .next()
+        .expect("id")
+        .to_owned();
+    let done = court_inbox
+        .join("深劳人仲案〔2026〕6001号")
+        .join(&id)
+        .join(".done");
+    common::wait_until(
+        Duration::from_secs(20),
+        "the bundle in the court's inbox",
+        || done.exists(),
+    );
+    let latency = dropped.elapsed();
+    let inbox = done.parent().expect("dir");
+    for f in [
+        "documents/财产保全申请书.pdf",
+        "documents/仲裁申请书.pdf",
+        "documents/受理通知书.pdf",
+        "transfer-letter.txt",
+        "manifest.json",
+        "envelope.json",
+    ] {
+        assert!(inbox.join(f).is_file(), "{f} missing from the court inbox");
+    }
+    common::wait_until(Duration::from_secs(20), "the receipt to deliver it", || {
+        listed_for(&net, &committee, FUTIAN)
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    });
+    eprintln!("drop → court inbox (.done): {latency:?}");
+    assert!(
+        latency < Duration::from_secs(5),
+        "drop to court inbox took {latency:?}"
+    );
+
+    common::sigterm(&court);
+    assert!(court.wait().expect("wait").success());
+    common::sigterm(&committee.child);
+    assert!(committee.child.wait().expect("wait").success());
+    for bundle in [&first, &id] {
+        let o = Command::new(common::bin())
+            .args([
+                "-c",
+                net.config_path(COMMITTEE).to_str().expect("utf-8"),
+                "outbox",
+                "show",
+                bundle,
+            ])
+            .output()
+            .expect("show");
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("\"state\": \"delivered\""),
+            "{bundle} not delivered"
+        );
+    }
+}

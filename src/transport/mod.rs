@@ -6,6 +6,7 @@
 //! client certificate to exactly one peer of the directory. The HTTP API, the
 //! court-side client and receipts build on it.
 
+pub mod client;
 pub mod receipt;
 pub mod server;
 pub mod tls;

@@ -1,0 +1,390 @@
+//! The court side: the reference client that polls a committee node.
+//!
+//! For each committee peer with an endpoint: long-poll the list of waiting
+//! bundles, download each (resuming a partial download with `Range`), verify
+//! and open it into `<data_dir>/inbox/<case>/<bundle-id>/` — which appears only
+//! when everything verified — write `.done` there last for the court's case
+//! system, then sign and POST the receipt.
+//!
+//! Exactly once into the inbox: a bundle whose inbox folder already has
+//! `.done` is never written again; if the receipt's response was lost, the
+//! bundle is listed again and only the receipt is re-posted (the committee
+//! answers a repeat with the original).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio_util::sync::CancellationToken;
+
+use super::receipt::{Receipt, RECEIPT_FORMAT};
+use crate::bundle::Verifier;
+use crate::config::{Config, Peer};
+use crate::types::{BundleId, CaseRef, Sha256, Timestamp};
+
+/// Client failures (each is logged and retried with backoff).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// Network, TLS or HTTP trouble.
+    #[error("{0}")]
+    Transport(String),
+    /// The peer answered with an unexpected status.
+    #[error("{status} from {what}: {body}")]
+    Status {
+        /// The request.
+        what: String,
+        /// The status.
+        status: StatusCode,
+        /// The problem document, if any.
+        body: String,
+    },
+    /// The bundle was refused by verification (not retried until it changes).
+    #[error("bundle {id} refused: [{code}] {detail}")]
+    Refused {
+        /// The bundle.
+        id: BundleId,
+        /// The bundle-error code.
+        code: &'static str,
+        /// The message.
+        detail: String,
+    },
+    /// Local disk trouble.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn transport(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Transport(e.to_string())
+}
+
+#[derive(Debug, Deserialize)]
+struct Listed {
+    id: BundleId,
+    case_ref: CaseRef,
+    size: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Listing {
+    bundles: Vec<Listed>,
+    next_cursor: String,
+}
+
+/// Polls one committee peer.
+#[derive(Debug, Clone)]
+pub struct Poller {
+    config: Arc<Config>,
+    peer: Peer,
+    tls: Arc<rustls::ClientConfig>,
+    inbox: PathBuf,
+    wait: Duration,
+}
+
+impl Poller {
+    /// A poller for `peer`, which must have an endpoint.
+    pub fn new(config: Arc<Config>, peer: Peer, wait: Duration) -> Result<Self, ClientError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for der in config.trust.der_certs() {
+            roots
+                .add(CertificateDer::from(der.to_vec()))
+                .map_err(transport)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(transport)?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(
+                config.keys.tls.chain.clone(),
+                config.keys.tls.key.clone_key(),
+            )
+            .map_err(transport)?;
+        let inbox = config.node.data_dir.join("inbox");
+        std::fs::create_dir_all(inbox.join(".partial"))?;
+        Ok(Self {
+            config,
+            peer,
+            tls: Arc::new(tls),
+            inbox,
+            wait,
+        })
+    }
+
+    /// Where a bundle lands: `inbox/<case>/<bundle-id>/`.
+    pub fn inbox_dir(&self, case: &CaseRef, id: &BundleId) -> PathBuf {
+        self.inbox.join(case.as_str()).join(id.as_str())
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(header::HeaderName, String)],
+        body: Bytes,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        let endpoint = self
+            .peer
+            .endpoint
+            .as_ref()
+            .ok_or_else(|| transport(format!("{} has no endpoint", self.peer.id)))?;
+        let host = endpoint
+            .host()
+            .ok_or_else(|| transport("endpoint without host"))?
+            .to_owned();
+        let port = endpoint.port_u16().unwrap_or(443);
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| transport(format!("connecting to {host}:{port} timed out")))?
+        .map_err(|e| transport(format!("cannot connect to {host}:{port}: {e}")))?;
+        let name = ServerName::try_from(host.clone()).map_err(transport)?;
+        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
+            .connect(name, tcp)
+            .await
+            .map_err(|e| transport(format!("TLS with {host}: {e}")))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(transport)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, host);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let req = req.body(Full::new(body)).map_err(transport)?;
+        sender.send_request(req).await.map_err(transport)
+    }
+
+    async fn fail_status(what: String, resp: http::Response<hyper::body::Incoming>) -> ClientError {
+        let status = resp.status();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
+            .unwrap_or_default();
+        ClientError::Status { what, status, body }
+    }
+
+    async fn list(&self, after: &str) -> Result<Listing, ClientError> {
+        let path = format!("/v1/bundles?after={after}&wait={}", self.wait.as_secs());
+        let resp = self.request(Method::GET, &path, &[], Bytes::new()).await?;
+        if resp.status() != StatusCode::OK {
+            return Err(Self::fail_status(path, resp).await);
+        }
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(transport)?
+            .to_bytes();
+        serde_json::from_slice(&body).map_err(|e| transport(format!("listing: {e}")))
+    }
+
+    /// Downloads into `.partial/<id>.sealpost`, resuming what is there.
+    async fn download(&self, b: &Listed) -> Result<PathBuf, ClientError> {
+        let part = self
+            .inbox
+            .join(".partial")
+            .join(format!("{}.sealpost", b.id));
+        let have = tokio::fs::metadata(&part)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if have == b.size {
+            return Ok(part);
+        }
+        let headers = if have > 0 && have < b.size {
+            vec![(header::RANGE, format!("bytes={have}-"))]
+        } else {
+            vec![]
+        };
+        let path = format!("/v1/bundles/{}", b.id);
+        let resp = self
+            .request(Method::GET, &path, &headers, Bytes::new())
+            .await?;
+        let mut file = match resp.status() {
+            StatusCode::PARTIAL_CONTENT => {
+                tokio::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&part)
+                    .await?
+            }
+            StatusCode::OK => tokio::fs::File::create(&part).await?,
+            _ => return Err(Self::fail_status(path, resp).await),
+        };
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(transport)?;
+            if let Some(data) = frame.data_ref() {
+                file.write_all(data).await?;
+            }
+        }
+        file.sync_all().await?;
+        Ok(part)
+    }
+
+    /// One bundle: into the inbox (once), then the receipt.
+    async fn take(&self, b: &Listed) -> Result<(), ClientError> {
+        let dest = self.inbox_dir(&b.case_ref, &b.id);
+        let done = dest.join(".done");
+        let part = self
+            .inbox
+            .join(".partial")
+            .join(format!("{}.sealpost", b.id));
+        if !done.exists() {
+            let file = self.download(b).await?;
+            let config = self.config.clone();
+            let dest2 = dest.clone();
+            let opened = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
+                if let Some(parent) = dest2.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                if !dest2.exists() {
+                    let v = Verifier {
+                        trust: &config.trust,
+                        directory: &config.directory,
+                        me: Some(&config.node.id),
+                        limits: config.limits,
+                        now: Timestamp::now(),
+                    };
+                    v.open(&file, &config.keys.encryption, &dest2)
+                        .map_err(|e| {
+                            let _ = std::fs::remove_file(&file);
+                            ClientError::Refused {
+                                id: file
+                                    .file_stem()
+                                    .and_then(|s| s.to_str())
+                                    .and_then(|s| s.parse().ok())
+                                    .unwrap_or(BundleId::from_random_bytes([0; 16])),
+                                code: e.code(),
+                                detail: e.to_string(),
+                            }
+                        })?;
+                }
+                // The court's case system may pick the folder up once .done exists.
+                crate::fsutil::write_new_atomic(
+                    &dest2.join(".done"),
+                    Timestamp::now().to_rfc3339().as_bytes(),
+                )
+                .or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::AlreadyExists {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })?;
+                Ok(())
+            })
+            .await
+            .map_err(transport)?;
+            opened?;
+            tracing::info!(bundle = %b.id, case = %b.case_ref, dir = %dest.display(), "bundle verified and delivered into the inbox");
+        }
+        self.post_receipt(b, &dest).await?;
+        let _ = tokio::fs::remove_file(&part).await;
+        Ok(())
+    }
+
+    async fn post_receipt(&self, b: &Listed, dest: &Path) -> Result<(), ClientError> {
+        let envelope = tokio::fs::read(dest.join(crate::bundle::ENVELOPE_ENTRY)).await?;
+        let env: crate::bundle::Envelope = serde_json::from_slice(&envelope).map_err(transport)?;
+        let received_at = tokio::fs::read_to_string(dest.join(".done"))
+            .await
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(Timestamp::now);
+        let receipt = Receipt {
+            format: RECEIPT_FORMAT.to_owned(),
+            bundle_id: b.id,
+            sender: env.sender.clone(),
+            receiver: self.config.node.id.clone(),
+            envelope_sha256: Sha256::of(&envelope),
+            payload_sha256: env.payload.sha256,
+            received_at,
+        };
+        let signed = receipt.sign(&self.config.keys.signing);
+        let path = format!("/v1/bundles/{}/receipt", b.id);
+        let body = Bytes::from(serde_json::to_vec(&signed).map_err(transport)?);
+        let resp = self
+            .request(
+                Method::POST,
+                &path,
+                &[(header::CONTENT_TYPE, "application/json".into())],
+                body,
+            )
+            .await?;
+        if resp.status() != StatusCode::OK {
+            return Err(Self::fail_status(path, resp).await);
+        }
+        tracing::info!(bundle = %b.id, "receipt accepted");
+        Ok(())
+    }
+
+    /// Polls until `shutdown`; failures back off exponentially (1 s … 5 min, with jitter).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut cursor = "0".to_owned();
+        let mut backoff = Duration::from_secs(1);
+        let mut refused: std::collections::HashSet<BundleId> = Default::default();
+        loop {
+            let round = async {
+                let listing = self.list(&cursor).await?;
+                for b in &listing.bundles {
+                    if refused.contains(&b.id) {
+                        continue;
+                    }
+                    match self.take(b).await {
+                        Ok(()) => {}
+                        Err(ClientError::Refused { id, code, detail }) => {
+                            tracing::error!(bundle = %id, code, detail, "bundle refused; not retried");
+                            refused.insert(id);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                // Past this round's bundles: each is delivered now, or refused and
+                // skipped. A round that failed part-way keeps the old cursor, and
+                // the committee lists undelivered bundles again anyway.
+                cursor = listing.next_cursor;
+                Ok::<(), ClientError>(())
+            };
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = round => r,
+            };
+            match result {
+                Ok(()) => backoff = Duration::from_secs(1),
+                Err(e) => {
+                    let jitter = Duration::from_millis(
+                        crate::types::BundleId::generate()
+                            .as_str()
+                            .bytes()
+                            .map(u64::from)
+                            .sum::<u64>()
+                            % 500,
+                    );
+                    tracing::warn!(peer = %self.peer.id, error = %e, retry_in = ?(backoff + jitter), "poll failed");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = tokio::time::sleep(backoff + jitter) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(300));
+                }
+            }
+        }
+    }
+}
