@@ -483,7 +483,9 @@ async fn download(
             return internal(e);
         }
     }
-    if req.method() == Method::GET {
+    // Only the first fetch changes the state (and costs a durable write); a
+    // resumed or repeated download of a fetched bundle changes nothing.
+    if req.method() == Method::GET && matches!(d.state, State::Queued | State::Failed { .. }) {
         let outbox = api.outbox.clone();
         let policy = *api.outbox.policy();
         let now = Timestamp::now();
