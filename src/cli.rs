@@ -771,11 +771,7 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
             .map(|a| a.to_string())
             .unwrap_or_default();
         println!("LISTENING {local}");
-        let api = std::sync::Arc::new(server::Api::new(
-            c,
-            outbox.clone(),
-            server::Limits::default(),
-        ));
+        let api = std::sync::Arc::new(server::Api::new(c, outbox.clone(), c.server_limits));
         server_task = Some(rt.spawn(server::serve(
             listener,
             tls_config.clone(),

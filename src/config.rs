@@ -263,6 +263,8 @@ pub struct Config {
     pub client_wait: std::time::Duration,
     /// mTLS API listen address, if this node serves.
     pub server_listen: Option<SocketAddr>,
+    /// mTLS API limits.
+    pub server_limits: crate::transport::server::Limits,
     /// Local admin/metrics listen address.
     pub admin_listen: Option<SocketAddr>,
 }
@@ -309,7 +311,7 @@ struct RawConfig {
     #[serde(default)]
     client: RawClient,
     #[serde(default)]
-    server: RawListen,
+    server: RawServer,
     #[serde(default)]
     admin: RawListen,
 }
@@ -380,6 +382,15 @@ struct RawClient {
 #[serde(deny_unknown_fields)]
 struct RawListen {
     listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+    handshake_timeout: Option<String>,
+    header_timeout: Option<String>,
+    max_connections: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -662,6 +673,25 @@ impl Config {
             "client.wait",
             std::time::Duration::from_secs(55),
         )?;
+        let dl = crate::transport::server::Limits::default();
+        let server_limits = crate::transport::server::Limits {
+            handshake: duration(
+                &raw.server.handshake_timeout,
+                "server.handshake_timeout",
+                dl.handshake,
+            )?,
+            header_read: duration(
+                &raw.server.header_timeout,
+                "server.header_timeout",
+                dl.header_read,
+            )?,
+            max_connections: match raw.server.max_connections {
+                Some(0) => return Err(site.err("server.max_connections", "must be at least 1")),
+                Some(n) => n,
+                None => dl.max_connections,
+            },
+            ..dl
+        };
         let default_policy = crate::outbox::Policy::default();
         let outbox = crate::outbox::Policy {
             deadline: duration(
@@ -790,6 +820,7 @@ impl Config {
             outbox,
             client_wait,
             server_listen,
+            server_limits,
             admin_listen,
         })
     }

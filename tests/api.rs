@@ -19,6 +19,10 @@ struct Node {
 }
 
 fn start(net: &Net) -> Node {
+    start_with(net, &[])
+}
+
+fn start_with(net: &Net, env: &[(&str, &str)]) -> Node {
     let cfg = net.config_path(COMMITTEE);
     let text = fs::read_to_string(&cfg).expect("config");
     if !text.contains("[server]") {
@@ -28,15 +32,12 @@ fn start(net: &Net) -> Node {
         )
         .expect("write");
     }
-    let mut child = common::spawn_run(
-        net,
-        COMMITTEE,
-        &[
-            ("SEALPOST_INTAKE__SETTLE", "200ms"),
-            ("SEALPOST_INTAKE__SCAN_INTERVAL", "50ms"),
-        ],
-        Stdio::piped(),
-    );
+    let mut all = vec![
+        ("SEALPOST_INTAKE__SETTLE", "200ms"),
+        ("SEALPOST_INTAKE__SCAN_INTERVAL", "50ms"),
+    ];
+    all.extend_from_slice(env);
+    let mut child = common::spawn_run(net, COMMITTEE, &all, Stdio::piped());
     let (tx, lines) = mpsc::channel();
     let out = child.stdout.take().expect("stdout");
     std::thread::spawn(move || {
@@ -538,4 +539,197 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
             "{bundle} not delivered"
         );
     }
+}
+
+#[test]
+fn the_api_refuses_what_it_must() {
+    let net = Net::new();
+    // Start with an empty CRL; revoke the court's TLS certificate later.
+    let crl = net.path().join("crl.pem");
+    fs::write(&crl, net.ca.crl(&[])).expect("crl");
+    let cfg = net.config_path(COMMITTEE);
+    let text = fs::read_to_string(&cfg).expect("config");
+    fs::write(
+        &cfg,
+        text.replace(
+            "encryption_identity = \"age.key\"",
+            "encryption_identity = \"age.key\"\ncrls = [\"../crl.pem\"]",
+        ),
+    )
+    .expect("write");
+    let mut node = start_with(&net, &[("SEALPOST_SERVER__HEADER_TIMEOUT", "1s")]);
+    drop_app(&net, "x", "深劳人仲案〔2026〕7001号");
+    let id = wait_line(&node, "ACCEPTED  x")
+        .rsplit(' ')
+        .next()
+        .expect("id")
+        .to_owned();
+    assert_eq!(curl(&net, &node, FUTIAN, "/v1/bundles", &[]).0, 200);
+
+    // Oversized headers: 431 (or the connection is closed), never served.
+    let big = format!("X-Padding: {}", "a".repeat(40 * 1024));
+    let (status, _) = curl(&net, &node, FUTIAN, "/v1/bundles", &["-H", &big]);
+    assert!(
+        status == 431 || status == 0,
+        "oversized headers got {status}"
+    );
+    // Oversized body: 413 with a problem document.
+    let body = net.out("big-body.json");
+    fs::write(&body, vec![b' '; 100 * 1024]).expect("write");
+    let (status, resp) = curl(
+        &net,
+        &node,
+        FUTIAN,
+        &format!("/v1/bundles/{id}/receipt"),
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Expect: 100-continue",
+            "--data-binary",
+            &format!("@{}", body.display()),
+        ],
+    );
+    // The server answers before reading the whole upload and closes; curl may
+    // then lose the problem body, but never gets anything but 413.
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&resp));
+    if !resp.is_empty() {
+        assert_eq!(json(&resp)["code"], "body-too-large");
+    }
+    // Garbage JSON: 422, and the bundle is untouched.
+    let (status, resp) = curl(
+        &net,
+        &node,
+        FUTIAN,
+        &format!("/v1/bundles/{id}/receipt"),
+        &["-X", "POST", "--data-binary", "not json"],
+    );
+    assert_eq!(
+        (status, json(&resp)["code"].as_str()),
+        (422, Some("receipt-malformed"))
+    );
+    // Unknown endpoint and wrong method: problem documents.
+    assert_eq!(curl(&net, &node, FUTIAN, "/v2/everything", &[]).0, 404);
+    assert_eq!(
+        curl(&net, &node, FUTIAN, "/v1/bundles", &["-X", "DELETE"]).0,
+        405
+    );
+    assert_eq!(curl(&net, &node, FUTIAN, "/v1/bundles?limit=0", &[]).0, 400);
+
+    // Slow-loris: headers that never finish are cut off after the header
+    // timeout. `openssl s_client` sends half a request and keeps its stdin
+    // open; it exits when the server hangs up.
+    let port: u16 = node
+        .addr
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .parse()
+        .expect("port");
+    let dir = net.agency(FUTIAN).dir.clone();
+    let mut slow = Command::new("openssl")
+        .args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "-cert",
+            dir.join("tls.pem").to_str().expect("utf-8"),
+            "-key",
+            dir.join("tls.key").to_str().expect("utf-8"),
+        ])
+        .args([
+            "-CAfile",
+            net.path().join("ca.pem").to_str().expect("utf-8"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = slow.stdin.take().expect("stdin");
+    std::io::Write::write_all(
+        &mut stdin,
+        b"GET /v1/bundles HTTP/1.1\r\nHost: localhost\r\nX-Slow: ",
+    )
+    .expect("write");
+    std::io::Write::flush(&mut stdin).expect("flush");
+    let started = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while slow.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if slow.try_wait().ok().flatten().is_none() {
+        let _ = node.child.kill();
+        let mut err = String::new();
+        if let Some(mut e) = node.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        panic!("the slow client was not cut off; daemon log:\n{err}");
+    }
+    let cut_after = started.elapsed();
+    drop(stdin);
+    let out = slow.wait_with_output().expect("s_client");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("200 OK"),
+        "a half-sent request was served"
+    );
+    assert!(
+        cut_after < Duration::from_secs(4),
+        "cut off only after {cut_after:?}"
+    );
+
+    // TLS 1.1 is refused by the server (the client is allowed to try).
+    let o = Command::new("openssl")
+        .args([
+            "s_client",
+            "-tls1_1",
+            "-cipher",
+            "DEFAULT:@SECLEVEL=0",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args([
+            "-cert",
+            dir.join("tls.pem").to_str().expect("utf-8"),
+            "-key",
+            dir.join("tls.key").to_str().expect("utf-8"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!o.status.success(), "TLS 1.1 handshake succeeded:\n{out}");
+    // openssl prints the protocol it tried; what matters is that no cipher
+    // was ever negotiated: the server answered with an alert.
+    assert!(out.contains("Cipher is (NONE)"), "{out}");
+
+    // Revocation: a new CRL and SIGHUP; the court is refused from then on,
+    // the other court is not.
+    fs::write(&crl, net.ca.crl(&[common::serial_of(&dir.join("tls.pem"))])).expect("crl");
+    let ok = Command::new("kill")
+        .args(["-HUP", &node.child.id().to_string()])
+        .status()
+        .expect("kill -HUP")
+        .success();
+    assert!(ok);
+    common::wait_until(
+        Duration::from_secs(10),
+        "the revocation to take effect",
+        || curl(&net, &node, FUTIAN, "/v1/bundles", &[]).0 == 0,
+    );
+    assert_eq!(
+        curl(&net, &node, NANSHAN, "/v1/bundles", &[]).0,
+        200,
+        "an unrevoked peer was refused"
+    );
+
+    common::sigterm(&node.child);
+    assert!(node.child.wait().expect("wait").success());
 }

@@ -597,6 +597,22 @@ async fn receipt(
         Ok(None) => return not_found(),
         Err(e) => return internal(e),
     };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > api.limits.max_receipt_bytes) {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            format!(
+                "a receipt is at most {} bytes",
+                api.limits.max_receipt_bytes
+            ),
+        );
+    }
     let limited = Limited::new(req.into_body(), api.limits.max_receipt_bytes);
     let body = match tokio::time::timeout(api.limits.body_read, limited.collect()).await {
         Ok(Ok(b)) => b.to_bytes(),

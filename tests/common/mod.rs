@@ -381,3 +381,46 @@ pub fn sigterm(child: &std::process::Child) {
         .success();
     assert!(ok, "kill -TERM failed");
 }
+
+impl Ca {
+    /// A CRL (PEM) from this CA revoking the given serial numbers (raw bytes).
+    pub fn crl(&self, revoked: &[Vec<u8>]) -> String {
+        use rcgen::{
+            CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams,
+            SerialNumber,
+        };
+        let now = OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now - Duration::hours(1),
+            next_update: now + Duration::days(7),
+            crl_number: SerialNumber::from(now.unix_timestamp() as u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|s| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(s),
+                    revocation_time: now - Duration::minutes(5),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.issuer())
+            .expect("crl")
+            .pem()
+            .expect("pem")
+    }
+}
+
+/// The raw serial number of the certificate in a PEM file.
+pub fn serial_of(pem_file: &Path) -> Vec<u8> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::CertificateDer::from_pem_file(pem_file).expect("cert");
+    let hex = sealpost::pki::summarize(&der).expect("summary").serial;
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
