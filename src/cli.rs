@@ -771,7 +771,11 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
             .map(|a| a.to_string())
             .unwrap_or_default();
         println!("LISTENING {local}");
-        let api = std::sync::Arc::new(server::Api::new(c, outbox.clone(), c.server_limits));
+        let api = std::sync::Arc::new(server::Api::new(
+            config.clone(),
+            outbox.clone(),
+            c.server_limits,
+        ));
         server_task = Some(rt.spawn(server::serve(
             listener,
             tls_config.clone(),
@@ -832,6 +836,28 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
         });
     }
 
+    // Bundles for peers that take pushes are offered to them.
+    for peer in c
+        .directory
+        .iter()
+        .filter(|p| p.delivery == crate::config::DeliveryMode::Push && p.id != c.node.id)
+    {
+        match crate::transport::push::Pusher::new(
+            config.clone(),
+            outbox.clone(),
+            peer.clone(),
+            crate::transport::push::system_clock(),
+        ) {
+            Ok(p) => {
+                tracing::info!(peer = %peer.id, "pushing");
+                rt.spawn(p.run(shutdown.clone()));
+            }
+            Err(e) => {
+                eprintln!("sealpost: cannot push to {}: {e}", peer.id);
+                return Exit::Config;
+            }
+        }
+    }
     // Court nodes poll every committee that has an endpoint.
     if c.node.role == crate::config::Role::Court {
         for peer in c

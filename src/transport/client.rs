@@ -24,10 +24,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::receipt::{Receipt, RECEIPT_FORMAT};
-use crate::bundle::Verifier;
 use crate::config::{Config, Peer};
-use crate::types::{BundleId, CaseRef, Sha256, Timestamp};
+use crate::types::{BundleId, CaseRef};
 
 /// Client failures (each is logged and retried with backoff).
 #[derive(Debug, thiserror::Error)]
@@ -78,19 +76,20 @@ struct Listing {
     next_cursor: String,
 }
 
-/// Polls one committee peer.
+/// An HTTPS client for one peer: mutual TLS with this node's certificate,
+/// the peer verified against the exchange CA.
 #[derive(Debug, Clone)]
-pub struct Poller {
-    config: Arc<Config>,
-    peer: Peer,
+pub struct PeerClient {
+    /// The peer.
+    pub peer: Peer,
     tls: Arc<rustls::ClientConfig>,
-    inbox: PathBuf,
-    wait: Duration,
 }
 
-impl Poller {
-    /// A poller for `peer`, which must have an endpoint.
-    pub fn new(config: Arc<Config>, peer: Peer, wait: Duration) -> Result<Self, ClientError> {
+type ReqBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+impl PeerClient {
+    /// A client for `peer` with `config`'s TLS identity.
+    pub fn new(config: &Config, peer: Peer) -> Result<Self, ClientError> {
         let mut roots = rustls::RootCertStore::empty();
         for der in config.trust.der_certs() {
             roots
@@ -107,28 +106,19 @@ impl Poller {
                 config.keys.tls.key.clone_key(),
             )
             .map_err(transport)?;
-        let inbox = config.node.data_dir.join("inbox");
-        std::fs::create_dir_all(inbox.join(".partial"))?;
         Ok(Self {
-            config,
             peer,
             tls: Arc::new(tls),
-            inbox,
-            wait,
         })
     }
 
-    /// Where a bundle lands: `inbox/<case>/<bundle-id>/`.
-    pub fn inbox_dir(&self, case: &CaseRef, id: &BundleId) -> PathBuf {
-        self.inbox.join(case.as_str()).join(id.as_str())
-    }
-
-    async fn request(
+    /// One request on a fresh connection.
+    pub async fn request(
         &self,
         method: Method,
         path: &str,
         headers: &[(header::HeaderName, String)],
-        body: Bytes,
+        body: ReqBody,
     ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
         let endpoint = self
             .peer
@@ -165,11 +155,62 @@ impl Poller {
         for (k, v) in headers {
             req = req.header(k, v);
         }
-        let req = req.body(Full::new(body)).map_err(transport)?;
+        let req = req.body(body).map_err(transport)?;
         sender.send_request(req).await.map_err(transport)
     }
+}
 
-    async fn fail_status(what: String, resp: http::Response<hyper::body::Incoming>) -> ClientError {
+/// A small in-memory request body.
+pub fn bytes_body(b: impl Into<Bytes>) -> ReqBody {
+    Full::new(b.into()).map_err(|never| match never {}).boxed()
+}
+
+/// Polls one committee peer.
+#[derive(Debug, Clone)]
+pub struct Poller {
+    config: Arc<Config>,
+    peer: Peer,
+    client: PeerClient,
+    inbox: PathBuf,
+    wait: Duration,
+}
+
+impl Poller {
+    /// A poller for `peer`, which must have an endpoint.
+    pub fn new(config: Arc<Config>, peer: Peer, wait: Duration) -> Result<Self, ClientError> {
+        let client = PeerClient::new(&config, peer.clone())?;
+        let inbox = super::inbox::root(&config);
+        std::fs::create_dir_all(inbox.join(".partial"))?;
+        Ok(Self {
+            config,
+            peer,
+            client,
+            inbox,
+            wait,
+        })
+    }
+
+    /// Where a bundle lands: `inbox/<case>/<bundle-id>/`.
+    pub fn inbox_dir(&self, case: &CaseRef, id: &BundleId) -> PathBuf {
+        self.inbox.join(case.as_str()).join(id.as_str())
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(header::HeaderName, String)],
+        body: Bytes,
+    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
+        self.client
+            .request(method, path, headers, bytes_body(body))
+            .await
+    }
+
+    pub(super) async fn fail_status(
+        what: String,
+        resp: http::Response<hyper::body::Incoming>,
+    ) -> ClientError {
         let status = resp.status();
         let body = resp
             .into_body()
@@ -249,51 +290,21 @@ impl Poller {
         if !done.exists() {
             let file = self.download(b).await?;
             let config = self.config.clone();
-            let dest2 = dest.clone();
-            let opened = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
-                if let Some(parent) = dest2.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                if !dest2.exists() {
-                    let v = Verifier {
-                        trust: &config.trust,
-                        directory: &config.directory,
-                        me: Some(&config.node.id),
-                        limits: config.limits,
-                        now: Timestamp::now(),
-                    };
-                    v.open(&file, &config.keys.encryption, &dest2)
-                        .map_err(|e| {
-                            let _ = std::fs::remove_file(&file);
-                            ClientError::Refused {
-                                id: file
-                                    .file_stem()
-                                    .and_then(|s| s.to_str())
-                                    .and_then(|s| s.parse().ok())
-                                    .unwrap_or(BundleId::from_random_bytes([0; 16])),
-                                code: e.code(),
-                                detail: e.to_string(),
-                            }
-                        })?;
-                }
-                // The court's case system may pick the folder up once .done exists.
-                crate::fsutil::write_new_atomic(
-                    &dest2.join(".done"),
-                    Timestamp::now().to_rfc3339().as_bytes(),
-                )
-                .or_else(|e| {
-                    if e.kind() == std::io::ErrorKind::AlreadyExists {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })?;
-                Ok(())
+            let id = b.id;
+            let from = self.peer.id.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                super::inbox::deliver(&config, &file, Some(&from))
             })
             .await
             .map_err(transport)?;
-            opened?;
-            tracing::info!(bundle = %b.id, case = %b.case_ref, dir = %dest.display(), "bundle verified and delivered into the inbox");
+            if let Err(e) = opened {
+                let _ = tokio::fs::remove_file(&part).await;
+                return Err(ClientError::Refused {
+                    id,
+                    code: e.code(),
+                    detail: e.to_string(),
+                });
+            }
         }
         self.post_receipt(b, &dest).await?;
         let _ = tokio::fs::remove_file(&part).await;
@@ -301,23 +312,11 @@ impl Poller {
     }
 
     async fn post_receipt(&self, b: &Listed, dest: &Path) -> Result<(), ClientError> {
-        let envelope = tokio::fs::read(dest.join(crate::bundle::ENVELOPE_ENTRY)).await?;
-        let env: crate::bundle::Envelope = serde_json::from_slice(&envelope).map_err(transport)?;
-        let received_at = tokio::fs::read_to_string(dest.join(".done"))
+        let config = self.config.clone();
+        let dir = dest.to_owned();
+        let signed = tokio::task::spawn_blocking(move || super::inbox::receipt_for(&config, &dir))
             .await
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or_else(Timestamp::now);
-        let receipt = Receipt {
-            format: RECEIPT_FORMAT.to_owned(),
-            bundle_id: b.id,
-            sender: env.sender.clone(),
-            receiver: self.config.node.id.clone(),
-            envelope_sha256: Sha256::of(&envelope),
-            payload_sha256: env.payload.sha256,
-            received_at,
-        };
-        let signed = receipt.sign(&self.config.keys.signing);
+            .map_err(transport)??;
         let path = format!("/v1/bundles/{}/receipt", b.id);
         let body = Bytes::from(serde_json::to_vec(&signed).map_err(transport)?);
         let resp = self

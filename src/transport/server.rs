@@ -11,18 +11,18 @@
 use std::convert::Infallible;
 use std::io;
 use std::path::PathBuf;
-use std::pin::Pin;
+
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Body, Frame, Incoming};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
+use tokio::io::AsyncSeekExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -70,6 +70,8 @@ impl Default for Limits {
 /// What request handlers need.
 #[derive(Debug)]
 pub struct Api {
+    /// This node's configuration (keys: pushed bundles are opened and receipted).
+    pub config: Arc<Config>,
     /// This node's agency id.
     pub me: AgencyId,
     /// The exchange CA (receipt signers).
@@ -84,8 +86,9 @@ pub struct Api {
 
 impl Api {
     /// From a validated configuration and an open outbox.
-    pub fn new(config: &Config, outbox: Outbox, limits: Limits) -> Self {
+    pub fn new(config: Arc<Config>, outbox: Outbox, limits: Limits) -> Self {
         Self {
+            config: config.clone(),
             me: config.node.id.clone(),
             trust: config.trust.clone(),
             directory: config.directory.clone(),
@@ -259,6 +262,7 @@ async fn handle(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let resp = match (req.method(), parts.as_slice()) {
         (&Method::GET, ["v1", "bundles"]) => list(api, peer, req.uri().query().unwrap_or("")).await,
+        (&Method::POST, ["v1", "bundles"]) => push(api, peer, req).await,
         (&Method::GET | &Method::HEAD, ["v1", "bundles", id]) => match id.parse::<BundleId>() {
             Ok(id) => download(api, peer, id, &req).await,
             Err(_) => not_found(),
@@ -517,67 +521,9 @@ async fn download(
     let body = if req.method() == Method::HEAD {
         full(Bytes::new())
     } else {
-        FileBody {
-            file,
-            left: count,
-            buf: vec![0; 64 * 1024],
-        }
-        .boxed()
+        super::FileBody::new(file, count).boxed()
     };
     b.body(body).expect("valid response")
-}
-
-/// Streams `left` bytes of a file in 64 KiB frames (memory stays flat).
-#[derive(Debug)]
-struct FileBody {
-    file: tokio::fs::File,
-    left: u64,
-    buf: Vec<u8>,
-}
-
-impl Body for FileBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        let this = &mut *self;
-        if this.left == 0 {
-            return Poll::Ready(None);
-        }
-        let want = this
-            .buf
-            .len()
-            .min(usize::try_from(this.left).unwrap_or(usize::MAX));
-        let mut rb = ReadBuf::new(&mut this.buf[..want]);
-        match Pin::new(&mut this.file).poll_read(cx, &mut rb) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(Ok(())) => {
-                let n = rb.filled().len();
-                if n == 0 {
-                    return Poll::Ready(Some(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "bundle file shrank",
-                    ))));
-                }
-                this.left -= n as u64;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(
-                    &this.buf[..n],
-                )))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.left == 0
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        hyper::body::SizeHint::with_exact(self.left)
-    }
 }
 
 #[derive(Debug, Serialize)]
@@ -724,5 +670,89 @@ async fn receipt(
             e.to_string(),
         ),
         Err(e) => internal(e),
+    }
+}
+
+/// `POST /v1/bundles`: a peer pushes a bundle addressed to this node. It is
+/// streamed to a temporary file (size-capped), verified as sent by the caller,
+/// opened into the inbox once (a repeat is recognised by its id), and answered
+/// with this node's signed receipt — the same receipt for every repeat.
+async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Response<ResBody> {
+    let max = api.config.limits.max_bundle_size;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bundle-too-large",
+            "Bundle too large",
+            format!("bundles are at most {max} bytes"),
+        );
+    }
+    let partial = super::inbox::root(&api.config).join(".partial");
+    if let Err(e) = tokio::fs::create_dir_all(&partial).await {
+        return internal(e);
+    }
+    let file_path = partial.join(format!("push-{}.sealpost", BundleId::generate()));
+    let written = async {
+        let mut file = tokio::fs::File::create(&file_path).await?;
+        let mut body = req.into_body();
+        let mut total: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(io::Error::other)?;
+            if let Some(data) = frame.data_ref() {
+                total += data.len() as u64;
+                if total > max {
+                    return Err(io::Error::new(
+                        io::ErrorKind::FileTooLarge,
+                        "bundle too large",
+                    ));
+                }
+                tokio::io::AsyncWriteExt::write_all(&mut file, data).await?;
+            }
+        }
+        file.sync_all().await
+    };
+    // A generous bound: the largest bundle at 1 MiB/s.
+    let budget = Duration::from_secs(60 + max / (1 << 20));
+    let outcome = match tokio::time::timeout(budget, written).await {
+        Ok(Ok(())) => {
+            let config = api.config.clone();
+            let from = peer.clone();
+            let path = file_path.clone();
+            tokio::task::spawn_blocking(move || {
+                super::inbox::deliver(&config, &path, Some(&from))
+                    .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))
+                    .and_then(|dest| {
+                        super::inbox::receipt_for(&config, &dest).map_err(|e| {
+                            (StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+                        })
+                    })
+            })
+            .await
+            .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())))
+        }
+        Ok(Err(e)) if e.kind() == io::ErrorKind::FileTooLarge => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bundle-too-large",
+            format!("bundles are at most {max} bytes"),
+        )),
+        Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, "body-incomplete", e.to_string())),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "body-timeout",
+            "the bundle did not arrive in time".to_owned(),
+        )),
+    };
+    let _ = tokio::fs::remove_file(&file_path).await;
+    match outcome {
+        Ok(receipt) => json(StatusCode::OK, &receipt),
+        Err((status, code, detail)) if status == StatusCode::INTERNAL_SERVER_ERROR => {
+            internal(format!("{code}: {detail}"))
+        }
+        Err((status, code, detail)) => problem(status, code, "Bundle refused", detail),
     }
 }
