@@ -241,6 +241,30 @@ pub struct Intake<'a> {
     config: &'a Config,
     outbox: &'a Outbox,
     dirs: Dirs,
+    /// Cases being checked and queued right now: parallel workers must not both
+    /// pass the duplicate-case check for the same case.
+    in_flight: (
+        Mutex<std::collections::HashSet<crate::types::CaseRef>>,
+        std::sync::Condvar,
+    ),
+}
+
+/// Holds a case in [`Intake::in_flight`] until dropped.
+struct CaseLock<'i> {
+    set: &'i (
+        Mutex<std::collections::HashSet<crate::types::CaseRef>>,
+        std::sync::Condvar,
+    ),
+    case: crate::types::CaseRef,
+}
+
+impl Drop for CaseLock<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.set.0.lock() {
+            s.remove(&self.case);
+        }
+        self.set.1.notify_all();
+    }
 }
 
 impl<'a> Intake<'a> {
@@ -253,6 +277,7 @@ impl<'a> Intake<'a> {
             config,
             outbox,
             dirs,
+            in_flight: Default::default(),
         })
     }
 
@@ -412,6 +437,7 @@ impl<'a> Intake<'a> {
             Ok(app) => app,
             Err(rejection) => return self.reject(id, name, rejection),
         };
+        let _case = self.lock_case(&app.case_number);
         if let Some(prior) = self.outbox.active_case(&app.case_number, Some(&id))? {
             if !app.resubmission {
                 let reason = Reason::new(
@@ -436,6 +462,20 @@ impl<'a> Intake<'a> {
             }
         }
         self.accept(id, name, &app)
+    }
+
+    /// Waits until no other worker is checking or queuing `case`, then holds it.
+    fn lock_case(&self, case: &crate::types::CaseRef) -> CaseLock<'_> {
+        let (set, cv) = &self.in_flight;
+        let mut guard = set.lock().unwrap_or_else(|p| p.into_inner());
+        while guard.contains(case) {
+            guard = cv.wait(guard).unwrap_or_else(|p| p.into_inner());
+        }
+        guard.insert(case.clone());
+        CaseLock {
+            set: &self.in_flight,
+            case: case.clone(),
+        }
     }
 
     fn validate(&self, work: &Path, item: &Path, name: &str) -> Result<Application, Rejection> {

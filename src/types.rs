@@ -201,6 +201,10 @@ impl FromStr for CaseRef {
         if s.contains(['/', '\\']) {
             return Err(invalid(WHAT, "contains a slash"));
         }
+        // It names a folder in a court's inbox: never "." or "..", nor hidden.
+        if s.starts_with('.') {
+            return Err(invalid(WHAT, "starts with a dot"));
+        }
         Ok(Self(s.nfc().collect()))
     }
 }
@@ -318,7 +322,11 @@ impl FromStr for Timestamp {
         let t = OffsetDateTime::parse(s, &Rfc3339)
             .map_err(|e| invalid("timestamp", format!("{s:?} is not RFC 3339: {e}")))?;
         // Exactly `YYYY-MM-DDTHH:MM:SSZ`: one spelling per instant.
-        if t.offset() != time::UtcOffset::UTC || s.len() != 20 || !s.ends_with('Z') {
+        if t.offset() != time::UtcOffset::UTC
+            || s.len() != 20
+            || !s.ends_with('Z')
+            || s.as_bytes()[10] != b'T'
+        {
             return Err(invalid(
                 "timestamp",
                 format!("{s:?} must be UTC whole seconds ending in Z"),
@@ -418,6 +426,8 @@ mod tests {
         assert_eq!(c.as_str(), "深劳人仲案〔2026〕1234号");
         assert!("a\nb".parse::<CaseRef>().is_err());
         assert!(" x".parse::<CaseRef>().is_err());
+        assert!("..".parse::<CaseRef>().is_err());
+        assert!(".".parse::<CaseRef>().is_err());
     }
 
     #[test]
@@ -435,5 +445,6 @@ mod tests {
         assert!("2026-11-23T08:30:00+08:00".parse::<Timestamp>().is_err());
         assert!("2026-11-23T08:30:00.5Z".parse::<Timestamp>().is_err());
         assert!("2026-11-23T08:30:00.000Z".parse::<Timestamp>().is_err());
+        assert!("2026-11-23t08:30:00Z".parse::<Timestamp>().is_err());
     }
 }

@@ -733,3 +733,161 @@ fn the_api_refuses_what_it_must() {
     common::sigterm(&node.child);
     assert!(node.child.wait().expect("wait").success());
 }
+
+#[test]
+fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
+    let net = Net::new();
+    // The court runs a server and takes pushes.
+    let court_cfg = net.config_path(FUTIAN);
+    let text = fs::read_to_string(&court_cfg).expect("config");
+    fs::write(
+        &court_cfg,
+        format!("{text}\n[server]\nlisten = \"127.0.0.1:0\"\n"),
+    )
+    .expect("write");
+    let mut court = common::spawn_run(&net, FUTIAN, &[], Stdio::piped());
+    let out = court.stdout.take().expect("stdout");
+    let first = BufReader::new(out)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("utf-8");
+    let court_addr = first
+        .strip_prefix("LISTENING ")
+        .expect("LISTENING")
+        .to_owned();
+    let port = court_addr.rsplit(':').next().expect("port");
+    let peers = net.path().join("peers.toml");
+    let marker = "signing_cert = \"sz-futian-court/sign.pem\"";
+    let text = fs::read_to_string(&peers).expect("peers");
+    fs::write(
+        &peers,
+        text.replace(
+            marker,
+            &format!("{marker}\nendpoint = \"https://localhost:{port}\"\ndelivery = \"push\""),
+        ),
+    )
+    .expect("write");
+
+    let mut committee = start(&net);
+    drop_app(&net, "pushed", "深劳人仲案〔2026〕6100号");
+    let id = wait_line(&committee, "ACCEPTED  pushed")
+        .rsplit(' ')
+        .next()
+        .expect("id")
+        .to_owned();
+    let inbox = net
+        .agency(FUTIAN)
+        .dir
+        .join("data/inbox/深劳人仲案〔2026〕6100号")
+        .join(&id);
+    common::wait_until(
+        Duration::from_secs(20),
+        "the pushed bundle in the court's inbox",
+        || inbox.join(".done").exists(),
+    );
+    common::wait_until(
+        Duration::from_secs(20),
+        "the committee to record delivery",
+        || {
+            listed_for(&net, &committee, FUTIAN)
+                .as_array()
+                .is_some_and(|a| a.is_empty())
+        },
+    );
+
+    // The same bundle pushed again (as a committee whose answer got lost would):
+    // the same receipt, nothing written twice.
+    let before = fs::metadata(inbox.join("manifest.json"))
+        .expect("manifest")
+        .modified()
+        .expect("mtime");
+    let bundle = net
+        .agency(COMMITTEE)
+        .dir
+        .join(format!("data/outbox/bundles/{id}.sealpost"));
+    let lac = net.agency(COMMITTEE).dir.clone();
+    let again = |_: u8| {
+        let o = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/vnd.sealpost.bundle+zip",
+            ])
+            .args([
+                "--cert",
+                lac.join("tls.pem").to_str().expect("utf-8"),
+                "--key",
+                lac.join("tls.key").to_str().expect("utf-8"),
+            ])
+            .args([
+                "--cacert",
+                net.path().join("ca.pem").to_str().expect("utf-8"),
+            ])
+            .args(["--data-binary", &format!("@{}", bundle.display())])
+            .arg(format!("https://localhost:{port}/v1/bundles"))
+            .output()
+            .expect("curl");
+        json(&o.stdout)
+    };
+    let r1 = again(1);
+    let r2 = again(2);
+    assert_eq!(r1, r2, "a repeated push got a different receipt");
+    assert!(r1["signature"].is_string(), "{r1}");
+    let stored: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            net.agency(COMMITTEE)
+                .dir
+                .join(format!("data/outbox/receipts/{id}.json")),
+        )
+        .expect("receipt"),
+    )
+    .expect("json");
+    assert_eq!(stored, r1, "the committee stored a different receipt");
+    assert_eq!(
+        fs::metadata(inbox.join("manifest.json"))
+            .expect("manifest")
+            .modified()
+            .expect("mtime"),
+        before
+    );
+
+    // A bundle pushed by a peer that is not its sender is refused.
+    let nanshan = net.agency(NANSHAN).dir.clone();
+    let o = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+        ])
+        .args([
+            "--cert",
+            nanshan.join("tls.pem").to_str().expect("utf-8"),
+            "--key",
+            nanshan.join("tls.key").to_str().expect("utf-8"),
+        ])
+        .args([
+            "--cacert",
+            net.path().join("ca.pem").to_str().expect("utf-8"),
+        ])
+        .args(["--data-binary", &format!("@{}", bundle.display())])
+        .arg(format!("https://localhost:{port}/v1/bundles"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "422");
+
+    common::sigterm(&committee.child);
+    assert!(committee.child.wait().expect("wait").success());
+    common::sigterm(&court);
+    assert!(court.wait().expect("wait").success());
+}

@@ -516,3 +516,41 @@ fn a_valid_application_with_a_very_long_folder_name_is_accepted_and_noted() {
     assert!(note.contains(id.as_str()) && note.contains(&name));
     assert!(common::listing(&intake.dirs().work).is_empty());
 }
+
+#[test]
+fn the_same_case_dropped_twice_at_once_is_queued_once() {
+    // Regression: two workers could both pass the duplicate-case check.
+    let net = Net::new();
+    let cfg = net.config(COMMITTEE);
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let names: Vec<OsString> = (0..6)
+        .map(|i| OsString::from(format!("twin-{i}")))
+        .collect();
+    for n in &names {
+        tiny_app(
+            &intake.dirs().intake.join(n),
+            "深劳人仲案〔2026〕9600号",
+            FUTIAN,
+        );
+    }
+    let outcomes: Vec<Outcome> = intake
+        .take(&names)
+        .into_iter()
+        .map(|r| r.expect("no intake error"))
+        .collect();
+    let accepted = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Accepted { .. }))
+        .count();
+    assert_eq!(accepted, 1, "{outcomes:?}");
+    for o in &outcomes {
+        if let Outcome::Rejected { codes, .. } = o {
+            assert_eq!(
+                codes,
+                &vec![sealpost::application::ReasonCode::CaseAlreadyQueued]
+            );
+        }
+    }
+    assert_eq!(outbox.list().expect("list").len(), 1);
+}

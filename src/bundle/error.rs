@@ -79,7 +79,7 @@ pub enum BundleError {
     #[error("the signer certificate was not valid at signing time: {0}")]
     SignerNotValidAtSigningTime(IssuanceError),
     /// The certificate names a different agency than the envelope's sender.
-    #[error("the signer certificate belongs to {cert:?}, but the envelope says the sender is {sender:?}")]
+    #[error("the signer certificate belongs to \"{cert}\", but the envelope says the sender is \"{sender}\"")]
     SignerIdentityMismatch {
         /// The agency in the certificate.
         cert: AgencyId,
@@ -90,16 +90,16 @@ pub enum BundleError {
     #[error("the envelope's signer_cert_sha256 does not match signer.pem")]
     SignerCertDigestMismatch,
     /// The sender is not in the peer directory.
-    #[error("the sender {0:?} is not in the peer directory")]
+    #[error("the sender \"{0}\" is not in the peer directory")]
     SenderUnknown(AgencyId),
     /// The certificate is valid but is not one the directory lists for the sender.
-    #[error("the signer certificate is not registered for {0:?} in the peer directory")]
+    #[error("the signer certificate is not registered for \"{0}\" in the peer directory")]
     SignerNotInDirectory(AgencyId),
     /// `created_at` lies in the future beyond clock skew.
     #[error("the bundle claims to be created at {0}, in the future")]
     CreatedInFuture(Timestamp),
     /// Addressed to another agency.
-    #[error("the bundle is addressed to {recipient:?}, not to this node ({me:?})")]
+    #[error("the bundle is addressed to \"{recipient}\", not to this node (\"{me}\")")]
     WrongRecipient {
         /// The envelope's recipient.
         recipient: AgencyId,
@@ -214,7 +214,7 @@ pub enum SealError {
     #[error("document name {0:?} is unsafe: {1}")]
     UnsafeName(String, &'static str),
     /// The signing key does not belong to the sender.
-    #[error("the signing certificate names {cert:?}, not the sender {sender:?}")]
+    #[error("the signing certificate names \"{cert}\", not the sender \"{sender}\"")]
     SignerIsNotSender {
         /// Agency in the certificate.
         cert: AgencyId,

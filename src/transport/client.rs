@@ -221,8 +221,19 @@ impl Poller {
         ClientError::Status { what, status, body }
     }
 
+    async fn list_now(&self) -> Result<Listing, ClientError> {
+        self.get_listing("/v1/bundles?limit=500".to_owned()).await
+    }
+
     async fn list(&self, after: &str) -> Result<Listing, ClientError> {
-        let path = format!("/v1/bundles?after={after}&wait={}", self.wait.as_secs());
+        self.get_listing(format!(
+            "/v1/bundles?after={after}&wait={}",
+            self.wait.as_secs()
+        ))
+        .await
+    }
+
+    async fn get_listing(&self, path: String) -> Result<Listing, ClientError> {
         let resp = self.request(Method::GET, &path, &[], Bytes::new()).await?;
         if resp.status() != StatusCode::OK {
             return Err(Self::fail_status(path, resp).await);
@@ -281,13 +292,14 @@ impl Poller {
 
     /// One bundle: into the inbox (once), then the receipt.
     async fn take(&self, b: &Listed) -> Result<(), ClientError> {
-        let dest = self.inbox_dir(&b.case_ref, &b.id);
-        let done = dest.join(".done");
         let part = self
             .inbox
             .join(".partial")
             .join(format!("{}.sealpost", b.id));
-        if !done.exists() {
+        // The listing's case only locates an earlier delivery; where a bundle
+        // goes is decided by its verified envelope.
+        let mut dest = self.inbox_dir(&b.case_ref, &b.id);
+        if !dest.join(".done").exists() {
             let file = self.download(b).await?;
             let config = self.config.clone();
             let id = b.id;
@@ -297,13 +309,16 @@ impl Poller {
             })
             .await
             .map_err(transport)?;
-            if let Err(e) = opened {
-                let _ = tokio::fs::remove_file(&part).await;
-                return Err(ClientError::Refused {
-                    id,
-                    code: e.code(),
-                    detail: e.to_string(),
-                });
+            match opened {
+                Ok(d) => dest = d,
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&part).await;
+                    return Err(ClientError::Refused {
+                        id,
+                        code: e.code(),
+                        detail: e.to_string(),
+                    });
+                }
             }
         }
         self.post_receipt(b, &dest).await?;
@@ -341,11 +356,17 @@ impl Poller {
         let mut refused: std::collections::HashSet<BundleId> = Default::default();
         loop {
             let round = async {
-                let listing = self.list(&cursor).await?;
+                // Every round starts with a full listing (a bundle an operator
+                // re-offered keeps its old position); then a long-poll past the
+                // newest one waits for news.
+                let full = self.list_now().await?;
+                let mut listing = if full.bundles.iter().any(|b| !refused.contains(&b.id)) {
+                    full
+                } else {
+                    self.list(&cursor).await?
+                };
+                listing.bundles.retain(|b| !refused.contains(&b.id));
                 for b in &listing.bundles {
-                    if refused.contains(&b.id) {
-                        continue;
-                    }
                     match self.take(b).await {
                         Ok(()) => {}
                         Err(ClientError::Refused { id, code, detail }) => {
@@ -355,10 +376,11 @@ impl Poller {
                         Err(e) => return Err(e),
                     }
                 }
-                // Past this round's bundles: each is delivered now, or refused and
-                // skipped. A round that failed part-way keeps the old cursor, and
-                // the committee lists undelivered bundles again anyway.
-                cursor = listing.next_cursor;
+                if listing.next_cursor.parse::<u64>().unwrap_or(0)
+                    > cursor.parse::<u64>().unwrap_or(0)
+                {
+                    cursor = listing.next_cursor;
+                }
                 Ok::<(), ClientError>(())
             };
             let result = tokio::select! {

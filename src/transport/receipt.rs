@@ -63,7 +63,7 @@ pub enum ReceiptError {
     #[error("the receipt's signer certificate is not acceptable: {0}")]
     Signer(String),
     /// The signer is not the receiver, or not registered for it.
-    #[error("the receipt is not signed by {0}'s registered signing key")]
+    #[error("the receipt is not signed by the registered signing key of \"{0}\"")]
     NotReceiver(AgencyId),
     /// The receipt names another bundle, sender, receiver or other digests.
     #[error("the receipt does not match the bundle: {0}")]

@@ -583,7 +583,41 @@ async fn receipt(
         }
     };
     let stored_path: PathBuf = api.outbox.receipt_path(&id);
-    // Idempotent: once delivered, every receipt POST returns the original receipt.
+    let signed: SignedReceipt = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "receipt-malformed",
+                "Receipt refused",
+                e.to_string(),
+            )
+        }
+    };
+    let checked = signed.verify(&api.trust, &api.directory).and_then(|r| {
+        r.check(&id, &api.me, peer, &d.envelope_sha256, &d.payload_sha256)
+            .map(|()| r)
+    });
+    let receipt = match checked {
+        Ok(r) => r,
+        Err(e) => {
+            return problem(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.code(),
+                "Receipt refused",
+                e.to_string(),
+            )
+        }
+    };
+    if receipt.received_at.unix() > Timestamp::now().unix() + crate::bundle::MAX_CLOCK_SKEW_SECS {
+        return problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "receipt-mismatch",
+            "Receipt refused",
+            format!("received_at {} lies in the future", receipt.received_at),
+        );
+    }
+    // Idempotent: once delivered, every valid receipt POST returns the original.
     if let State::Delivered { .. } = d.state {
         return match tokio::fs::read(&stored_path)
             .await
@@ -602,28 +636,6 @@ async fn receipt(
                 stored_path.display()
             )),
         };
-    }
-    let signed: SignedReceipt = match serde_json::from_slice(&body) {
-        Ok(s) => s,
-        Err(e) => {
-            return problem(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "receipt-malformed",
-                "Malformed receipt",
-                e.to_string(),
-            )
-        }
-    };
-    let checked = signed
-        .verify(&api.trust, &api.directory)
-        .and_then(|r| r.check(&id, &api.me, peer, &d.envelope_sha256, &d.payload_sha256));
-    if let Err(e) = checked {
-        return problem(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            e.code(),
-            "Receipt refused",
-            e.to_string(),
-        );
     }
     let outbox = api.outbox.clone();
     let bytes = serde_json::to_vec_pretty(&signed).expect("receipt serialises");
