@@ -355,17 +355,13 @@ async fn list(api: &Arc<Api>, peer: &AgencyId, query: &str) -> Response<ResBody>
         let notified = api.outbox.changed().notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let outbox = api.outbox.clone();
-        let p = peer.clone();
-        let found = blocking(move || {
-            Ok(outbox
-                .list()?
-                .into_iter()
-                .filter(|d| d.seq > after && waiting_for(d, &p))
+        // sled reads are in-memory lookups: done inline, not on the blocking pool.
+        let found = api.outbox.list().map(|all| {
+            all.into_iter()
+                .filter(|d| d.seq > after && waiting_for(d, peer))
                 .take(limit)
-                .collect::<Vec<_>>())
-        })
-        .await;
+                .collect::<Vec<_>>()
+        });
         let found = match found {
             Ok(f) => f,
             Err(e) => return internal(e),
@@ -404,8 +400,7 @@ async fn find(
     peer: &AgencyId,
     id: BundleId,
 ) -> Result<Option<Delivery>, OutboxError> {
-    let outbox = api.outbox.clone();
-    let d = blocking(move || outbox.get(&id)).await?;
+    let d = api.outbox.get(&id)?;
     Ok(d.filter(|d| &d.peer == peer && !matches!(d.state, State::Cancelled { .. })))
 }
 
