@@ -749,7 +749,7 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
 
     // The mTLS API.
     let mut server_task = None;
-    let mut reload: Option<Box<dyn Fn() + Send + Sync>> = None;
+    let mut reload: Option<std::sync::Arc<dyn Fn() + Send + Sync>> = None;
     if let Some(addr) = c.server_listen {
         let built = tls::load_crls(&c.crl_files).and_then(|crls| tls::server_config(c, crls));
         let tls_config = match built {
@@ -784,7 +784,7 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
         )));
         let crl_files = c.crl_files.clone();
         let file = c.file.clone();
-        reload = Some(Box::new(move || {
+        reload = Some(std::sync::Arc::new(move || {
             // Rebuild from the files as they are now; keep serving on failure.
             let fresh = Config::load(&file)
                 .map_err(|e| e.to_string())
@@ -804,6 +804,12 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
             }
         }));
     }
+
+    // A CRL file that changes (the CA publishes a new one) reloads like SIGHUP.
+    let _crl_watcher = match (&reload, c.crl_files.is_empty()) {
+        (Some(r), false) => watch_crls(&c.crl_files, r.clone()),
+        _ => None,
+    };
 
     // Signals.
     {
@@ -1099,4 +1105,42 @@ pub fn receipt_cmd(c: &Config, cmd: ReceiptCommand, out: &mut impl Write) -> Exi
             }
         }
     }
+}
+
+/// Watches the folders of the CRL files and calls `reload` when one of the
+/// files is written, replaced or renamed into place.
+fn watch_crls(
+    files: &[PathBuf],
+    reload: std::sync::Arc<dyn Fn() + Send + Sync>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let names: Vec<PathBuf> = files.to_vec();
+    let mut w = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let Ok(ev) = res else { return };
+        let relevant = matches!(
+            ev.kind,
+            notify::EventKind::Create(_) | notify::EventKind::Modify(_)
+        ) && ev
+            .paths
+            .iter()
+            .any(|p| names.iter().any(|n| p.file_name() == n.file_name()));
+        if relevant {
+            tracing::info!("a CRL file changed; reloading");
+            reload();
+        }
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the CRL files; reload them with SIGHUP");
+            return None;
+        }
+    };
+    let mut dirs: Vec<&Path> = files.iter().map(|f| crate::fsutil::parent_of(f)).collect();
+    dirs.dedup();
+    for d in dirs {
+        if let Err(e) = w.watch(d, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %d.display(), error = %e, "cannot watch a CRL folder; reload with SIGHUP");
+        }
+    }
+    Some(w)
 }

@@ -241,24 +241,24 @@ pub struct Intake<'a> {
     config: &'a Config,
     outbox: &'a Outbox,
     dirs: Dirs,
-    /// Cases being checked and queued right now: parallel workers must not both
-    /// pass the duplicate-case check for the same case.
-    in_flight: (
-        Mutex<std::collections::HashSet<crate::types::CaseRef>>,
-        std::sync::Condvar,
-    ),
 }
 
-/// Holds a case in [`Intake::in_flight`] until dropped.
-struct CaseLock<'i> {
-    set: &'i (
-        Mutex<std::collections::HashSet<crate::types::CaseRef>>,
-        std::sync::Condvar,
-    ),
+/// Cases being checked and queued right now, process-wide: parallel workers,
+/// and a folder drop racing an online submission, must not both pass the
+/// duplicate-case check for the same case.
+type CaseSet = (
+    Mutex<std::collections::HashSet<crate::types::CaseRef>>,
+    std::sync::Condvar,
+);
+static IN_FLIGHT: std::sync::LazyLock<CaseSet> = std::sync::LazyLock::new(Default::default);
+
+/// Holds a case in [`IN_FLIGHT`] until dropped.
+struct CaseLock {
+    set: &'static CaseSet,
     case: crate::types::CaseRef,
 }
 
-impl Drop for CaseLock<'_> {
+impl Drop for CaseLock {
     fn drop(&mut self) {
         if let Ok(mut s) = self.set.0.lock() {
             s.remove(&self.case);
@@ -277,7 +277,6 @@ impl<'a> Intake<'a> {
             config,
             outbox,
             dirs,
-            in_flight: Default::default(),
         })
     }
 
@@ -316,7 +315,12 @@ impl<'a> Intake<'a> {
                         .map_err(io_err(format!("cannot remove {}", dir.display())))?;
                 }
                 (None, _) => {
-                    tracing::warn!(dir = %dir.display(), "unexpected entry in .work; left alone");
+                    if !dir
+                        .file_name()
+                        .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+                    {
+                        tracing::warn!(dir = %dir.display(), "unexpected entry in .work; left alone");
+                    }
                 }
             }
         }
@@ -390,6 +394,32 @@ impl<'a> Intake<'a> {
 
     /// Moves `intake/<name>` into `.work/<new id>/<name>`. `None` if it vanished.
     fn claim(&self, os_name: &OsStr) -> Result<Option<(BundleId, String)>, IntakeError> {
+        self.claim_from(&self.dirs.intake.join(os_name), os_name)
+    }
+
+    /// Takes an application uploaded over the API (a zip, already written to
+    /// `upload` on this file system) through the same claim, validation and
+    /// accept/reject path as a drop.
+    pub fn submit(&self, upload: &Path, name: &str) -> Result<Outcome, IntakeError> {
+        match self.claim_from(upload, OsStr::new(name))? {
+            Some((id, name)) => self.process(id, &name),
+            None => Err(IntakeError::Io {
+                context: format!("the upload {} vanished", upload.display()),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            }),
+        }
+    }
+
+    /// The folder where API uploads are staged (same file system as `.work/`).
+    pub fn uploads_dir(&self) -> PathBuf {
+        self.dirs.work.join(".uploads")
+    }
+
+    fn claim_from(
+        &self,
+        src: &Path,
+        os_name: &OsStr,
+    ) -> Result<Option<(BundleId, String)>, IntakeError> {
         let id = BundleId::generate();
         let work = self.dirs.work.join(id.as_str());
         // A name that is not UTF-8 cannot be reported or sealed; it is claimed
@@ -415,7 +445,7 @@ impl<'a> Intake<'a> {
             &serde_json::to_vec(&claim).expect("claim serialises"),
         )
         .map_err(|e| abandon(e, "cannot write the claim for"))?;
-        match rename_noreplace(&self.dirs.intake.join(os_name), &work.join(&name)) {
+        match rename_noreplace(src, &work.join(&name)) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let _ = fs::remove_dir_all(&work);
@@ -423,7 +453,7 @@ impl<'a> Intake<'a> {
             }
             Err(e) => return Err(abandon(e, "cannot claim")),
         }
-        sync_dir(&self.dirs.intake).map_err(io_err("cannot sync intake/"))?;
+        sync_dir(crate::fsutil::parent_of(src)).map_err(io_err("cannot sync the source folder"))?;
         sync_dir(&work).map_err(io_err("cannot sync the work folder"))?;
         Ok(Some((id, name)))
     }
@@ -465,15 +495,15 @@ impl<'a> Intake<'a> {
     }
 
     /// Waits until no other worker is checking or queuing `case`, then holds it.
-    fn lock_case(&self, case: &crate::types::CaseRef) -> CaseLock<'_> {
-        let (set, cv) = &self.in_flight;
+    fn lock_case(&self, case: &crate::types::CaseRef) -> CaseLock {
+        let (set, cv) = &*IN_FLIGHT;
         let mut guard = set.lock().unwrap_or_else(|p| p.into_inner());
         while guard.contains(case) {
             guard = cv.wait(guard).unwrap_or_else(|p| p.into_inner());
         }
         guard.insert(case.clone());
         CaseLock {
-            set: &self.in_flight,
+            set: &IN_FLIGHT,
             case: case.clone(),
         }
     }

@@ -891,3 +891,134 @@ fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
     common::sigterm(&court);
     assert!(court.wait().expect("wait").success());
 }
+
+fn zip_dir(dir: &Path) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut out = std::io::Cursor::new(Vec::new());
+    {
+        let mut z = zip::ZipWriter::new(&mut out);
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        for n in names {
+            z.start_file(
+                n.to_string_lossy().as_ref(),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .expect("entry");
+            z.write_all(&fs::read(dir.join(&n)).expect("read"))
+                .expect("write");
+        }
+        z.finish().expect("finish");
+    }
+    out.into_inner()
+}
+
+#[test]
+fn the_online_platform_submits_applications_and_gets_the_clerks_reasons() {
+    const PORTAL: &str = "sz-lac-portal";
+    let net = Net::with(&[
+        (COMMITTEE, "committee"),
+        (FUTIAN, "court"),
+        (NANSHAN, "court"),
+        (PORTAL, "platform"),
+    ]);
+    let mut node = start(&net);
+    let post = |who: &str, zip: &Path| {
+        curl(
+            &net,
+            &node,
+            who,
+            "/v1/applications",
+            &[
+                "-X",
+                "POST",
+                "-H",
+                "Content-Type: application/zip",
+                "--data-binary",
+                &format!("@{}", zip.display()),
+            ],
+        )
+    };
+    let good = net.out("good");
+    tiny_app(&good, "深劳人仲案〔2026〕7101号", FUTIAN);
+    let good_zip = net.out("good.zip");
+    fs::write(&good_zip, zip_dir(&good)).expect("zip");
+    let (status, body) = post(PORTAL, &good_zip);
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let id = json(&body)["id"].as_str().expect("id").to_owned();
+    // It is queued like a dropped folder: the court sees it.
+    assert_eq!(listed_for(&net, &node, FUTIAN)[0]["id"], id.as_str());
+
+    let bad = net.out("bad");
+    tiny_app(&bad, "深劳人仲案〔2026〕7102号", FUTIAN);
+    fs::remove_file(bad.join("受理通知书.pdf")).expect("rm");
+    let bad_zip = net.out("bad.zip");
+    fs::write(&bad_zip, zip_dir(&bad)).expect("zip");
+    let (status, body) = post(PORTAL, &bad_zip);
+    assert_eq!(status, 422, "{}", String::from_utf8_lossy(&body));
+    let problem = json(&body);
+    assert_eq!(problem["code"], "application-rejected");
+    let reasons = problem["reasons"].as_array().expect("reasons");
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r["code"] == "document-missing" && r["file"] == "受理通知书.pdf"),
+        "{problem}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r["zh"].is_string() && r["en"].is_string()),
+        "{problem}"
+    );
+    // The same case again, not marked as a resubmission: the clerk's code.
+    let (status, body) = post(PORTAL, &good_zip);
+    assert_eq!(status, 422);
+    assert_eq!(json(&body)["reasons"][0]["code"], "case-already-queued");
+
+    // Only the platform may submit.
+    let (status, body) = post(FUTIAN, &good_zip);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (403, Some("not-a-submitter"))
+    );
+
+    common::sigterm(&node.child);
+    assert!(node.child.wait().expect("wait").success());
+}
+
+#[test]
+fn a_new_crl_file_takes_effect_without_a_signal() {
+    let net = Net::new();
+    let crl = net.path().join("crl.pem");
+    fs::write(&crl, net.ca.crl(&[])).expect("crl");
+    let cfg = net.config_path(COMMITTEE);
+    let text = fs::read_to_string(&cfg).expect("config");
+    fs::write(
+        &cfg,
+        text.replace(
+            "encryption_identity = \"age.key\"",
+            "encryption_identity = \"age.key\"\ncrls = [\"../crl.pem\"]",
+        ),
+    )
+    .expect("write");
+    let mut node = start(&net);
+    assert_eq!(curl(&net, &node, FUTIAN, "/v1/bundles", &[]).0, 200);
+    // The CA publishes a new CRL: written to a temporary name, renamed into place.
+    let serial = common::serial_of(&net.agency(FUTIAN).dir.join("tls.pem"));
+    let tmp = net.path().join(".crl.pem.new");
+    fs::write(&tmp, net.ca.crl(&[serial])).expect("write");
+    fs::rename(&tmp, &crl).expect("rename");
+    common::wait_until(
+        Duration::from_secs(10),
+        "the new CRL to take effect",
+        || curl(&net, &node, FUTIAN, "/v1/bundles", &[]).0 == 0,
+    );
+    assert_eq!(curl(&net, &node, NANSHAN, "/v1/bundles", &[]).0, 200);
+    common::sigterm(&node.child);
+    assert!(node.child.wait().expect("wait").success());
+}

@@ -263,6 +263,7 @@ async fn handle(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
     let resp = match (req.method(), parts.as_slice()) {
         (&Method::GET, ["v1", "bundles"]) => list(api, peer, req.uri().query().unwrap_or("")).await,
         (&Method::POST, ["v1", "bundles"]) => push(api, peer, req).await,
+        (&Method::POST, ["v1", "applications"]) => submit(api, peer, req).await,
         (&Method::GET | &Method::HEAD, ["v1", "bundles", id]) => match id.parse::<BundleId>() {
             Ok(id) => download(api, peer, id, &req).await,
             Err(_) => not_found(),
@@ -271,7 +272,13 @@ async fn handle(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
             Ok(id) => receipt(api, peer, id, req).await,
             Err(_) => not_found(),
         },
-        (_, ["v1", "bundles"] | ["v1", "bundles", _] | ["v1", "bundles", _, "receipt"]) => problem(
+        (
+            _,
+            ["v1", "bundles"]
+            | ["v1", "bundles", _]
+            | ["v1", "bundles", _, "receipt"]
+            | ["v1", "applications"],
+        ) => problem(
             StatusCode::METHOD_NOT_ALLOWED,
             "method-not-allowed",
             "Method not allowed",
@@ -761,5 +768,132 @@ async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Respon
             internal(format!("{code}: {detail}"))
         }
         Err((status, code, detail)) => problem(status, code, "Bundle refused", detail),
+    }
+}
+
+/// `POST /v1/applications`: the committee's online platform (a peer with role
+/// `platform`) submits an application as a zip — the same content a clerk drops
+/// — and gets the outcome at once: 201 with the bundle id, or 422 with the same
+/// reason codes and texts a clerk finds in `REJECTED.txt`.
+async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Response<ResBody> {
+    if api.directory.get(peer).map(|p| p.role) != Some(crate::config::Role::Platform) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "not-a-submitter",
+            "Not a submitter",
+            "only the committee's online platform may submit applications",
+        );
+    }
+    let max = api.config.limits.max_total_size + (1 << 20);
+    let too_large = || {
+        problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Body too large",
+            format!("an application is at most {max} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return too_large();
+    }
+    let config = api.config.clone();
+    let outbox = api.outbox.clone();
+    let staging = match tokio::task::spawn_blocking(move || {
+        crate::intake::Intake::new(&config, &outbox).map(|i| i.uploads_dir())
+    })
+    .await
+    {
+        Ok(Ok(dir)) => dir,
+        Ok(Err(e)) => return internal(e),
+        Err(e) => return internal(e),
+    };
+    if let Err(e) = tokio::fs::create_dir_all(&staging).await {
+        return internal(e);
+    }
+    let short = BundleId::generate();
+    let name = format!("online-{}.zip", &short.as_str()[..12]);
+    let path = staging.join(&name);
+    let written = async {
+        let mut file = tokio::fs::File::create(&path).await?;
+        let mut body = req.into_body();
+        let mut total: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(io::Error::other)?;
+            if let Some(data) = frame.data_ref() {
+                total += data.len() as u64;
+                if total > max {
+                    return Err(io::Error::new(io::ErrorKind::FileTooLarge, "too large"));
+                }
+                tokio::io::AsyncWriteExt::write_all(&mut file, data).await?;
+            }
+        }
+        file.sync_all().await
+    };
+    match tokio::time::timeout(Duration::from_secs(60 + max / (1 << 20)), written).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return if e.kind() == io::ErrorKind::FileTooLarge {
+                too_large()
+            } else {
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    "body-incomplete",
+                    "Body incomplete",
+                    e.to_string(),
+                )
+            };
+        }
+        Err(_) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return problem(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Body too slow",
+                "the application did not arrive in time",
+            );
+        }
+    }
+    let config = api.config.clone();
+    let outbox = api.outbox.clone();
+    let item = name.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let intake = crate::intake::Intake::new(&config, &outbox)?;
+        intake.submit(&path, &item)
+    })
+    .await;
+    match outcome {
+        Ok(Ok(crate::intake::Outcome::Accepted { id, name })) => json(
+            StatusCode::CREATED,
+            &serde_json::json!({"id": id, "state": "queued", "item": name}),
+        ),
+        Ok(Ok(crate::intake::Outcome::Rejected { dir, name, .. })) => {
+            let reasons = tokio::fs::read(dir.join("rejection.json"))
+                .await
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .map(|v| v["reasons"].clone())
+                .unwrap_or(serde_json::Value::Null);
+            let body = serde_json::json!({
+                "type": "https://sealpost.invalid/problems/application-rejected",
+                "title": "Application rejected",
+                "status": 422,
+                "code": "application-rejected",
+                "detail": format!("the application was rejected and kept as rejected/{name}/ for the clerks"),
+                "reasons": reasons,
+            });
+            Response::builder()
+                .status(StatusCode::UNPROCESSABLE_ENTITY)
+                .header(header::CONTENT_TYPE, "application/problem+json")
+                .body(full(serde_json::to_vec(&body).expect("json")))
+                .expect("valid response")
+        }
+        Ok(Err(e)) => internal(e),
+        Err(e) => internal(e),
     }
 }
