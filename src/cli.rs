@@ -3,7 +3,6 @@
 //! `main` parses arguments, sets up logging and calls [`run`]; each subcommand
 //! returns an [`Exit`] code from the BSD `sysexits` set, documented in `--help`.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -559,147 +558,229 @@ pub fn open(c: &Config, file: &Path, output: &Path, json: bool, out: &mut impl W
     }
 }
 
-/// `demo`: the example applications through seal → verify → open.
+/// `demo`: two nodes on loopback. A committee daemon (mTLS API on a free
+/// port) and two court daemons (polling it) run as child processes with the
+/// example PKI and configs; the example applications are dropped into the
+/// committee's intake folder and followed into each court's inbox and back as
+/// verified receipts.
 pub fn demo(dir: Option<PathBuf>, out: &mut impl Write) -> Exit {
+    match run_demo(dir, out) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("sealpost demo: {e}");
+            Exit::IoErr
+        }
+    }
+}
+
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let pid = rustix::process::Pid::from_raw(i32::try_from(self.0.id()).unwrap_or(0));
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let _ = self.0.wait();
+    }
+}
+
+fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
     let src = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dir = dir.unwrap_or_else(|| {
+    let work = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!(
             "sealpost-demo-{}",
             &BundleId::generate().as_str()[..8]
         ))
     });
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("sealpost demo: cannot create {}: {e}", dir.display());
-        return Exit::CantCreat;
-    }
-    let load = |node: &str, file: &str| {
-        let env = HashMap::from([(
-            "SEALPOST_NODE__DATA_DIR".to_owned(),
-            dir.join(node).to_string_lossy().into_owned(),
-        )]);
-        Config::load_with_env(&src.join("config").join(file), env)
+    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let say = |out: &mut dyn Write, s: String| {
+        let _ = writeln!(out, "{s}");
+        let _ = out.flush();
     };
-    let committee = match load("sz-lac", "sealpost.example.toml") {
-        Ok(c) => c,
-        Err(e) => return report_config_error(&e),
-    };
-    let _ = writeln!(
+    say(
         out,
-        "sealpost demo — example PKI and applications from {}\nwork dir: {}\n",
-        src.display(),
-        dir.display()
+        format!(
+            "sealpost demo — two nodes on loopback, example PKI from {}\nwork dir: {}\n",
+            src.display(),
+            work.display()
+        ),
     );
+
+    // The committee: intake + mTLS API on a free port.
+    let lac_dir = work.join("sz-lac");
+    let mut committee = Command::new(&exe)
+        .args([
+            "-c",
+            &src.join("config/sealpost.example.toml").to_string_lossy(),
+            "run",
+        ])
+        .env("SEALPOST_NODE__DATA_DIR", &lac_dir)
+        .env("SEALPOST_INTAKE__ROOT", lac_dir.join("clerk"))
+        .env("SEALPOST_SERVER__LISTEN", "127.0.0.1:0")
+        .env("SEALPOST_INTAKE__SETTLE", "1s")
+        .env("SEALPOST_INTAKE__SCAN_INTERVAL", "200ms")
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start the committee node: {e}"))?;
+    let stdout = committee.stdout.take().ok_or("no stdout")?;
+    let committee = Daemon(committee);
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let first = lines
+        .next()
+        .and_then(Result::ok)
+        .ok_or("the committee node did not start")?;
+    let addr = first
+        .strip_prefix("LISTENING ")
+        .ok_or_else(|| format!("unexpected output {first:?}"))?
+        .to_owned();
+    let port = addr.rsplit(':').next().unwrap_or("0").to_owned();
+    say(
+        out,
+        format!("committee  sz-lac            serving the mTLS API on {addr}"),
+    );
+    // Keep draining the committee's output so it never blocks.
+    std::thread::spawn(move || for _ in lines {});
+
+    // The courts' view of the directory: the committee at its real port.
+    let peers_src = src.join("certs-example/peers.toml");
+    let text =
+        std::fs::read_to_string(&peers_src).map_err(|e| format!("{}: {e}", peers_src.display()))?;
+    let abs = src.join("certs-example");
+    let text = text
+        .replace(
+            "signing_cert = \"",
+            &format!("signing_cert = \"{}/", abs.display()),
+        )
+        .replace(
+            "endpoint = \"https://localhost:8443\"",
+            &format!("endpoint = \"https://localhost:{port}\""),
+        );
+    let peers = work.join("peers.toml");
+    std::fs::write(&peers, text).map_err(|e| e.to_string())?;
+    let mut courts = Vec::new();
+    for court in ["sz-futian-court", "sz-nanshan-court"] {
+        let child = Command::new(&exe)
+            .args([
+                "-c",
+                &src.join(format!("config/{court}.example.toml"))
+                    .to_string_lossy(),
+                "run",
+            ])
+            .env("SEALPOST_NODE__DATA_DIR", work.join(court))
+            .env("SEALPOST_DIRECTORY__FILE", &peers)
+            .env("SEALPOST_CLIENT__WAIT", "30s")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {court}: {e}"))?;
+        courts.push(Daemon(child));
+        say(
+            out,
+            format!("court      {court:<17} polling https://localhost:{port} (long-poll)"),
+        );
+    }
+
+    // Drop the example applications as a clerk would (each appears at once).
     let apps = src.join("fixtures/applications");
-    let mut names: Vec<_> = match std::fs::read_dir(&apps) {
-        Ok(rd) => rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect(),
-        Err(e) => {
-            eprintln!("sealpost demo: cannot read {}: {e}", apps.display());
-            return Exit::NoInput;
-        }
-    };
+    let mut names: Vec<String> = std::fs::read_dir(&apps)
+        .map_err(|e| format!("{}: {e}", apps.display()))?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
-    for app_dir in names {
-        let app = match Application::load(&app_dir, &committee.limits, &committee.directory) {
-            Ok(a) => a,
-            Err(rej) => {
-                eprintln!(
-                    "sealpost demo: fixture {} rejected: {rej}",
-                    app_dir.display()
-                );
-                return Exit::DataErr;
+    let clerk = lac_dir.join("clerk");
+    let staging = work.join("staging");
+    let wait_for = |what: &str, mut cond: Box<dyn FnMut() -> bool + '_>| -> Result<(), String> {
+        let start = Instant::now();
+        while !cond() {
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(format!("timed out waiting for {what}"));
             }
-        };
-        let court_cfg = match load(app.court.as_str(), &format!("{}.example.toml", app.court)) {
-            Ok(c) => c,
-            Err(e) => return report_config_error(&e),
-        };
-        let Some(recipient) = committee.directory.get(&app.court) else {
-            return Exit::Config;
-        };
-        let stem = app_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "── {stem}: {} → {}",
-            app.case_number,
-            recipient.display_name()
-        );
-        let bundle_path = dir.join(format!("{stem}.sealpost"));
-        let sealed = match seal_application(&committee, &app, recipient, &bundle_path) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("sealpost demo: seal failed: {e}");
-                return Exit::IoErr;
-            }
-        };
-        let _ = writeln!(
-            out,
-            "  1. committee sealed  {} ({})",
-            sealed.path.display(),
-            human_bytes(sealed.size)
-        );
-        if let Err(e) = verifier(&court_cfg, false).verify(&sealed.path) {
-            eprintln!("sealpost demo: verify failed: [{}] {e}", e.code());
-            return Exit::DataErr;
+            std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = writeln!(
+        Ok(())
+    };
+    wait_for(
+        "the intake folder",
+        Box::new(|| clerk.join("intake").is_dir()),
+    )?;
+    say(out, String::new());
+    for name in &names {
+        let from = apps.join(name);
+        let to = staging.join(name);
+        std::fs::create_dir_all(&to).map_err(|e| e.to_string())?;
+        for f in std::fs::read_dir(&from)
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
+            std::fs::copy(f.path(), to.join(f.file_name())).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(to.join("READY"), b"").map_err(|e| e.to_string())?;
+        let dropped = Instant::now();
+        std::fs::rename(&to, clerk.join("intake").join(name)).map_err(|e| e.to_string())?;
+        say(
             out,
-            "  2. court verified    signature, certificate, directory, recipient, payload digest"
+            format!("── {name}: dropped into {}", clerk.join("intake").display()),
         );
-        let inbox = dir
+        let note = clerk.join("accepted").join(format!("{name}.txt"));
+        wait_for("the committee to accept it", Box::new(|| note.is_file()))?;
+        let note_text = std::fs::read_to_string(&note).map_err(|e| e.to_string())?;
+        let id = note_text
+            .split_whitespace()
+            .find_map(|w| w.parse::<BundleId>().ok())
+            .ok_or("no bundle id in the acceptance note")?;
+        let delivery = crate::outbox::Outbox::bundle_path_in(&lac_dir, &id);
+        say(
+            out,
+            format!(
+                "   1. committee accepted, sealed and queued it: bundle {id} ({})",
+                human_bytes(std::fs::metadata(&delivery).map(|m| m.len()).unwrap_or(0))
+            ),
+        );
+        let app = Application::load(
+            &from,
+            &crate::config::Limits::default(),
+            &crate::config::load_directory(&peers).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let inbox = work
             .join(app.court.as_str())
             .join("inbox")
-            .join(sealed.envelope.id.as_str());
-        if let Some(parent) = inbox.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let opened = match verifier(&court_cfg, false).open(
-            &sealed.path,
-            &court_cfg.keys.encryption,
-            &inbox,
-        ) {
-            Ok(o) => o,
-            Err(e) => {
-                eprintln!("sealpost demo: open failed: [{}] {e}", e.code());
-                return Exit::DataErr;
-            }
-        };
-        let _ = writeln!(out, "  3. court opened      {}", opened.dir.display());
-        for (doc, orig) in opened.manifest.documents.iter().zip(&app.documents) {
-            let same =
-                std::fs::read(opened.dir.join(&doc.path)).ok() == std::fs::read(&orig.path).ok();
-            let _ = writeln!(
-                out,
-                "       {} {:<26} {}",
-                if same { "✓" } else { "✗" },
-                doc.path.trim_start_matches("documents/"),
-                if same {
-                    "byte-identical to the original"
-                } else {
-                    "DIFFERS"
-                }
-            );
-            if !same {
-                return Exit::DataErr;
-            }
-        }
-        let _ = writeln!(
+            .join(app.case_number.as_str())
+            .join(id.as_str());
+        wait_for(
+            "the court's inbox",
+            Box::new(|| inbox.join(".done").exists()),
+        )?;
+        say(
             out,
-            "       ✓ transfer-letter.txt        转办函 generated, signed\n"
+            format!(
+                "   2. {} fetched it over mTLS, verified it and opened it into\n      {}",
+                app.court,
+                inbox.display()
+            ),
         );
+        for d in &app.documents {
+            let same = std::fs::read(inbox.join("documents").join(&d.name)).ok()
+                == std::fs::read(&d.path).ok();
+            if !same {
+                return Err(format!("{} differs from the original", d.name));
+            }
+        }
+        say(out, format!("      ✓ {} documents byte-identical to the originals, 转办函 transfer-letter.txt included", app.documents.len()));
+        let receipt = lac_dir.join("outbox/receipts").join(format!("{id}.json"));
+        wait_for("the signed receipt", Box::new(|| receipt.is_file()))?;
+        say(out, format!("   3. the court's signed receipt came back; delivered after {:.2} s\n      proof of delivery: {}", dropped.elapsed().as_secs_f64(), receipt.display()));
     }
-    let _ = writeln!(
-        out,
-        "All example applications travelled sealed and arrived intact.\nFiles are in {}",
-        dir.display()
-    );
-    Exit::Ok
+    drop(courts);
+    drop(committee);
+    say(out, format!("\nAll example applications travelled sealed, were opened only by their court, and came back as signed receipts.\nEverything is in {}", work.display()));
+    Ok(())
 }
 
 /// `run`: the daemon. Intake runs on this thread; the mTLS API (when

@@ -439,6 +439,13 @@ impl Outbox {
             .join(format!("{id}.json"))
     }
 
+    /// Where bundle `id`'s file lives under `data_dir`, without opening the outbox.
+    pub fn bundle_path_in(data_dir: &Path, id: &BundleId) -> PathBuf {
+        data_dir
+            .join("outbox/bundles")
+            .join(format!("{id}.sealpost"))
+    }
+
     /// Where bundle `id`'s file lives (it may not exist yet).
     pub fn bundle_path(&self, id: &BundleId) -> PathBuf {
         self.bundles.join(format!("{id}.sealpost"))

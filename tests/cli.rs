@@ -330,3 +330,21 @@ fn a_misspelt_manifest_key_is_rejected_not_dropped() {
         "{t}"
     );
 }
+
+#[test]
+fn the_readme_demo_runs_two_nodes_end_to_end() {
+    // README's first command: committee + two courts on loopback, the example
+    // applications walked into the courts' inboxes and back as receipts.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = run(&["demo", "--dir", dir.path().to_str().expect("utf-8")]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert_eq!(
+        t.matches("the court's signed receipt came back").count(),
+        3,
+        "{t}"
+    );
+    assert!(t.contains("byte-identical"), "{t}");
+    let receipts = dir.path().join("sz-lac/outbox/receipts");
+    assert_eq!(common::listing(&receipts).len(), 3);
+}
