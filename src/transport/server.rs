@@ -161,7 +161,10 @@ pub async fn serve(
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(api.limits.header_read)
-                .max_buf_size(api.limits.max_header_bytes.max(8192))
+                // The header limit is its own setting: capping max_buf_size instead
+                // would also cap the write buffer and slow every response down.
+                .max_header_size(api.limits.max_header_bytes)
+                .writev(true)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);
             tokio::select! {
