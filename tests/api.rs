@@ -384,6 +384,20 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
     );
 }
 
+/// Gives the committee an (empty) CRL file in its config; returns its path.
+fn with_empty_crl(net: &Net) -> std::path::PathBuf {
+    let crl = net.path().join("crl.pem");
+    fs::write(&crl, net.ca.crl(&[])).expect("crl");
+    let cfg = net.config_path(COMMITTEE);
+    let text = fs::read_to_string(&cfg).expect("config");
+    let with = text.replace(
+        "encryption_identity = \"age.key\"",
+        "encryption_identity = \"age.key\"\ncrls = [\"../crl.pem\"]",
+    );
+    fs::write(&cfg, with).expect("write");
+    crl
+}
+
 fn set_committee_endpoint(net: &Net, addr: &str) {
     let port = addr.rsplit(':').next().expect("port");
     let peers = net.path().join("peers.toml");
@@ -545,18 +559,7 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
 fn the_api_refuses_what_it_must() {
     let net = Net::new();
     // Start with an empty CRL; revoke the court's TLS certificate later.
-    let crl = net.path().join("crl.pem");
-    fs::write(&crl, net.ca.crl(&[])).expect("crl");
-    let cfg = net.config_path(COMMITTEE);
-    let text = fs::read_to_string(&cfg).expect("config");
-    fs::write(
-        &cfg,
-        text.replace(
-            "encryption_identity = \"age.key\"",
-            "encryption_identity = \"age.key\"\ncrls = [\"../crl.pem\"]",
-        ),
-    )
-    .expect("write");
+    let crl = with_empty_crl(&net);
     let mut node = start_with(&net, &[("SEALPOST_SERVER__HEADER_TIMEOUT", "1s")]);
     drop_app(&net, "x", "深劳人仲案〔2026〕7001号");
     let id = wait_line(&node, "ACCEPTED  x")
@@ -994,18 +997,7 @@ fn the_online_platform_submits_applications_and_gets_the_clerks_reasons() {
 #[test]
 fn a_new_crl_file_takes_effect_without_a_signal() {
     let net = Net::new();
-    let crl = net.path().join("crl.pem");
-    fs::write(&crl, net.ca.crl(&[])).expect("crl");
-    let cfg = net.config_path(COMMITTEE);
-    let text = fs::read_to_string(&cfg).expect("config");
-    fs::write(
-        &cfg,
-        text.replace(
-            "encryption_identity = \"age.key\"",
-            "encryption_identity = \"age.key\"\ncrls = [\"../crl.pem\"]",
-        ),
-    )
-    .expect("write");
+    let crl = with_empty_crl(&net);
     let mut node = start(&net);
     assert_eq!(curl(&net, &node, FUTIAN, "/v1/bundles", &[]).0, 200);
     // The CA publishes a new CRL: written to a temporary name, renamed into place.

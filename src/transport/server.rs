@@ -714,55 +714,25 @@ async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Respon
         return internal(e);
     }
     let file_path = partial.join(format!("push-{}.sealpost", BundleId::generate()));
-    let written = async {
-        let mut file = tokio::fs::File::create(&file_path).await?;
-        let mut body = req.into_body();
-        let mut total: u64 = 0;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(io::Error::other)?;
-            if let Some(data) = frame.data_ref() {
-                total += data.len() as u64;
-                if total > max {
-                    return Err(io::Error::new(
-                        io::ErrorKind::FileTooLarge,
-                        "bundle too large",
-                    ));
-                }
-                tokio::io::AsyncWriteExt::write_all(&mut file, data).await?;
-            }
-        }
-        file.sync_all().await
-    };
-    // A generous bound: the largest bundle at 1 MiB/s.
-    let budget = Duration::from_secs(60 + max / (1 << 20));
-    let outcome = match tokio::time::timeout(budget, written).await {
-        Ok(Ok(())) => {
-            let config = api.config.clone();
-            let from = peer.clone();
-            let path = file_path.clone();
-            tokio::task::spawn_blocking(move || {
-                super::inbox::deliver(&config, &path, Some(&from))
-                    .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))
-                    .and_then(|dest| {
-                        super::inbox::receipt_for(&config, &dest).map_err(|e| {
-                            (StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-                        })
-                    })
-            })
-            .await
-            .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())))
-        }
-        Ok(Err(e)) if e.kind() == io::ErrorKind::FileTooLarge => Err((
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "bundle-too-large",
-            format!("bundles are at most {max} bytes"),
-        )),
-        Ok(Err(e)) => Err((StatusCode::BAD_REQUEST, "body-incomplete", e.to_string())),
-        Err(_) => Err((
-            StatusCode::REQUEST_TIMEOUT,
-            "body-timeout",
-            "the bundle did not arrive in time".to_owned(),
-        )),
+    if let Err(refusal) =
+        receive_to_file(req.into_body(), &file_path, max, "bundle-too-large").await
+    {
+        return refusal;
+    }
+    let outcome = {
+        let config = api.config.clone();
+        let from = peer.clone();
+        let path = file_path.clone();
+        tokio::task::spawn_blocking(move || {
+            super::inbox::deliver(&config, &path, Some(&from))
+                .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))
+                .and_then(|dest| {
+                    super::inbox::receipt_for(&config, &dest)
+                        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
+                })
+        })
+        .await
+        .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())))
     };
     let _ = tokio::fs::remove_file(&file_path).await;
     match outcome {
@@ -821,46 +791,8 @@ async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
     let short = BundleId::generate();
     let name = format!("online-{}.zip", &short.as_str()[..12]);
     let path = staging.join(&name);
-    let written = async {
-        let mut file = tokio::fs::File::create(&path).await?;
-        let mut body = req.into_body();
-        let mut total: u64 = 0;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(io::Error::other)?;
-            if let Some(data) = frame.data_ref() {
-                total += data.len() as u64;
-                if total > max {
-                    return Err(io::Error::new(io::ErrorKind::FileTooLarge, "too large"));
-                }
-                tokio::io::AsyncWriteExt::write_all(&mut file, data).await?;
-            }
-        }
-        file.sync_all().await
-    };
-    match tokio::time::timeout(Duration::from_secs(60 + max / (1 << 20)), written).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            return if e.kind() == io::ErrorKind::FileTooLarge {
-                too_large()
-            } else {
-                problem(
-                    StatusCode::BAD_REQUEST,
-                    "body-incomplete",
-                    "Body incomplete",
-                    e.to_string(),
-                )
-            };
-        }
-        Err(_) => {
-            let _ = tokio::fs::remove_file(&path).await;
-            return problem(
-                StatusCode::REQUEST_TIMEOUT,
-                "body-timeout",
-                "Body too slow",
-                "the application did not arrive in time",
-            );
-        }
+    if let Err(refusal) = receive_to_file(req.into_body(), &path, max, "body-too-large").await {
+        return refusal;
     }
     let config = api.config.clone();
     let outbox = api.outbox.clone();
@@ -899,4 +831,56 @@ async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
+}
+
+/// Streams a request body into a new file at `path`: at most `max` bytes, within
+/// a generous time budget (the largest allowed body at 1 MiB/s, plus a minute),
+/// fsynced. On failure the file is removed and the problem response to send is
+/// returned (`too_large_code` names the 413 for this endpoint).
+async fn receive_to_file(
+    body: Incoming,
+    path: &std::path::Path,
+    max: u64,
+    too_large_code: &'static str,
+) -> Result<(), Response<ResBody>> {
+    let written = async {
+        let mut file = tokio::fs::File::create(path).await?;
+        let mut body = body;
+        let mut total: u64 = 0;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(io::Error::other)?;
+            if let Some(data) = frame.data_ref() {
+                total += data.len() as u64;
+                if total > max {
+                    return Err(io::Error::new(io::ErrorKind::FileTooLarge, "too large"));
+                }
+                tokio::io::AsyncWriteExt::write_all(&mut file, data).await?;
+            }
+        }
+        file.sync_all().await
+    };
+    let refusal =
+        match tokio::time::timeout(Duration::from_secs(60 + max / (1 << 20)), written).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::FileTooLarge => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                too_large_code,
+                "Body too large",
+                format!("at most {max} bytes are accepted here"),
+            ),
+            Ok(Err(e)) => problem(
+                StatusCode::BAD_REQUEST,
+                "body-incomplete",
+                "Body incomplete",
+                e.to_string(),
+            ),
+            Err(_) => problem(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "Body too slow",
+                "the body did not arrive in time",
+            ),
+        };
+    let _ = tokio::fs::remove_file(path).await;
+    Err(refusal)
 }
