@@ -1014,3 +1014,71 @@ fn a_new_crl_file_takes_effect_without_a_signal() {
     common::sigterm(&node.child);
     assert!(node.child.wait().expect("wait").success());
 }
+
+#[test]
+fn an_interrupted_download_is_resumed_and_a_bad_partial_is_recovered_from() {
+    let net = Net::new();
+    let mut committee = start(&net);
+    set_committee_endpoint(&net, &committee.addr);
+    let downloads = net.agency(FUTIAN).dir.join("data/downloads");
+    fs::create_dir_all(&downloads).expect("mkdir");
+    // Two bundles; the court "was interrupted" while downloading them.
+    drop_app(&net, "good-partial", "深劳人仲案〔2026〕6201号");
+    let good = wait_line(&committee, "ACCEPTED  good-partial")
+        .rsplit(' ')
+        .next()
+        .expect("id")
+        .to_owned();
+    drop_app(&net, "bad-partial", "深劳人仲案〔2026〕6202号");
+    let bad = wait_line(&committee, "ACCEPTED  bad-partial")
+        .rsplit(' ')
+        .next()
+        .expect("id")
+        .to_owned();
+    // A correct first half for one (resumed with Range), garbage for the other.
+    let (status, half) = curl(
+        &net,
+        &committee,
+        FUTIAN,
+        &format!("/v1/bundles/{good}"),
+        &["-H", "Range: bytes=0-999"],
+    );
+    assert_eq!(status, 206);
+    fs::write(downloads.join(format!("{good}.sealpost")), &half).expect("write");
+    fs::write(downloads.join(format!("{bad}.sealpost")), vec![b'X'; 1000]).expect("write");
+
+    let mut court = common::spawn_run(
+        &net,
+        FUTIAN,
+        &[("SEALPOST_CLIENT__WAIT", "20s")],
+        Stdio::null(),
+    );
+    for (id, case) in [
+        (&good, "深劳人仲案〔2026〕6201号"),
+        (&bad, "深劳人仲案〔2026〕6202号"),
+    ] {
+        let done = net
+            .agency(FUTIAN)
+            .dir
+            .join("data/inbox")
+            .join(case)
+            .join(id)
+            .join(".done");
+        common::wait_until(Duration::from_secs(20), "the bundle in the inbox", || {
+            done.exists()
+        });
+    }
+    common::wait_until(Duration::from_secs(20), "both receipts", || {
+        listed_for(&net, &committee, FUTIAN)
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    });
+    assert!(
+        common::listing(&downloads).is_empty(),
+        "partial downloads left behind"
+    );
+    common::sigterm(&court);
+    assert!(court.wait().expect("wait").success());
+    common::sigterm(&committee.child);
+    assert!(committee.child.wait().expect("wait").success());
+}

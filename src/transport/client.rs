@@ -180,7 +180,7 @@ impl Poller {
     pub fn new(config: Arc<Config>, peer: Peer, wait: Duration) -> Result<Self, ClientError> {
         let client = PeerClient::new(&config, peer.clone())?;
         let inbox = super::inbox::root(&config);
-        std::fs::create_dir_all(inbox.join(".partial"))?;
+        std::fs::create_dir_all(super::inbox::downloads(&config))?;
         Ok(Self {
             config,
             peer,
@@ -247,12 +247,9 @@ impl Poller {
         serde_json::from_slice(&body).map_err(|e| transport(format!("listing: {e}")))
     }
 
-    /// Downloads into `.partial/<id>.sealpost`, resuming what is there.
+    /// Downloads into `<data_dir>/downloads/<id>.sealpost`, resuming what is there.
     async fn download(&self, b: &Listed) -> Result<PathBuf, ClientError> {
-        let part = self
-            .inbox
-            .join(".partial")
-            .join(format!("{}.sealpost", b.id));
+        let part = super::inbox::downloads(&self.config).join(format!("{}.sealpost", b.id));
         let have = tokio::fs::metadata(&part)
             .await
             .map(|m| m.len())
@@ -292,32 +289,42 @@ impl Poller {
 
     /// One bundle: into the inbox (once), then the receipt.
     async fn take(&self, b: &Listed) -> Result<(), ClientError> {
-        let part = self
-            .inbox
-            .join(".partial")
-            .join(format!("{}.sealpost", b.id));
+        let part = super::inbox::downloads(&self.config).join(format!("{}.sealpost", b.id));
         // The listing's case only locates an earlier delivery; where a bundle
         // goes is decided by its verified envelope.
         let mut dest = self.inbox_dir(&b.case_ref, &b.id);
         if !dest.join(".done").exists() {
-            let file = self.download(b).await?;
-            let config = self.config.clone();
-            let id = b.id;
-            let from = self.peer.id.clone();
-            let opened = tokio::task::spawn_blocking(move || {
-                super::inbox::deliver(&config, &file, Some(&from))
-            })
-            .await
-            .map_err(transport)?;
-            match opened {
-                Ok(d) => dest = d,
-                Err(e) => {
-                    let _ = tokio::fs::remove_file(&part).await;
-                    return Err(ClientError::Refused {
-                        id,
-                        code: e.code(),
-                        detail: e.to_string(),
-                    });
+            // A download resumed from a kept partial file is retried once from
+            // scratch if it fails verification: the partial may have been bad.
+            let resumed = tokio::fs::metadata(&part).await.is_ok_and(|m| m.len() > 0);
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let file = self.download(b).await?;
+                let config = self.config.clone();
+                let from = self.peer.id.clone();
+                let opened = tokio::task::spawn_blocking(move || {
+                    super::inbox::deliver(&config, &file, Some(&from))
+                })
+                .await
+                .map_err(transport)?;
+                match opened {
+                    Ok(d) => {
+                        dest = d;
+                        break;
+                    }
+                    Err(e) => {
+                        let _ = tokio::fs::remove_file(&part).await;
+                        if resumed && attempt == 1 && e.is_bundle_fault() {
+                            tracing::warn!(bundle = %b.id, code = e.code(), "a resumed download failed verification; downloading it again");
+                            continue;
+                        }
+                        return Err(ClientError::Refused {
+                            id: b.id,
+                            code: e.code(),
+                            detail: e.to_string(),
+                        });
+                    }
                 }
             }
         }

@@ -16,6 +16,12 @@ pub fn root(config: &Config) -> PathBuf {
     config.node.data_dir.join("inbox")
 }
 
+/// Where downloads and pushed uploads wait until verified: outside the inbox,
+/// so that not one unverified byte is ever under it.
+pub fn downloads(config: &Config) -> PathBuf {
+    config.node.data_dir.join("downloads")
+}
+
 /// Verifies `file` (addressed to this node, sent by `from` if given) and opens it
 /// into the inbox unless it is already there. Returns the inbox folder.
 pub fn deliver(

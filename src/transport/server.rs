@@ -709,7 +709,7 @@ async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Respon
             format!("bundles are at most {max} bytes"),
         );
     }
-    let partial = super::inbox::root(&api.config).join(".partial");
+    let partial = super::inbox::downloads(&api.config);
     if let Err(e) = tokio::fs::create_dir_all(&partial).await {
         return internal(e);
     }
