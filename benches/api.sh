@@ -31,6 +31,19 @@ export LC_NUMERIC=C # $EPOCHREALTIME and awk with a decimal point
 DURATION=${DURATION:-10s}
 DURATION=${DURATION%s}
 CONC=${CONC:-16}
+# PIN=1 (default on 2+ CPUs): each server on CPU 0 (nginx with one worker), oha
+# on CPU 1, so the load generator does not steal the server's CPU and the
+# comparison is steadier. PIN=0 shares all CPUs.
+PIN=${PIN:-$([ "$(nproc)" -ge 2 ] && echo 1 || echo 0)}
+if [ "$PIN" = 1 ]; then
+    SERVER_CPU=(taskset -c 0)
+    CLIENT_CPU=(taskset -c 1)
+    NGINX_WORKERS=1
+else
+    SERVER_CPU=()
+    CLIENT_CPU=()
+    NGINX_WORKERS=2
+fi
 DROPS=${DROPS:-5}
 BUNDLE_MIB=${BUNDLE_MIB:-1}
 for v in DURATION CONC DROPS BUNDLE_MIB; do
@@ -170,7 +183,7 @@ export SEALPOST_INTAKE__SCAN_INTERVAL=100ms
 export SEALPOST_LOG=warn # the default: no log line per request (nginx: access_log off)
 
 echo "starting sealpost run in $WORK ..." >&2
-"$BIN" -c "$CFG" run >"$WORK/sealpost.out" 2>"$WORK/sealpost.err" &
+"${SERVER_CPU[@]}" "$BIN" -c "$CFG" run >"$WORK/sealpost.out" 2>"$WORK/sealpost.err" &
 SP_PID=$!
 
 # wait_line PATTERN SECONDS : the first line of sealpost's stdout matching PATTERN (ERE)
@@ -238,7 +251,7 @@ user_line=''
 cat >"$NGD/nginx.conf" <<EOF
 # benches/api.sh: nginx in the place of sealpost's API (same certificates, same files)
 $user_line
-worker_processes 2;
+worker_processes $NGINX_WORKERS;
 daemon off;
 pid $NGD/nginx.pid;
 lock_file $NGD/nginx.lock;
@@ -280,7 +293,7 @@ EOF
 echo "starting nginx on 127.0.0.1:$NG_PORT ..." >&2
 "$NGINX" -p "$NGD/" -c "$NGD/nginx.conf" -e "$NGD/error.log" -t >"$NGD/t.log" 2>&1 ||
     { echo "api.sh: nginx -t refused the configuration:" >&2; cat -- "$NGD/t.log" >&2; exit 70; }
-"$NGINX" -p "$NGD/" -c "$NGD/nginx.conf" -e "$NGD/error.log" >"$NGD/stdout.log" 2>&1 &
+"${SERVER_CPU[@]}" "$NGINX" -p "$NGD/" -c "$NGD/nginx.conf" -e "$NGD/error.log" >"$NGD/stdout.log" 2>&1 &
 NG_PID=$!
 for ((i = 0; i < 100; i++)); do
     curl -sS --max-time 5 "${CLIENT[@]}" -o "$WORK/list-nginx" "$NG/v1/bundles" 2>/dev/null && break
@@ -312,7 +325,7 @@ run() {
     echo "  $key (${DURATION}s, c=$CONC)" >&2
     c0=$(cpu_ticks "${pids[@]}")
     if ! bg timeout $((DURATION + 60)) $TIME -f '%U %S %e' -o "$tf" \
-        "$OHA" --no-tui --output-format json -o "$out" -z "${DURATION}s" -c "$CONC" \
+        "${CLIENT_CPU[@]}" "$OHA" --no-tui --output-format json -o "$out" -z "${DURATION}s" -c "$CONC" \
         "${CLIENT[@]}" "$@"; then
         echo "api.sh: oha failed for $key" >&2
         cat -- "$out" "$tf" >&2 2>/dev/null || true
@@ -414,7 +427,7 @@ dirty=$(git -C "$REPO" status --porcelain -- src 2>/dev/null | wc -l || echo '?'
 echo
 echo "## sealpost mTLS API benchmark"
 echo
-echo "- sealpost \`run\` (committee sz-lac, example PKI) vs nginx $("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///') (worker_processes 2), same certificates, same bundle file, TLS 1.2/1.3 with client certificates, no session resumption on either"
+echo "- sealpost \`run\` (committee sz-lac, example PKI) vs nginx $("$NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///') (worker_processes $NGINX_WORKERS; pinned: $([ "$PIN" = 1 ] && echo "servers on CPU 0, oha on CPU 1" || echo no)), same certificates, same bundle file, TLS 1.2/1.3 with client certificates, no session resumption on either"
 echo "- client: $("$OHA" --version) as $COURT (client cert + key, \`--cacert certs-example/ca.pem\`, certificates verified), ${DURATION} s per run, $CONC connections, HTTP/1.1"
 echo "- bundle $ID: $BUNDLE_BYTES bytes ($(awk -v b="$BUNDLE_BYTES" 'BEGIN {printf "%.2f", b / 1048576}') MiB)"
 echo "- host: $(nproc) CPUs, ${cpu:-unknown CPU}; client and both servers share them; load average at end: $LOAD"
