@@ -73,8 +73,18 @@ fn wait_line(node: &Node, prefix: &str) -> String {
 
 /// curl as a court: returns (HTTP status, body). `extra` are more curl arguments.
 fn curl(net: &Net, node: &Node, court: &str, path: &str, extra: &[&str]) -> (u16, Vec<u8>) {
+    curl_at(
+        net,
+        node.addr.rsplit(':').next().expect("port"),
+        court,
+        path,
+        extra,
+    )
+}
+
+/// curl as agency `court` against the node listening on localhost:`port`.
+fn curl_at(net: &Net, port: &str, court: &str, path: &str, extra: &[&str]) -> (u16, Vec<u8>) {
     let dir = &net.agency(court).dir;
-    let port = node.addr.rsplit(':').next().expect("port");
     let out = net.out(&format!("curl-{}", common::random_u64()));
     let o = Command::new("curl")
         .args([
@@ -809,33 +819,26 @@ fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
         .agency(COMMITTEE)
         .dir
         .join(format!("data/outbox/bundles/{id}.sealpost"));
-    let lac = net.agency(COMMITTEE).dir.clone();
-    let again = |_: u8| {
-        let o = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "30",
+    let push_as = |who: &str| {
+        curl_at(
+            &net,
+            port,
+            who,
+            "/v1/bundles",
+            &[
                 "-X",
                 "POST",
                 "-H",
                 "Content-Type: application/vnd.sealpost.bundle+zip",
-            ])
-            .args([
-                "--cert",
-                lac.join("tls.pem").to_str().expect("utf-8"),
-                "--key",
-                lac.join("tls.key").to_str().expect("utf-8"),
-            ])
-            .args([
-                "--cacert",
-                net.path().join("ca.pem").to_str().expect("utf-8"),
-            ])
-            .args(["--data-binary", &format!("@{}", bundle.display())])
-            .arg(format!("https://localhost:{port}/v1/bundles"))
-            .output()
-            .expect("curl");
-        json(&o.stdout)
+                "--data-binary",
+                &format!("@{}", bundle.display()),
+            ],
+        )
+    };
+    let again = |_: u8| {
+        let (status, body) = push_as(COMMITTEE);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        json(&body)
     };
     let r1 = again(1);
     let r2 = again(2);
@@ -860,34 +863,11 @@ fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
     );
 
     // A bundle pushed by a peer that is not its sender is refused.
-    let nanshan = net.agency(NANSHAN).dir.clone();
-    let o = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "POST",
-        ])
-        .args([
-            "--cert",
-            nanshan.join("tls.pem").to_str().expect("utf-8"),
-            "--key",
-            nanshan.join("tls.key").to_str().expect("utf-8"),
-        ])
-        .args([
-            "--cacert",
-            net.path().join("ca.pem").to_str().expect("utf-8"),
-        ])
-        .args(["--data-binary", &format!("@{}", bundle.display())])
-        .arg(format!("https://localhost:{port}/v1/bundles"))
-        .output()
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "422");
+    let (status, body) = push_as(NANSHAN);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (422, Some("signer-identity-mismatch"))
+    );
 
     common::sigterm(&committee.child);
     assert!(committee.child.wait().expect("wait").success());

@@ -13,6 +13,26 @@ use common::{tiny_app, wait_until, Net, COMMITTEE, FUTIAN, NANSHAN};
 use sealpost::intake::{Intake, Outcome, Scanner};
 use sealpost::outbox::Outbox;
 
+/// Drops a small valid application named `name` for `court` and takes it;
+/// returns its bundle id.
+fn accept_one(
+    intake: &Intake<'_>,
+    name: &str,
+    case: &str,
+    court: &str,
+) -> sealpost::types::BundleId {
+    tiny_app(&intake.dirs().intake.join(name), case, court);
+    match intake
+        .take(&[OsString::from(name)])
+        .pop()
+        .expect("one")
+        .expect("no intake error")
+    {
+        Outcome::Accepted { id, .. } => id,
+        other => panic!("{name} not accepted: {other:?}"),
+    }
+}
+
 #[test]
 fn a_slow_writer_is_never_taken_early() {
     // The real daemon, a settle time of 1 s, and a writer that copies a 12 MiB
@@ -373,21 +393,12 @@ fn archive_retention_prunes_only_finished_deliveries() {
     let intake = Intake::new(&cfg, &outbox).expect("intake");
     let mut ids = Vec::new();
     for i in 0..3 {
-        let name = format!("r{i}");
-        tiny_app(
-            &intake.dirs().intake.join(&name),
+        ids.push(accept_one(
+            &intake,
+            &format!("r{i}"),
             &format!("深劳人仲案〔2026〕{}号", 9300 + i),
             FUTIAN,
-        );
-        match intake
-            .take(&[OsString::from(name)])
-            .pop()
-            .expect("one")
-            .expect("ok")
-        {
-            Outcome::Accepted { id, .. } => ids.push(id),
-            other => panic!("{other:?}"),
-        }
+        ));
     }
     let now = sealpost::types::Timestamp::now();
     outbox
@@ -413,21 +424,12 @@ fn each_waiting_state_has_its_deadline_and_warning() {
     let intake = Intake::new(&cfg, &outbox).expect("intake");
     let mut ids = Vec::new();
     for i in 0..2 {
-        let name = format!("d{i}");
-        tiny_app(
-            &intake.dirs().intake.join(&name),
+        ids.push(accept_one(
+            &intake,
+            &format!("d{i}"),
             &format!("深劳人仲案〔2026〕{}号", 9400 + i),
             FUTIAN,
-        );
-        match intake
-            .take(&[OsString::from(name)])
-            .pop()
-            .expect("one")
-            .expect("ok")
-        {
-            Outcome::Accepted { id, .. } => ids.push(id),
-            other => panic!("{other:?}"),
-        }
+        ));
     }
     let t = |days: f64| {
         sealpost::types::Timestamp::from_unix(

@@ -184,6 +184,14 @@ pub async fn serve(
     tracker.wait().await;
 }
 
+/// The request's `Content-Length`, if it sent a valid one.
+fn declared_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 /// An RFC 9457 problem document.
 #[derive(Debug, Serialize)]
 struct Problem<'a> {
@@ -548,13 +556,8 @@ async fn receipt(
         Ok(None) => return not_found(),
         Err(e) => return internal(e),
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > api.limits.max_receipt_bytes) {
-        return problem(
+    let too_large = || {
+        problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
             "Body too large",
@@ -562,22 +565,15 @@ async fn receipt(
                 "a receipt is at most {} bytes",
                 api.limits.max_receipt_bytes
             ),
-        );
+        )
+    };
+    if declared_length(&req).is_some_and(|n| n > api.limits.max_receipt_bytes as u64) {
+        return too_large();
     }
     let limited = Limited::new(req.into_body(), api.limits.max_receipt_bytes);
     let body = match tokio::time::timeout(api.limits.body_read, limited.collect()).await {
         Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => {
-            return problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body-too-large",
-                "Body too large",
-                format!(
-                    "a receipt is at most {} bytes",
-                    api.limits.max_receipt_bytes
-                ),
-            )
-        }
+        Ok(Err(_)) => return too_large(),
         Err(_) => {
             return problem(
                 StatusCode::REQUEST_TIMEOUT,
@@ -696,12 +692,7 @@ async fn receipt(
 /// with this node's signed receipt — the same receipt for every repeat.
 async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Response<ResBody> {
     let max = api.config.limits.max_bundle_size;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
+    if declared_length(&req).is_some_and(|n| n > max) {
         return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             "bundle-too-large",
@@ -766,12 +757,7 @@ async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
             format!("an application is at most {max} bytes"),
         )
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
+    if declared_length(&req).is_some_and(|n| n > max) {
         return too_large();
     }
     let config = api.config.clone();
