@@ -240,7 +240,9 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
     };
     let mut forged = receipt.clone();
     let sig = forged["signature"].as_str().expect("sig").to_owned();
-    forged["signature"] = serde_json::Value::String(format!("{}A{}", &sig[..10], &sig[11..]));
+    // Replace one base64 character by a different one (never a no-op).
+    let swap = if &sig[10..11] == "A" { "B" } else { "A" };
+    forged["signature"] = serde_json::Value::String(format!("{}{swap}{}", &sig[..10], &sig[11..]));
     let forged_path = net.out("forged.json");
     fs::write(&forged_path, serde_json::to_vec(&forged).expect("json")).expect("write");
     let (status, body) = post(&forged_path);
