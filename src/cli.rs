@@ -452,13 +452,12 @@ pub fn seal_application_as(
     bundle::seal(&input, output)
 }
 
-fn verifier<'a>(c: &'a Config, any_recipient: bool) -> Verifier<'a> {
-    Verifier {
-        trust: &c.trust,
-        directory: &c.directory,
-        me: (!any_recipient).then_some(&c.node.id),
-        limits: c.limits,
-        now: Timestamp::now(),
+fn verifier(c: &Config, any_recipient: bool) -> Verifier<'_> {
+    let v = Verifier::for_node(c);
+    if any_recipient {
+        v.any_recipient()
+    } else {
+        v
     }
 }
 

@@ -12,13 +12,7 @@ use sealpost::config::Config;
 use sealpost::types::{BundleId, Sha256, Timestamp};
 
 fn verifier(c: &Config) -> Verifier<'_> {
-    Verifier {
-        trust: &c.trust,
-        directory: &c.directory,
-        me: Some(&c.node.id),
-        limits: c.limits,
-        now: Timestamp::now(),
-    }
+    Verifier::for_node(c)
 }
 
 /// Seals arbitrary documents (no application validation) from the committee to `to`.
@@ -190,10 +184,7 @@ fn archive_recipient_can_also_open() {
     .expect("seal");
     // The committee opens its own archive copy as if it were the recipient.
     let court = net.config(FUTIAN);
-    let v = Verifier {
-        me: None,
-        ..verifier(&court)
-    };
+    let v = verifier(&court).any_recipient();
     let id = sealpost::pki::EncryptionIdentity::from_age(archive);
     v.open(&sealed.path, &id, &net.out("archive-copy"))
         .expect("archive key opens");
@@ -296,10 +287,8 @@ fn verify_from_a_third_party_needs_no_recipient() {
         .verify(&sealed.path)
         .expect_err("not for nanshan");
     assert_eq!(err.code(), "wrong-recipient");
-    Verifier {
-        me: None,
-        ..verifier(&nanshan)
-    }
-    .verify(&sealed.path)
-    .expect("third-party check passes");
+    verifier(&nanshan)
+        .any_recipient()
+        .verify(&sealed.path)
+        .expect("third-party check passes");
 }

@@ -93,13 +93,7 @@ fn a_slow_writer_is_never_taken_early() {
         .join("slow-copy/财产保全申请书.pdf");
     assert_eq!(fs::read(archived).expect("archived"), written);
     let court = net.config(FUTIAN);
-    let v = sealpost::bundle::Verifier {
-        trust: &court.trust,
-        directory: &court.directory,
-        me: Some(&court.node.id),
-        limits: court.limits,
-        now: sealpost::types::Timestamp::now(),
-    };
+    let v = sealpost::bundle::Verifier::for_node(&court);
     let opened = v
         .open(
             &outbox.bundle_path(&d.id),

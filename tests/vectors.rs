@@ -53,13 +53,7 @@ const REQUIRED_CODES: &[&str] = &[
 #[test]
 fn vectors() {
     let court = load("sz-futian-court");
-    let verifier = Verifier {
-        trust: &court.trust,
-        directory: &court.directory,
-        me: Some(&court.node.id),
-        limits: court.limits,
-        now: Timestamp::now(),
-    };
+    let verifier = Verifier::for_node(&court);
     let mut files: Vec<PathBuf> = fs::read_dir(vdir())
         .expect("vector dir")
         .flatten()

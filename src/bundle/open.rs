@@ -70,7 +70,24 @@ pub struct Opened {
     pub dir: PathBuf,
 }
 
-impl Verifier<'_> {
+impl<'a> Verifier<'a> {
+    /// Checks bundles as `config`'s node: its exchange CA, directory and limits,
+    /// addressed to it, against the current time.
+    pub fn for_node(config: &'a crate::config::Config) -> Self {
+        Self {
+            trust: &config.trust,
+            directory: &config.directory,
+            me: Some(&config.node.id),
+            limits: config.limits,
+            now: Timestamp::now(),
+        }
+    }
+
+    /// The same checks for a third party: any recipient is accepted.
+    pub fn any_recipient(self) -> Self {
+        Self { me: None, ..self }
+    }
+
     /// Checks everything that can be checked without the private key.
     pub fn verify(&self, path: &Path) -> Result<Verified, BundleError> {
         let (mut container, verified) = self.read_and_check(path)?;

@@ -29,13 +29,7 @@ pub fn deliver(
     file: &Path,
     from: Option<&AgencyId>,
 ) -> Result<PathBuf, BundleError> {
-    let v = Verifier {
-        trust: &config.trust,
-        directory: &config.directory,
-        me: Some(&config.node.id),
-        limits: config.limits,
-        now: Timestamp::now(),
-    };
+    let v = Verifier::for_node(config);
     let verified = v.verify(file)?;
     if let Some(from) = from {
         if &verified.envelope.sender != from {
