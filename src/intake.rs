@@ -132,15 +132,20 @@ pub struct Dirs {
 }
 
 impl Dirs {
-    /// The layout under `root`, created if missing.
-    pub fn create(root: &Path) -> Result<Self, IntakeError> {
-        let d = Self {
+    /// The layout under `root` (paths only, nothing touched).
+    pub fn under(root: &Path) -> Self {
+        Self {
             intake: root.join("intake"),
             work: root.join(".work"),
             accepted: root.join("accepted"),
             rejected: root.join("rejected"),
             archive: root.join("archive"),
-        };
+        }
+    }
+
+    /// The layout under `root`, created if missing.
+    pub fn create(root: &Path) -> Result<Self, IntakeError> {
+        let d = Self::under(root);
         for p in [&d.intake, &d.work, &d.accepted, &d.rejected, &d.archive] {
             fs::create_dir_all(p).map_err(io_err(format!("cannot create {}", p.display())))?;
         }
@@ -410,9 +415,10 @@ impl<'a> Intake<'a> {
         }
     }
 
-    /// The folder where API uploads are staged (same file system as `.work/`).
-    pub fn uploads_dir(&self) -> PathBuf {
-        self.dirs.work.join(".uploads")
+    /// The folder where API uploads are staged under `root` (same file system
+    /// as `.work/`, so claiming an upload is a rename). Pure path arithmetic.
+    pub fn uploads_dir(root: &Path) -> PathBuf {
+        Dirs::under(root).work.join(".uploads")
     }
 
     fn claim_from(

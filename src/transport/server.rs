@@ -760,17 +760,7 @@ async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
     if declared_length(&req).is_some_and(|n| n > max) {
         return too_large();
     }
-    let config = api.config.clone();
-    let outbox = api.outbox.clone();
-    let staging = match tokio::task::spawn_blocking(move || {
-        crate::intake::Intake::new(&config, &outbox).map(|i| i.uploads_dir())
-    })
-    .await
-    {
-        Ok(Ok(dir)) => dir,
-        Ok(Err(e)) => return internal(e),
-        Err(e) => return internal(e),
-    };
+    let staging = crate::intake::Intake::uploads_dir(&api.config.intake.root);
     if let Err(e) = tokio::fs::create_dir_all(&staging).await {
         return internal(e);
     }
