@@ -426,6 +426,22 @@ fn set_committee_endpoint(net: &Net, addr: &str) {
     .expect("write");
 }
 
+/// Waits until the committee lists nothing waiting for FUTIAN (all delivered).
+fn wait_none_listed(net: &Net, node: &Node, what: &str) {
+    common::wait_until(Duration::from_secs(20), what, || {
+        listed_for(net, node, FUTIAN)
+            .as_array()
+            .is_some_and(|a| a.is_empty())
+    });
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    fs::metadata(path)
+        .expect("metadata")
+        .modified()
+        .expect("mtime")
+}
+
 fn listed_for(net: &Net, node: &Node, court: &str) -> serde_json::Value {
     let (status, body) = curl(net, node, court, "/v1/bundles", &[]);
     assert_eq!(status, 200);
@@ -472,10 +488,7 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
         .expect("open");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     fs::write(pre.join(".done"), b"2026-11-23T00:00:00Z").expect("done");
-    let before = fs::metadata(pre.join("documents/财产保全申请书.pdf"))
-        .expect("doc")
-        .modified()
-        .expect("mtime");
+    let before = mtime(&pre.join("documents/财产保全申请书.pdf"));
 
     // 2. The court node starts polling; a new application follows.
     let mut court = common::spawn_run(
@@ -484,19 +497,8 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
         &[("SEALPOST_CLIENT__WAIT", "20s")],
         Stdio::null(),
     );
-    common::wait_until(
-        Duration::from_secs(20),
-        "the lost receipt to be re-posted",
-        || {
-            listed_for(&net, &committee, FUTIAN)
-                .as_array()
-                .is_some_and(|a| a.is_empty())
-        },
-    );
-    let after = fs::metadata(pre.join("documents/财产保全申请书.pdf"))
-        .expect("doc")
-        .modified()
-        .expect("mtime");
+    wait_none_listed(&net, &committee, "the lost receipt to be re-posted");
+    let after = mtime(&pre.join("documents/财产保全申请书.pdf"));
     assert_eq!(
         before, after,
         "the bundle was written into the inbox a second time"
@@ -534,11 +536,7 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
     ] {
         assert!(inbox.join(f).is_file(), "{f} missing from the court inbox");
     }
-    common::wait_until(Duration::from_secs(20), "the receipt to deliver it", || {
-        listed_for(&net, &committee, FUTIAN)
-            .as_array()
-            .is_some_and(|a| a.is_empty())
-    });
+    wait_none_listed(&net, &committee, "the receipt to deliver it");
     eprintln!("drop → court inbox (.done): {latency:?}");
     assert!(
         latency < Duration::from_secs(5),
@@ -801,22 +799,11 @@ fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
         "the pushed bundle in the court's inbox",
         || inbox.join(".done").exists(),
     );
-    common::wait_until(
-        Duration::from_secs(20),
-        "the committee to record delivery",
-        || {
-            listed_for(&net, &committee, FUTIAN)
-                .as_array()
-                .is_some_and(|a| a.is_empty())
-        },
-    );
+    wait_none_listed(&net, &committee, "the committee to record delivery");
 
     // The same bundle pushed again (as a committee whose answer got lost would):
     // the same receipt, nothing written twice.
-    let before = fs::metadata(inbox.join("manifest.json"))
-        .expect("manifest")
-        .modified()
-        .expect("mtime");
+    let before = mtime(&inbox.join("manifest.json"));
     let bundle = net
         .agency(COMMITTEE)
         .dir
@@ -856,13 +843,7 @@ fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
     )
     .expect("json");
     assert_eq!(stored, r1, "the committee stored a different receipt");
-    assert_eq!(
-        fs::metadata(inbox.join("manifest.json"))
-            .expect("manifest")
-            .modified()
-            .expect("mtime"),
-        before
-    );
+    assert_eq!(mtime(&inbox.join("manifest.json")), before);
 
     // A bundle pushed by a peer that is not its sender is refused.
     let (status, body) = push_as(NANSHAN);
@@ -1050,11 +1031,7 @@ fn an_interrupted_download_is_resumed_and_a_bad_partial_is_recovered_from() {
             done.exists()
         });
     }
-    common::wait_until(Duration::from_secs(20), "both receipts", || {
-        listed_for(&net, &committee, FUTIAN)
-            .as_array()
-            .is_some_and(|a| a.is_empty())
-    });
+    wait_none_listed(&net, &committee, "both receipts");
     assert!(
         common::listing(&downloads).is_empty(),
         "partial downloads left behind"

@@ -16,6 +16,27 @@ fn run(args: &[&str]) -> Output {
         .expect("run sealpost")
 }
 
+/// `sealpost seal -c CONFIG --input APP --to COURT -o OUT`.
+fn seal(
+    config: &std::path::Path,
+    app: &std::path::Path,
+    to: &str,
+    out: &std::path::Path,
+) -> Output {
+    let p = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    run(&[
+        "seal",
+        "-c",
+        &p(config),
+        "--input",
+        &p(app),
+        "--to",
+        to,
+        "-o",
+        &p(out),
+    ])
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -168,33 +189,13 @@ fn seal_verify_open_through_the_binary() {
     let nanshan = net.config_path(NANSHAN);
     let s = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
 
-    let o = run(&[
-        "seal",
-        "-c",
-        &s(&lac),
-        "--input",
-        &s(&app),
-        "--to",
-        NANSHAN,
-        "-o",
-        &s(&bundle),
-    ]);
+    let o = seal(&lac, &app, NANSHAN, &bundle);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("SEALED"));
 
     // Sealing again onto the same file: refused, file untouched.
     let before = fs::read(&bundle).expect("read");
-    let o = run(&[
-        "seal",
-        "-c",
-        &s(&lac),
-        "--input",
-        &s(&app),
-        "--to",
-        NANSHAN,
-        "-o",
-        &s(&bundle),
-    ]);
+    let o = seal(&lac, &app, NANSHAN, &bundle);
     assert_eq!(o.status.code(), Some(73), "{}", text(&o));
     assert_eq!(fs::read(&bundle).expect("read"), before);
 
@@ -266,17 +267,7 @@ fn a_rejected_application_is_explained_in_chinese_and_english() {
     fs::remove_file(app.join("受理通知书.pdf")).expect("rm");
     fs::write(app.join("仲裁申请书.pdf"), b"MZ\x90\x00 this is an exe").expect("fake pdf");
     let out = net.out("b.sealpost");
-    let o = run(&[
-        "seal",
-        "-c",
-        net.config_path(COMMITTEE).to_str().expect("utf-8"),
-        "--input",
-        app.to_str().expect("utf-8"),
-        "--to",
-        FUTIAN,
-        "-o",
-        out.to_str().expect("utf-8"),
-    ]);
+    let o = seal(&net.config_path(COMMITTEE), &app, FUTIAN, &out);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(65), "{t}");
     assert!(t.contains("[document-missing] 受理通知书.pdf"), "{t}");
@@ -312,17 +303,12 @@ fn a_misspelt_manifest_key_is_rejected_not_dropped() {
     let manifest = app.join("application.toml");
     let original = fs::read_to_string(&manifest).expect("read");
     fs::write(&manifest, original.replace("address =", "adress =")).expect("write");
-    let o = run(&[
-        "seal",
-        "-c",
-        net.config_path(COMMITTEE).to_str().expect("utf-8"),
-        "--input",
-        app.to_str().expect("utf-8"),
-        "--to",
+    let o = seal(
+        &net.config_path(COMMITTEE),
+        &app,
         FUTIAN,
-        "-o",
-        net.out("b.sealpost").to_str().expect("utf-8"),
-    ]);
+        &net.out("b.sealpost"),
+    );
     let t = text(&o);
     assert_eq!(o.status.code(), Some(65), "{t}");
     assert!(
