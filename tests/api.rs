@@ -304,40 +304,36 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
     );
 
     // Long-poll: a bundle queued while the court waits arrives at once, not at the next poll.
-    let started = Instant::now();
-    let waiter = {
-        let args = (format!("/v1/bundles?after={cursor}&wait=20"),);
-        let net_path = net.path().to_owned();
-        let futian_dir = net.agency(FUTIAN).dir.clone();
-        let port = node.addr.rsplit(':').next().expect("port").to_owned();
-        std::thread::spawn(move || {
-            Command::new("curl")
-                .args(["-sS", "--max-time", "30"])
-                .args([
-                    "--cert",
-                    futian_dir.join("tls.pem").to_str().expect("utf-8"),
-                ])
-                .args(["--key", futian_dir.join("tls.key").to_str().expect("utf-8")])
-                .args(["--cacert", net_path.join("ca.pem").to_str().expect("utf-8")])
-                .arg(format!("https://localhost:{port}{}", args.0))
-                .output()
-                .expect("curl")
-        })
-    };
-    std::thread::sleep(Duration::from_millis(300)); // let the poll start waiting
-    drop_app(&net, "second", "深劳人仲案〔2026〕5002号");
-    let second = wait_line(&node, "ACCEPTED  second");
-    let o = waiter.join().expect("curl thread");
-    let got = json(&o.stdout);
-    assert_eq!(
-        got["bundles"][0]["id"],
-        second.rsplit(' ').next().expect("id")
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "long-poll returned after {:?}",
-        started.elapsed()
-    );
+    let port = node.addr.rsplit(':').next().expect("port").to_owned();
+    let poll_path = format!("/v1/bundles?after={cursor}&wait=20");
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::channel();
+        let (net, port, poll_path) = (&net, &port, &poll_path);
+        scope.spawn(move || {
+            let _ = tx.send(curl_at(net, port, FUTIAN, poll_path, &[]));
+        });
+        // Nothing new yet: the server must hold the request, not answer empty.
+        assert!(
+            rx.recv_timeout(Duration::from_secs(1)).is_err(),
+            "a long-poll with nothing new was answered at once"
+        );
+        let dropped = Instant::now();
+        drop_app(net, "second", "深劳人仲案〔2026〕5002号");
+        let second = wait_line(&node, "ACCEPTED  second");
+        let (status, body) = rx
+            .recv_timeout(Duration::from_secs(15))
+            .expect("the long-poll answered");
+        assert_eq!(status, 200);
+        assert_eq!(
+            json(&body)["bundles"][0]["id"],
+            second.rsplit(' ').next().expect("id")
+        );
+        assert!(
+            dropped.elapsed() < Duration::from_secs(5),
+            "the long-poll answered {:?} after the drop",
+            dropped.elapsed()
+        );
+    });
 
     // No client certificate: no answer at all.
     let port = node.addr.rsplit(':').next().expect("port");
