@@ -891,20 +891,23 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
         _ => None,
     };
 
-    // Signals.
+    // Signals. The handlers are installed here, synchronously, before READY=1
+    // is announced: a SIGTERM that arrives once the node says it is ready must
+    // find them (installed lazily inside the task, it could kill the process).
     {
+        use tokio::signal::unix::{signal, SignalKind};
         let shutdown = shutdown.clone();
         let tx = tx.clone();
+        let _in_runtime = rt.enter();
+        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) else {
+            eprintln!("sealpost: cannot install signal handlers");
+            return Exit::IoErr;
+        };
         rt.spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::hangup()),
-            ) else {
-                tracing::error!("cannot install signal handlers");
-                return;
-            };
             loop {
                 tokio::select! {
                     _ = term.recv() => break,

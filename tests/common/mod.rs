@@ -350,30 +350,74 @@ pub fn wait_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut
     }
 }
 
-/// Starts `sealpost run` for `agency` with extra environment (e.g. short settle times).
+/// Readiness sockets of the daemons started by [`spawn_run`], by pid.
+static READY_SOCKETS: std::sync::Mutex<
+    Vec<(u32, std::os::unix::net::UnixDatagram, tempfile::TempDir)>,
+> = std::sync::Mutex::new(Vec::new());
+
+/// Starts `sealpost run` for `agency` with extra environment (e.g. short settle
+/// times). The daemon reports readiness as under systemd: `READY=1` on the
+/// `NOTIFY_SOCKET` this function creates ([`wait_ready`] waits for it).
 pub fn spawn_run(
     net: &Net,
     agency: &str,
     env: &[(&str, &str)],
     stdout: std::process::Stdio,
 ) -> std::process::Child {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("notify socket");
     let mut cmd = std::process::Command::new(bin());
     cmd.args([
         "-c",
         net.config_path(agency).to_str().expect("utf-8"),
         "run",
     ]);
+    cmd.env("NOTIFY_SOCKET", &path);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.stdout(stdout)
+    let child = cmd
+        .stdout(stdout)
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("start sealpost run")
+        .expect("start sealpost run");
+    READY_SOCKETS
+        .lock()
+        .expect("lock")
+        .push((child.id(), sock, dir));
+    child
 }
 
-/// Sends SIGTERM with the stock `kill` command (std can only SIGKILL a child).
+/// Waits (at most 20 s) until the daemon started by [`spawn_run`] has sent
+/// `READY=1`: its signal handlers are installed and it is serving.
+pub fn wait_ready(child: &std::process::Child) {
+    let mut sockets = READY_SOCKETS.lock().expect("lock");
+    let Some(i) = sockets.iter().position(|(pid, _, _)| *pid == child.id()) else {
+        return; // already seen ready
+    };
+    let (_, sock, _dir) = sockets.remove(i);
+    drop(sockets);
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = sock
+            .recv(&mut buf)
+            .expect("the daemon did not report READY=1 within 20 s");
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "READY=1")
+        {
+            return;
+        }
+    }
+}
+
+/// Waits until the daemon is ready, then sends SIGTERM with the stock `kill`
+/// command (std can only SIGKILL a child).
 pub fn sigterm(child: &std::process::Child) {
+    wait_ready(child);
     let ok = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
