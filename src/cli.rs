@@ -800,10 +800,16 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
             return Exit::IoErr;
         }
     };
+    // Before anything can touch the inbox: remove partial plaintext and
+    // uploads left by an interrupted run, finish what was half stored.
+    if let Err(e) = crate::transport::inbox::recover(c) {
+        eprintln!("sealpost: cannot recover the inbox: {e}");
+        return Exit::IoErr;
+    }
     // Courts receive; only committee (and platform) nodes take applications in.
     let takes_applications = c.node.role != crate::config::Role::Court;
     let intake = if takes_applications {
-        match crate::intake::Intake::new(c, &outbox) {
+        match crate::intake::Intake::new(c, &outbox).and_then(|i| i.clean_uploads().map(|()| i)) {
             Ok(i) => Some(i),
             Err(e) => {
                 eprintln!("sealpost: cannot prepare the intake folders: {e}");
@@ -831,9 +837,8 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
     let mut server_task = None;
     let mut reload: Option<std::sync::Arc<dyn Fn() + Send + Sync>> = None;
     if let Some(addr) = c.server_listen {
-        let built = tls::load_crls(&c.crl_files).and_then(|crls| tls::server_config(c, crls));
-        let tls_config = match built {
-            Ok(t) => tls::Reloadable::new(t),
+        let live = match tls::Live::build(config.clone()) {
+            Ok(l) => tls::Shared::new(std::sync::Arc::new(l)),
             Err(e) => {
                 eprintln!("sealpost: {e}");
                 return Exit::Config;
@@ -851,35 +856,26 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
             .map(|a| a.to_string())
             .unwrap_or_default();
         println!("LISTENING {local}");
-        let api = std::sync::Arc::new(server::Api::new(
-            config.clone(),
-            outbox.clone(),
-            c.server_limits,
-        ));
-        server_task = Some(rt.spawn(server::serve(
-            listener,
-            tls_config.clone(),
-            api,
-            shutdown.clone(),
-        )));
-        let crl_files = c.crl_files.clone();
+        let api = std::sync::Arc::new(server::Api::new(live, outbox.clone(), c.server_limits));
+        server_task = Some(rt.spawn(server::serve(listener, api.clone(), shutdown.clone())));
         let file = c.file.clone();
         reload = Some(std::sync::Arc::new(move || {
             // Rebuild from the files as they are now; keep serving on failure.
             let fresh = Config::load(&file)
                 .map_err(|e| e.to_string())
                 .and_then(|cfg| {
-                    tls::load_crls(&crl_files)
-                        .and_then(|crls| tls::server_config(&cfg, crls))
-                        .map_err(|e| e.to_string())
+                    tls::Live::build(std::sync::Arc::new(cfg)).map_err(|e| e.to_string())
                 });
             match fresh {
                 Ok(next) => {
-                    tls_config.swap(next);
-                    tracing::info!("TLS configuration and CRLs reloaded");
+                    let closed = api.reload(next);
+                    tracing::info!(
+                        closed,
+                        "configuration, peer directory, TLS configuration and CRLs reloaded"
+                    );
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "reload failed; the previous TLS configuration stays in force")
+                    tracing::error!(error = %e, "reload failed; the previous configuration stays in force")
                 }
             }
         }));

@@ -389,8 +389,13 @@ struct RawListen {
 struct RawServer {
     listen: Option<String>,
     handshake_timeout: Option<String>,
+    max_handshakes: Option<usize>,
     header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    min_body_rate: Option<String>,
     max_connections: Option<usize>,
+    max_connections_per_peer: Option<usize>,
+    min_free_space: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -674,22 +679,64 @@ impl Config {
             std::time::Duration::from_secs(55),
         )?;
         let dl = crate::transport::server::Limits::default();
+        let at_least_one = |v: Option<usize>, key: &str, default: usize| match v {
+            Some(0) => Err(site.err(key, "must be at least 1")),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let bytes = |v: &Option<String>, key: &str, default: u64| match v {
+            None => Ok(default),
+            Some(s) => parse_byte_size(s).map_err(|e| site.err(key, e.to_string())),
+        };
         let server_limits = crate::transport::server::Limits {
             handshake: duration(
                 &raw.server.handshake_timeout,
                 "server.handshake_timeout",
                 dl.handshake,
             )?,
+            max_handshakes: at_least_one(
+                raw.server.max_handshakes,
+                "server.max_handshakes",
+                dl.max_handshakes,
+            )?,
             header_read: duration(
                 &raw.server.header_timeout,
                 "server.header_timeout",
                 dl.header_read,
             )?,
-            max_connections: match raw.server.max_connections {
-                Some(0) => return Err(site.err("server.max_connections", "must be at least 1")),
-                Some(n) => n,
-                None => dl.max_connections,
+            body_grace: duration(
+                &raw.server.body_timeout,
+                "server.body_timeout",
+                dl.body_grace,
+            )?,
+            min_body_rate: match bytes(
+                &raw.server.min_body_rate,
+                "server.min_body_rate",
+                dl.min_body_rate,
+            )? {
+                0 => {
+                    return Err(site.err(
+                        "server.min_body_rate",
+                        "must be greater than zero (bytes per second)",
+                    ))
+                }
+                n => n,
             },
+            max_connections: at_least_one(
+                raw.server.max_connections,
+                "server.max_connections",
+                dl.max_connections,
+            )?,
+            max_connections_per_peer: at_least_one(
+                raw.server.max_connections_per_peer,
+                "server.max_connections_per_peer",
+                dl.max_connections_per_peer,
+            )?,
+            min_free_space: bytes(
+                &raw.server.min_free_space,
+                "server.min_free_space",
+                dl.min_free_space,
+            )?,
             ..dl
         };
         let default_policy = crate::outbox::Policy::default();

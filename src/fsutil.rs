@@ -43,6 +43,35 @@ pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Bytes available to this process on the file system holding `path`
+/// (`statvfs`: blocks available to unprivileged users × fragment size).
+pub fn free_space(path: &Path) -> io::Result<u64> {
+    let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Whether `e` says the disk (or the quota) is full.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    ) || matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// Whether `e` or anything in its `source()` chain says the disk is full.
+pub fn chain_is_disk_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            if is_disk_full(io) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
+}
+
 /// `fsync` on a directory, so that renames and creations inside it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

@@ -421,6 +421,18 @@ impl<'a> Intake<'a> {
         Dirs::under(root).work.join(".uploads")
     }
 
+    /// Removes online submissions whose upload was interrupted by a crash
+    /// (never claimed: the platform got no answer and submits again). Call once
+    /// at start, before the API serves.
+    pub fn clean_uploads(&self) -> Result<(), IntakeError> {
+        let dir = Self::uploads_dir(&self.config.intake.root);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("cannot clean the upload folder")(e)),
+        }
+    }
+
     fn claim_from(
         &self,
         src: &Path,

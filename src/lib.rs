@@ -16,8 +16,10 @@
 //! | [`transport`] | mTLS: server TLS configuration with CRLs, peer identification (the HTTP API follows) |
 //! | [`cli`] | the `sealpost` command's subcommands (the binary's `main` is a thin shell over this) |
 //!
-//! Shared helpers: [`types`] (newtypes for ids, digests, times) and [`fsutil`]
-//! (atomic, durable file publication).
+//! Shared helpers: [`types`] (newtypes for ids, digests, times; [`types::printable`]
+//! for names shown in logs and notes), [`fsutil`] (atomic, durable file
+//! publication, free space) and [`retry`] (capped exponential backoff with jitter,
+//! for every retry loop).
 //!
 //! Modules still to come with later work: the HTTP API and court client in
 //! `transport`, `notify` (e-mail), `audit` (hash-chained log), `ops` (metrics,
@@ -31,5 +33,6 @@ pub mod fsutil;
 pub mod intake;
 pub mod outbox;
 pub mod pki;
+pub mod retry;
 pub mod transport;
 pub mod types;

@@ -405,8 +405,11 @@ impl Outbox {
             .map_err(io_err(format!("cannot create {}", bundles.display())))?;
         fs::create_dir_all(root.join("receipts"))
             .map_err(io_err("cannot create outbox/receipts"))?;
-        // Leftovers of a seal interrupted by a crash (never referenced by a record).
+        // Leftovers of a seal interrupted by a crash (never referenced by a record),
+        // and of a receipt being stored.
         crate::fsutil::remove_stale_temps(&bundles).map_err(io_err("cannot clean the outbox"))?;
+        crate::fsutil::remove_stale_temps(&root.join("receipts"))
+            .map_err(io_err("cannot clean outbox/receipts"))?;
         let db = sled::Config::new()
             .path(&index)
             .mode(sled::Mode::HighThroughput)

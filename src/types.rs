@@ -348,6 +348,33 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// `s` fit for a log line or a clerk's note: control characters (line breaks,
+/// ESC, DEL, C1) and the invisible formatting characters that reorder or hide
+/// text (bidi overrides, zero-width characters, soft hyphen, BOM, line and
+/// paragraph separators) are shown escaped as `\u{…}`. Everything else,
+/// Chinese included, is unchanged. Names that come from the file system or the
+/// network go through this before they are shown anywhere, so a file named
+/// with a line feed and ESC cannot forge a log line or recolour a terminal.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    fn hidden(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+    }
+    if !s.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if hidden(c) {
+            use std::fmt::Write;
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A byte count parsed from `"2 GiB"`, `"512 MiB"`, `"100 KiB"`, `"100KB"` or a bare integer.
 pub fn parse_byte_size(s: &str) -> Result<u64, InvalidValue> {
     let t = s.trim();
@@ -428,6 +455,22 @@ mod tests {
         assert!(" x".parse::<CaseRef>().is_err());
         assert!("..".parse::<CaseRef>().is_err());
         assert!(".".parse::<CaseRef>().is_err());
+    }
+
+    #[test]
+    fn printable_escapes_what_could_forge_a_line() {
+        assert_eq!(
+            printable("深劳人仲案〔2026〕1号 ok.pdf"),
+            "深劳人仲案〔2026〕1号 ok.pdf"
+        );
+        assert_eq!(
+            printable("a\u{1b}[31mb\nINFO forged"),
+            "a\\u{1b}[31mb\\u{a}INFO forged"
+        );
+        assert_eq!(printable("evil\u{202E}fdp.exe"), "evil\\u{202e}fdp.exe");
+        assert!(!printable("x\ry\u{85}z\u{2028}")
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}'));
     }
 
     #[test]

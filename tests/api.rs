@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{tiny_app, Net, COMMITTEE, FUTIAN, NANSHAN};
 
 struct Node {
-    child: std::process::Child,
+    child: common::Daemon,
     lines: mpsc::Receiver<String>,
     addr: String,
 }
@@ -39,7 +39,7 @@ fn start_with(net: &Net, env: &[(&str, &str)]) -> Node {
     all.extend_from_slice(env);
     let mut child = common::spawn_run(net, COMMITTEE, &all, Stdio::piped());
     let (tx, lines) = mpsc::channel();
-    let out = child.stdout.take().expect("stdout");
+    let out = child.take_stdout();
     std::thread::spawn(move || {
         for l in BufReader::new(out).lines().map_while(Result::ok) {
             if tx.send(l).is_err() {
@@ -353,13 +353,7 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
         "a client without a certificate got an answer"
     );
 
-    common::sigterm(&node.child);
-    let status = node.child.wait().expect("wait");
-    let mut err = String::new();
-    if let Some(mut e) = node.child.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-    }
-    assert!(status.success(), "did not stop cleanly: {status}: {err}");
+    node.child.stop();
     let o = Command::new(common::bin())
         .args([
             "-c",
@@ -483,7 +477,24 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
         .output()
         .expect("open");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    fs::write(pre.join(".done"), b"2026-11-23T00:00:00Z").expect("done");
+    // What the court stored with it: its receipt, signed once (by `receipt
+    // make`, at the time the certificates were made for), and `.done` last.
+    let o = Command::new(common::bin())
+        .args([
+            "-c",
+            net.config_path(FUTIAN).to_str().expect("utf-8"),
+            "receipt",
+            "make",
+            file.to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("receipt make");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    fs::write(pre.join("receipt.json"), &o.stdout).expect("receipt");
+    let signed: sealpost::transport::receipt::SignedReceipt =
+        serde_json::from_slice(&o.stdout).expect("signed receipt");
+    let received_at = signed.unverified_received_at().expect("received_at");
+    fs::write(pre.join(".done"), received_at.to_string()).expect("done");
     let before = mtime(&pre.join("documents/财产保全申请书.pdf"));
 
     // 2. The court node starts polling; a new application follows.
@@ -494,6 +505,18 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
         Stdio::null(),
     );
     wait_none_listed(&net, &committee, "the lost receipt to be re-posted");
+    assert_eq!(
+        json(
+            &fs::read(
+                net.agency(COMMITTEE)
+                    .dir
+                    .join(format!("data/outbox/receipts/{first}.json"))
+            )
+            .expect("stored receipt")
+        ),
+        json(&o.stdout),
+        "the committee got another receipt than the one the court stored"
+    );
     let after = mtime(&pre.join("documents/财产保全申请书.pdf"));
     assert_eq!(
         before, after,
@@ -539,10 +562,8 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
         "drop to court inbox took {latency:?}"
     );
 
-    common::sigterm(&court);
-    assert!(court.wait().expect("wait").success());
-    common::sigterm(&committee.child);
-    assert!(committee.child.wait().expect("wait").success());
+    court.stop();
+    committee.child.stop();
     for bundle in [&first, &id] {
         let o = Command::new(common::bin())
             .args([
@@ -624,6 +645,50 @@ fn the_api_refuses_what_it_must() {
         405
     );
     assert_eq!(curl(&net, &node, FUTIAN, "/v1/bundles?limit=0", &[]).0, 400);
+    // 405 names what is allowed.
+    let headers = net.out("405-headers");
+    let (status, _) = curl(
+        &net,
+        &node,
+        FUTIAN,
+        &format!("/v1/bundles/{id}"),
+        &["-X", "DELETE", "-D", headers.to_str().expect("utf-8")],
+    );
+    assert_eq!(status, 405);
+    let head = fs::read_to_string(&headers)
+        .expect("headers")
+        .to_ascii_lowercase();
+    assert!(head.contains("\nallow: get, head"), "{head}");
+    // Query values are percent-decoded (`%31` is `1`), `after` longer than its
+    // documented 20 digits is refused, and a `wait` beyond any number is
+    // clamped, not refused (a bundle is waiting, so it answers at once).
+    let (status, body) = curl(&net, &node, FUTIAN, "/v1/bundles?after=%31", &[]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["bundles"], serde_json::json!([]));
+    assert_eq!(json(&body)["next_cursor"], "1");
+    let long = format!("/v1/bundles?after={}", "1".repeat(21));
+    assert_eq!(curl(&net, &node, FUTIAN, &long, &[]).0, 400);
+    let (status, body) = curl(
+        &net,
+        &node,
+        FUTIAN,
+        "/v1/bundles?wait=99999999999999999999999",
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(json(&body)["bundles"][0]["id"], id.as_str());
+    // Nobody pushes to a node whose entry says `pull`.
+    let (status, body) = curl(
+        &net,
+        &node,
+        FUTIAN,
+        "/v1/bundles",
+        &["-X", "POST", "--data-binary", "x"],
+    );
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (403, Some("push-not-allowed"))
+    );
 
     // Slow-loris: headers that never finish are cut off after the header
     // timeout. `openssl s_client` sends half a request and keeps its stdin
@@ -671,12 +736,8 @@ fn the_api_refuses_what_it_must() {
         std::thread::sleep(Duration::from_millis(20));
     }
     if slow.try_wait().ok().flatten().is_none() {
-        let _ = node.child.kill();
-        let mut err = String::new();
-        if let Some(mut e) = node.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut err);
-        }
-        panic!("the slow client was not cut off; daemon log:\n{err}");
+        let _ = slow.kill();
+        panic!("the slow client was not cut off");
     }
     let cut_after = started.elapsed();
     drop(stdin);
@@ -722,12 +783,7 @@ fn the_api_refuses_what_it_must() {
     // Revocation: a new CRL and SIGHUP; the court is refused from then on,
     // the other court is not.
     fs::write(&crl, net.ca.crl(&[common::serial_of(&dir.join("tls.pem"))])).expect("crl");
-    let ok = Command::new("kill")
-        .args(["-HUP", &node.child.id().to_string()])
-        .status()
-        .expect("kill -HUP")
-        .success();
-    assert!(ok);
+    node.child.signal("HUP");
     common::wait_until(
         Duration::from_secs(10),
         "the revocation to take effect",
@@ -739,33 +795,50 @@ fn the_api_refuses_what_it_must() {
         "an unrevoked peer was refused"
     );
 
-    common::sigterm(&node.child);
-    assert!(node.child.wait().expect("wait").success());
+    node.child.stop();
 }
 
-#[test]
-fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
-    let net = Net::new();
-    // The court runs a server and takes pushes.
+/// The court's `[server]` on a free port; starts it and returns (daemon, port).
+fn start_court_server(net: &Net, env: &[(&str, &str)]) -> (common::Daemon, String) {
     let court_cfg = net.config_path(FUTIAN);
     let text = fs::read_to_string(&court_cfg).expect("config");
-    fs::write(
-        &court_cfg,
-        format!("{text}\n[server]\nlisten = \"127.0.0.1:0\"\n"),
-    )
-    .expect("write");
-    let mut court = common::spawn_run(&net, FUTIAN, &[], Stdio::piped());
-    let out = court.stdout.take().expect("stdout");
+    if !text.contains("[server]") {
+        fs::write(
+            &court_cfg,
+            format!("{text}\n[server]\nlisten = \"127.0.0.1:0\"\n"),
+        )
+        .expect("write");
+    }
+    let mut court = common::spawn_run(net, FUTIAN, env, Stdio::piped());
+    let out = court.take_stdout();
     let first = BufReader::new(out)
         .lines()
         .next()
         .expect("a line")
         .expect("utf-8");
-    let court_addr = first
+    let port = first
         .strip_prefix("LISTENING ")
         .expect("LISTENING")
+        .rsplit(':')
+        .next()
+        .expect("port")
         .to_owned();
-    let port = court_addr.rsplit(':').next().expect("port");
+    (court, port)
+}
+
+const OTHER_COMMITTEE: &str = "sz-lac-b";
+
+#[test]
+fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
+    let net = Net::with(&[
+        (COMMITTEE, "committee"),
+        (FUTIAN, "court"),
+        (NANSHAN, "court"),
+        (OTHER_COMMITTEE, "committee"),
+    ]);
+    // The court runs a server and takes pushes: its directory entry says so
+    // (picked up by a reload once the port is known).
+    let (mut court, port) = start_court_server(&net, &[]);
     let peers = net.path().join("peers.toml");
     let marker = "signing_cert = \"sz-futian-court/sign.pem\"";
     let text = fs::read_to_string(&peers).expect("peers");
@@ -777,6 +850,10 @@ fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
         ),
     )
     .expect("write");
+    court.signal("HUP");
+    common::wait_until(Duration::from_secs(10), "the court to reload", || {
+        court.stderr_text().contains("reloaded")
+    });
 
     let mut committee = start(&net);
     drop_app(&net, "pushed", "深劳人仲案〔2026〕6100号");
@@ -804,54 +881,130 @@ fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
         .agency(COMMITTEE)
         .dir
         .join(format!("data/outbox/bundles/{id}.sealpost"));
-    let push_as = |who: &str| {
-        curl_at(
-            &net,
-            port,
-            who,
-            "/v1/bundles",
-            &[
-                "-X",
-                "POST",
-                "-H",
-                "Content-Type: application/vnd.sealpost.bundle+zip",
-                "--data-binary",
-                &format!("@{}", bundle.display()),
-            ],
-        )
+    let push_file = |who: &str, port: &str, file: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/vnd.sealpost.bundle+zip",
+        ];
+        args.extend_from_slice(extra);
+        let data = format!("@{}", file.display());
+        args.extend_from_slice(&["--data-binary", &data]);
+        curl_at(&net, port, who, "/v1/bundles", &args)
     };
     let again = |_: u8| {
-        let (status, body) = push_as(COMMITTEE);
+        let (status, body) = push_file(COMMITTEE, &port, &bundle, &[]);
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-        json(&body)
+        body
     };
     let r1 = again(1);
     let r2 = again(2);
     assert_eq!(r1, r2, "a repeated push got a different receipt");
-    assert!(r1["signature"].is_string(), "{r1}");
-    let stored: serde_json::Value = serde_json::from_slice(
+    assert!(json(&r1)["signature"].is_string());
+    assert_eq!(
+        fs::read(inbox.join("receipt.json")).expect("stored receipt"),
+        r1,
+        "the answer is not the receipt the court stored"
+    );
+    let stored = json(
         &fs::read(
             net.agency(COMMITTEE)
                 .dir
                 .join(format!("data/outbox/receipts/{id}.json")),
         )
         .expect("receipt"),
-    )
-    .expect("json");
-    assert_eq!(stored, r1, "the committee stored a different receipt");
+    );
+    assert_eq!(
+        stored,
+        json(&r1),
+        "the committee stored a different receipt"
+    );
     assert_eq!(mtime(&inbox.join("manifest.json")), before);
 
-    // A bundle pushed by a peer that is not its sender is refused.
-    let (status, body) = push_as(NANSHAN);
+    // Only peers allowed to push may: not a court.
+    let (status, body) = push_file(NANSHAN, &port, &bundle, &[]);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (403, Some("push-not-allowed"))
+    );
+    // A committee that may push, but pushes a bundle it did not send.
+    let (status, body) = push_file(OTHER_COMMITTEE, &port, &bundle, &[]);
     assert_eq!(
         (status, json(&body)["code"].as_str()),
         (422, Some("signer-identity-mismatch"))
     );
+    // Its own bundle, but with the id of the first committee's: a clash, 409,
+    // and nothing about the first bundle (no receipt, no digests) comes back.
+    let other = net.config(OTHER_COMMITTEE);
+    let app_dir = net.out("clash-app");
+    tiny_app(&app_dir, "深劳人仲案〔2026〕6100号", FUTIAN);
+    let app = sealpost::application::Application::load(&app_dir, &other.limits, &other.directory)
+        .expect("valid application");
+    let clash = net.out("clash.sealpost");
+    sealpost::cli::seal_application_as(
+        &other,
+        &app,
+        other
+            .directory
+            .get(&FUTIAN.parse().expect("id"))
+            .expect("court"),
+        &clash,
+        id.parse().expect("bundle id"),
+        sealpost::types::Timestamp::now(),
+    )
+    .expect("seal");
+    let (status, body) = push_file(OTHER_COMMITTEE, &port, &clash, &[]);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (409, Some("bundle-id-conflict")),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    let text = String::from_utf8_lossy(&body);
+    let first = json(&r1);
+    for secret in [
+        first["receipt"].as_str().expect("receipt"),
+        first["signature"].as_str().expect("signature"),
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the clash revealed the first bundle's receipt"
+        );
+    }
+    assert_eq!(
+        common::listing(inbox.parent().expect("case")),
+        vec![id.clone()],
+        "the clashing bundle was stored"
+    );
+    // Without a declared length: 411 before a byte is stored.
+    let (status, body) = push_file(
+        COMMITTEE,
+        &port,
+        &bundle,
+        &["-H", "Transfer-Encoding: chunked"],
+    );
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (411, Some("length-required"))
+    );
+    committee.child.stop();
+    court.stop();
 
-    common::sigterm(&committee.child);
-    assert!(committee.child.wait().expect("wait").success());
-    common::sigterm(&court);
-    assert!(court.wait().expect("wait").success());
+    // A court short of disk space refuses by the declared size, before a byte
+    // is written.
+    let (mut court, port) =
+        start_court_server(&net, &[("SEALPOST_SERVER__MIN_FREE_SPACE", "1000000 GiB")]);
+    let (status, body) = push_file(COMMITTEE, &port, &bundle, &[]);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (507, Some("insufficient-storage"))
+    );
+    assert!(
+        common::listing(&net.agency(FUTIAN).dir.join("data/downloads/push")).is_empty(),
+        "something was written"
+    );
+    court.stop();
 }
 
 fn zip_dir(dir: &Path) -> Vec<u8> {
@@ -949,8 +1102,7 @@ fn the_online_platform_submits_applications_and_gets_the_clerks_reasons() {
         (403, Some("not-a-submitter"))
     );
 
-    common::sigterm(&node.child);
-    assert!(node.child.wait().expect("wait").success());
+    node.child.stop();
 }
 
 #[test]
@@ -970,8 +1122,7 @@ fn a_new_crl_file_takes_effect_without_a_signal() {
         || curl(&net, &node, FUTIAN, "/v1/bundles", &[]).0 == 0,
     );
     assert_eq!(curl(&net, &node, NANSHAN, "/v1/bundles", &[]).0, 200);
-    common::sigterm(&node.child);
-    assert!(node.child.wait().expect("wait").success());
+    node.child.stop();
 }
 
 #[test]
@@ -1003,6 +1154,8 @@ fn an_interrupted_download_is_resumed_and_a_bad_partial_is_recovered_from() {
         &["-H", "Range: bytes=0-999"],
     );
     assert_eq!(status, 206);
+    let downloads = downloads.join(COMMITTEE);
+    fs::create_dir_all(&downloads).expect("mkdir");
     fs::write(downloads.join(format!("{good}.sealpost")), &half).expect("write");
     fs::write(downloads.join(format!("{bad}.sealpost")), vec![b'X'; 1000]).expect("write");
 
@@ -1032,8 +1185,6 @@ fn an_interrupted_download_is_resumed_and_a_bad_partial_is_recovered_from() {
         common::listing(&downloads).is_empty(),
         "partial downloads left behind"
     );
-    common::sigterm(&court);
-    assert!(court.wait().expect("wait").success());
-    common::sigterm(&committee.child);
-    assert!(committee.child.wait().expect("wait").success());
+    court.stop();
+    committee.child.stop();
 }

@@ -10,13 +10,13 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::{random_u64, tiny_app, wait_until, Net, COMMITTEE, FUTIAN, NANSHAN};
 use sealpost::outbox::Outbox;
 
-fn start(net: &Net) -> Child {
+fn start(net: &Net) -> common::Daemon {
     common::spawn_run(
         net,
         COMMITTEE,
@@ -85,15 +85,13 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         }
         let delay = random_u64() % 400;
         std::thread::sleep(Duration::from_millis(delay));
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            let mut err = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = std::io::Read::read_to_string(&mut e, &mut err);
-            }
-            panic!("round {round}: sealpost exited by itself ({status}): {err}");
+        if let Some(status) = child.try_wait() {
+            panic!(
+                "round {round}: sealpost exited by itself ({status}): {}",
+                child.stderr_text()
+            );
         }
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reap");
+        child.kill9();
         // Between runs: sled must open cleanly, and no record may be duplicated.
         let cfg = net.config(COMMITTEE);
         let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).unwrap_or_else(|e| {
@@ -116,12 +114,7 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         "intake/ and .work/ to empty",
         || names(&intake).is_empty() && names(&root.join(".work")).is_empty(),
     );
-    common::sigterm(&child);
-    let status = child.wait().expect("wait");
-    assert!(
-        status.success(),
-        "sealpost run did not stop cleanly on SIGTERM: {status}"
-    );
+    child.stop();
 
     let cfg = net.config(COMMITTEE);
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox reopens");

@@ -81,8 +81,7 @@ fn a_slow_writer_is_never_taken_early() {
         "the slow copy to be accepted",
         || root.join("accepted/slow-copy.txt").is_file(),
     );
-    common::sigterm(&child);
-    assert!(child.wait().expect("wait").success());
+    child.stop();
     // The sealed bundle holds the complete document, not a prefix.
     let cfg = net.config(COMMITTEE);
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
@@ -207,7 +206,7 @@ fn a_drop_made_while_the_daemon_is_down_is_taken_at_start() {
         "深劳人仲案〔2026〕9001号",
         FUTIAN,
     );
-    let child = common::spawn_run(
+    let mut child = common::spawn_run(
         &net,
         COMMITTEE,
         &[
@@ -216,13 +215,18 @@ fn a_drop_made_while_the_daemon_is_down_is_taken_at_start() {
         ],
         Stdio::piped(),
     );
+    let mut stdout = child.take_stdout();
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
     wait_until(Duration::from_secs(20), "the drop to be accepted", || {
         root.join("accepted/while-down.txt").is_file()
     });
-    common::sigterm(&child);
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("ACCEPTED  while-down"));
+    child.stop();
+    let out = out.join().expect("stdout reader");
+    assert!(out.contains("ACCEPTED  while-down"), "{out}");
 }
 
 fn cli(net: &Net, args: &[&str]) -> (Option<i32>, String) {
@@ -465,18 +469,16 @@ fn a_second_instance_cannot_run_on_the_same_node() {
     // sled locks its database: a second daemon stops at once with a clear
     // message instead of processing the same items.
     let net = Net::new();
-    let first = common::spawn_run(&net, COMMITTEE, &[], Stdio::null());
+    let mut first = common::spawn_run(&net, COMMITTEE, &[], Stdio::null());
     let root = net.agency(COMMITTEE).dir.join("data/clerk");
     wait_until(Duration::from_secs(20), "the first daemon", || {
         root.join("intake").is_dir()
     });
-    let second = common::spawn_run(&net, COMMITTEE, &[], Stdio::null());
-    let out = second.wait_with_output().expect("wait");
-    assert_eq!(out.status.code(), Some(74));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut second = common::spawn_run(&net, COMMITTEE, &[], Stdio::null());
+    let (status, err) = second.wait();
+    assert_eq!(status.code(), Some(74));
     assert!(err.contains("cannot open the outbox"), "{err}");
-    common::sigterm(&first);
-    assert!(first.wait_with_output().expect("wait").status.success());
+    first.stop();
 }
 
 #[test]

@@ -1,17 +1,24 @@
 //! The court side: the reference client that polls a committee node.
 //!
-//! For each committee peer with an endpoint: long-poll the list of waiting
-//! bundles, download each (resuming a partial download with `Range`), verify
-//! and open it into `<data_dir>/inbox/<case>/<bundle-id>/` — which appears only
-//! when everything verified — write `.done` there last for the court's case
-//! system, then sign and POST the receipt.
+//! For each committee peer with an endpoint, every round: list everything
+//! waiting, then take each bundle that is due — download it (resuming a
+//! partial download with `Range`), verify and open it into the inbox
+//! ([`super::inbox::deliver`]: exactly once, with this node's receipt signed
+//! once and kept beside `.done`), and POST that stored receipt. When nothing is
+//! due, a long-poll past the newest bundle waits for news.
 //!
-//! Exactly once into the inbox: a bundle whose inbox folder already has
-//! `.done` is never written again; if the receipt's response was lost, the
-//! bundle is listed again and only the receipt is re-posted (the committee
-//! answers a repeat with the original).
+//! **One bundle never holds up the others.** A bundle that fails — download,
+//! verification, or a receipt the committee refuses — gets its own failure
+//! record and backoff (1 s doubling to 10 min) and is retried and logged at
+//! each step while the round goes on with the rest. Only a committee that
+//! cannot be reached at all (connection or TLS handshake refused) pauses the
+//! whole peer, with its own backoff (1 s … 5 min).
+//!
+//! A receipt whose answer was lost is simply posted again: the same bytes,
+//! from `receipt.json` (the committee answers a repeat with the original).
 
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +38,11 @@ use crate::types::{BundleId, CaseRef};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// Network, TLS or HTTP trouble.
+    /// The peer cannot be reached at all: no TCP connection, or the TLS
+    /// handshake failed. The whole peer waits.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Network or HTTP trouble in the middle of a request.
     #[error("{0}")]
     Transport(String),
     /// The peer answered with an unexpected status.
@@ -44,7 +55,8 @@ pub enum ClientError {
         /// The problem document, if any.
         body: String,
     },
-    /// The bundle was refused by verification (not retried until it changes).
+    /// The bundle was refused by verification (or clashes with another
+    /// bundle's id); retried with backoff in case it is replaced.
     #[error("bundle {id} refused: [{code}] {detail}")]
     Refused {
         /// The bundle.
@@ -61,6 +73,10 @@ pub enum ClientError {
 
 fn transport(e: impl std::fmt::Display) -> ClientError {
     ClientError::Transport(e.to_string())
+}
+
+fn unreachable(e: impl std::fmt::Display) -> ClientError {
+    ClientError::Unreachable(e.to_string())
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,13 +151,16 @@ impl PeerClient {
             tokio::net::TcpStream::connect((host.as_str(), port)),
         )
         .await
-        .map_err(|_| transport(format!("connecting to {host}:{port} timed out")))?
-        .map_err(|e| transport(format!("cannot connect to {host}:{port}: {e}")))?;
+        .map_err(|_| unreachable(format!("connecting to {host}:{port} timed out")))?
+        .map_err(|e| unreachable(format!("cannot connect to {host}:{port}: {e}")))?;
         let name = ServerName::try_from(host.clone()).map_err(transport)?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| transport(format!("TLS with {host}: {e}")))?;
+        let tls = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio_rustls::TlsConnector::from(self.tls.clone()).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| unreachable(format!("TLS with {host}: handshake timed out")))?
+        .map_err(|e| unreachable(format!("TLS with {host}: {e}")))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(transport)?;
@@ -171,28 +190,34 @@ pub struct Poller {
     config: Arc<Config>,
     peer: Peer,
     client: PeerClient,
-    inbox: PathBuf,
     wait: Duration,
 }
+
+/// A bundle that failed: when to try it again, and why it failed last.
+#[derive(Debug, Clone)]
+struct Failing {
+    attempts: u32,
+    next: tokio::time::Instant,
+}
+
+/// First and longest wait before a failed bundle is tried again.
+const BUNDLE_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(600));
+/// First and longest pause of a peer that cannot be reached.
+const PEER_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
+/// Most bundles asked for in one full listing.
+const FULL_LISTING: usize = 500;
 
 impl Poller {
     /// A poller for `peer`, which must have an endpoint.
     pub fn new(config: Arc<Config>, peer: Peer, wait: Duration) -> Result<Self, ClientError> {
         let client = PeerClient::new(&config, peer.clone())?;
-        let inbox = super::inbox::root(&config);
-        std::fs::create_dir_all(super::inbox::downloads(&config))?;
+        std::fs::create_dir_all(super::inbox::downloads(&config).join(peer.id.as_str()))?;
         Ok(Self {
             config,
             peer,
             client,
-            inbox,
             wait,
         })
-    }
-
-    /// Where a bundle lands: `inbox/<case>/<bundle-id>/`.
-    pub fn inbox_dir(&self, case: &CaseRef, id: &BundleId) -> PathBuf {
-        self.inbox.join(case.as_str()).join(id.as_str())
     }
 
     async fn request(
@@ -222,13 +247,14 @@ impl Poller {
     }
 
     async fn list_now(&self) -> Result<Listing, ClientError> {
-        self.get_listing("/v1/bundles?limit=500".to_owned()).await
+        self.get_listing(format!("/v1/bundles?limit={FULL_LISTING}"))
+            .await
     }
 
-    async fn list(&self, after: &str) -> Result<Listing, ClientError> {
+    async fn list(&self, after: u64, wait: Duration) -> Result<Listing, ClientError> {
         self.get_listing(format!(
             "/v1/bundles?after={after}&wait={}",
-            self.wait.as_secs()
+            wait.as_secs().max(1)
         ))
         .await
     }
@@ -247,9 +273,13 @@ impl Poller {
         serde_json::from_slice(&body).map_err(|e| transport(format!("listing: {e}")))
     }
 
-    /// Downloads into `<data_dir>/downloads/<id>.sealpost`, resuming what is there.
+    fn download_path(&self, id: &BundleId) -> PathBuf {
+        super::inbox::download_path(&self.config, &self.peer.id, id)
+    }
+
+    /// Downloads into `downloads/<peer>/<id>.sealpost`, resuming what is there.
     async fn download(&self, b: &Listed) -> Result<PathBuf, ClientError> {
-        let part = super::inbox::downloads(&self.config).join(format!("{}.sealpost", b.id));
+        let part = self.download_path(&b.id);
         let have = tokio::fs::metadata(&part)
             .await
             .map(|m| m.len())
@@ -287,132 +317,194 @@ impl Poller {
         Ok(part)
     }
 
-    /// One bundle: into the inbox (once), then the receipt.
+    /// One bundle: into the inbox (once), then its stored receipt.
     async fn take(&self, b: &Listed) -> Result<(), ClientError> {
-        let part = super::inbox::downloads(&self.config).join(format!("{}.sealpost", b.id));
+        let part = self.download_path(&b.id);
         // The listing's case only locates an earlier delivery; where a bundle
         // goes is decided by its verified envelope.
-        let mut dest = self.inbox_dir(&b.case_ref, &b.id);
-        if !dest.join(".done").exists() {
-            // A download resumed from a kept partial file is retried once from
-            // scratch if it fails verification: the partial may have been bad.
-            let resumed = tokio::fs::metadata(&part).await.is_ok_and(|m| m.len() > 0);
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                let file = self.download(b).await?;
-                let config = self.config.clone();
-                let from = self.peer.id.clone();
-                let opened = tokio::task::spawn_blocking(move || {
-                    super::inbox::deliver(&config, &file, Some(&from))
-                })
-                .await
-                .map_err(transport)?;
-                match opened {
-                    Ok(d) => {
-                        dest = d;
-                        break;
-                    }
-                    Err(e) => {
-                        let _ = tokio::fs::remove_file(&part).await;
-                        if resumed && attempt == 1 && e.is_bundle_fault() {
-                            tracing::warn!(bundle = %b.id, code = e.code(), "a resumed download failed verification; downloading it again");
-                            continue;
-                        }
-                        return Err(ClientError::Refused {
-                            id: b.id,
-                            code: e.code(),
-                            detail: e.to_string(),
-                        });
-                    }
-                }
-            }
-        }
-        self.post_receipt(b, &dest).await?;
+        let hint = super::inbox::dir_for(&self.config, &b.case_ref, &b.id);
+        let stored = match super::inbox::stored(&hint)? {
+            Some(s) => s,
+            None => self.fetch_and_store(b).await?,
+        };
+        self.post_receipt(b, stored.receipt).await?;
         let _ = tokio::fs::remove_file(&part).await;
         Ok(())
     }
 
-    async fn post_receipt(&self, b: &Listed, dest: &Path) -> Result<(), ClientError> {
-        let config = self.config.clone();
-        let dir = dest.to_owned();
-        let signed = tokio::task::spawn_blocking(move || super::inbox::receipt_for(&config, &dir))
-            .await
-            .map_err(transport)??;
+    async fn fetch_and_store(&self, b: &Listed) -> Result<super::inbox::Stored, ClientError> {
+        let part = self.download_path(&b.id);
+        // A download resumed from a kept partial file is retried once from
+        // scratch if it fails verification: the partial may have been bad.
+        let resumed = tokio::fs::metadata(&part).await.is_ok_and(|m| m.len() > 0);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let file = self.download(b).await?;
+            let config = self.config.clone();
+            let from = self.peer.id.clone();
+            let taken =
+                tokio::task::spawn_blocking(move || super::inbox::deliver(&config, &file, &from))
+                    .await
+                    .map_err(transport)?;
+            match taken {
+                Ok(stored) => return Ok(stored),
+                Err(super::inbox::InboxError::Io { context, source }) => {
+                    return Err(ClientError::Io(std::io::Error::new(
+                        source.kind(),
+                        format!("{context}: {source}"),
+                    )))
+                }
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&part).await;
+                    if resumed && attempt == 1 {
+                        tracing::warn!(bundle = %b.id, code = e.code(), "a resumed download failed verification; downloading it again");
+                        continue;
+                    }
+                    return Err(ClientError::Refused {
+                        id: b.id,
+                        code: e.code(),
+                        detail: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn post_receipt(&self, b: &Listed, receipt: Vec<u8>) -> Result<(), ClientError> {
         let path = format!("/v1/bundles/{}/receipt", b.id);
-        let body = Bytes::from(serde_json::to_vec(&signed).map_err(transport)?);
         let resp = self
             .request(
                 Method::POST,
                 &path,
                 &[(header::CONTENT_TYPE, "application/json".into())],
-                body,
+                Bytes::from(receipt),
             )
             .await?;
         if resp.status() != StatusCode::OK {
             return Err(Self::fail_status(path, resp).await);
         }
-        tracing::info!(bundle = %b.id, "receipt accepted");
+        tracing::info!(peer = %self.peer.id, bundle = %b.id, "receipt accepted");
         Ok(())
     }
 
-    /// Polls until `shutdown`; failures back off exponentially (1 s … 5 min, with jitter).
+    /// Polls until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut cursor = "0".to_owned();
-        let mut backoff = Duration::from_secs(1);
-        let mut refused: std::collections::HashSet<BundleId> = Default::default();
+        let mut cursor = 0u64;
+        let mut peer_failures = 0u32;
+        let mut failing: HashMap<BundleId, Failing> = HashMap::new();
         loop {
-            let round = async {
-                // Every round starts with a full listing (a bundle an operator
-                // re-offered keeps its old position); then a long-poll past the
-                // newest one waits for news.
-                let full = self.list_now().await?;
-                let mut listing = if full.bundles.iter().any(|b| !refused.contains(&b.id)) {
-                    full
-                } else {
-                    self.list(&cursor).await?
-                };
-                listing.bundles.retain(|b| !refused.contains(&b.id));
-                for b in &listing.bundles {
-                    match self.take(b).await {
-                        Ok(()) => {}
-                        Err(ClientError::Refused { id, code, detail }) => {
-                            tracing::error!(bundle = %id, code, detail, "bundle refused; not retried");
-                            refused.insert(id);
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                if listing.next_cursor.parse::<u64>().unwrap_or(0)
-                    > cursor.parse::<u64>().unwrap_or(0)
-                {
-                    cursor = listing.next_cursor;
-                }
-                Ok::<(), ClientError>(())
-            };
             let result = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                r = round => r,
+                r = self.round(&mut cursor, &mut failing) => r,
             };
             match result {
-                Ok(()) => backoff = Duration::from_secs(1),
+                Ok(()) => peer_failures = 0,
                 Err(e) => {
-                    let jitter = Duration::from_millis(
-                        crate::types::BundleId::generate()
-                            .as_str()
-                            .bytes()
-                            .map(u64::from)
-                            .sum::<u64>()
-                            % 500,
-                    );
-                    tracing::warn!(peer = %self.peer.id, error = %e, retry_in = ?(backoff + jitter), "poll failed");
+                    let wait = crate::retry::delay(peer_failures, PEER_RETRY.0, PEER_RETRY.1);
+                    peer_failures = peer_failures.saturating_add(1);
+                    tracing::warn!(peer = %self.peer.id, error = %e, attempt = peer_failures, retry_in = ?wait, "cannot poll the committee; the whole peer waits");
                     tokio::select! {
                         _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff + jitter) => {}
+                        _ = tokio::time::sleep(wait) => {}
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(300));
                 }
             }
         }
     }
+
+    /// One round (see the module doc). Fails only when the peer cannot be
+    /// listed or reached.
+    async fn round(
+        &self,
+        cursor: &mut u64,
+        failing: &mut HashMap<BundleId, Failing>,
+    ) -> Result<(), ClientError> {
+        // Every round starts with a full listing (a bundle an operator
+        // re-offered keeps its old position).
+        let full = self.list_now().await?;
+        let complete = full.bundles.len() < FULL_LISTING;
+        if complete {
+            failing.retain(|id, _| full.bundles.iter().any(|b| &b.id == id));
+            self.forget_downloads(&full.bundles).await;
+        }
+        let due = |b: &&Listed, failing: &HashMap<BundleId, Failing>| {
+            failing
+                .get(&b.id)
+                .is_none_or(|f| f.next <= tokio::time::Instant::now())
+        };
+        let mut todo: Vec<&Listed> = full.bundles.iter().filter(|b| due(b, failing)).collect();
+        let polled;
+        if todo.is_empty() {
+            // Nothing due: wait for news, but not past the next retry.
+            let next_retry = failing.values().map(|f| f.next).min();
+            let wait = next_retry
+                .map(|t| t.saturating_duration_since(tokio::time::Instant::now()))
+                .unwrap_or(self.wait)
+                .min(self.wait);
+            polled = self.list(*cursor, wait).await?;
+            todo = polled.bundles.iter().filter(|b| due(b, failing)).collect();
+            bump(cursor, &polled.next_cursor);
+        }
+        bump(cursor, &full.next_cursor);
+        for b in todo {
+            match self.take(b).await {
+                Ok(()) => {
+                    if failing.remove(&b.id).is_some() {
+                        tracing::info!(peer = %self.peer.id, bundle = %b.id, "a bundle that had failed is delivered now");
+                    }
+                }
+                Err(e @ ClientError::Unreachable(_)) => return Err(e),
+                Err(e) => {
+                    let f = failing.entry(b.id).or_insert(Failing {
+                        attempts: 0,
+                        next: tokio::time::Instant::now(),
+                    });
+                    let wait = crate::retry::delay(f.attempts, BUNDLE_RETRY.0, BUNDLE_RETRY.1);
+                    f.attempts = f.attempts.saturating_add(1);
+                    f.next = tokio::time::Instant::now() + wait;
+                    let code = match &e {
+                        ClientError::Refused { code, .. } => (*code).to_owned(),
+                        ClientError::Status { status, body, .. } => problem_code(*status, body),
+                        ClientError::Io(_) => "local-io".to_owned(),
+                        _ => "transport".to_owned(),
+                    };
+                    tracing::error!(peer = %self.peer.id, bundle = %b.id, attempt = f.attempts, code = %code, error = %e, retry_in = ?wait, "bundle failed; the others go on, this one is retried");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes partial downloads of bundles that are no longer waiting.
+    async fn forget_downloads(&self, listed: &[Listed]) {
+        let dir = super::inbox::downloads(&self.config).join(self.peer.id.as_str());
+        let Ok(mut rd) = tokio::fs::read_dir(&dir).await else {
+            return;
+        };
+        while let Ok(Some(e)) = rd.next_entry().await {
+            let name = e.file_name();
+            let id = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".sealpost"))
+                .and_then(|n| n.parse::<BundleId>().ok());
+            if id.is_some_and(|id| !listed.iter().any(|b| b.id == id)) {
+                let _ = tokio::fs::remove_file(e.path()).await;
+            }
+        }
+    }
+}
+
+fn bump(cursor: &mut u64, next: &str) {
+    if let Ok(n) = next.parse::<u64>() {
+        *cursor = (*cursor).max(n);
+    }
+}
+
+/// The `code` of a problem document (or the status), for the log.
+fn problem_code(status: StatusCode, body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("code").and_then(|c| c.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| format!("http-{}", status.as_u16()))
 }

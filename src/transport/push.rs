@@ -36,14 +36,7 @@ pub fn system_clock() -> Clock {
 
 /// Backoff before attempt `attempts + 1`: 2^attempts seconds, capped at an hour.
 pub fn backoff(attempts: u32) -> Duration {
-    Duration::from_secs(1u64 << attempts.min(12)).min(Duration::from_secs(3600))
-}
-
-fn jitter(base: Duration) -> Duration {
-    use ring::rand::SecureRandom;
-    let mut b = [0u8; 4];
-    let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    base.mul_f64(f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX) * 0.25)
+    crate::retry::exponential(attempts, Duration::from_secs(1), Duration::from_secs(3600))
 }
 
 enum Failure {
@@ -197,8 +190,7 @@ impl Pusher {
                             Failure::Unreachable(e) => (e, true),
                             Failure::Refused(e) => (e, false),
                         };
-                        let wait = backoff(d.attempts);
-                        let wait = wait + jitter(wait);
+                        let wait = crate::retry::with_jitter(backoff(d.attempts));
                         let id = d.id;
                         let err = error.clone();
                         let after = self

@@ -140,6 +140,17 @@ impl SignedReceipt {
     }
 }
 
+impl SignedReceipt {
+    /// The receipt's `received_at`, read without any check: for this node's
+    /// own stored receipts (`.done` records it).
+    pub fn unverified_received_at(&self) -> Option<Timestamp> {
+        let bytes = B64.decode(&self.receipt).ok()?;
+        serde_json::from_slice::<Receipt>(&bytes)
+            .ok()
+            .map(|r| r.received_at)
+    }
+}
+
 impl Receipt {
     /// Checks that this receipt is for `bundle` from `sender` to `receiver` with
     /// these digests.

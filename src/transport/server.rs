@@ -1,187 +1,490 @@
 //! The mTLS HTTP API, version 1 (`docs/openapi.yaml`).
 //!
-//! One TCP listener; every connection is accepted under a connection limit,
-//! TLS-handshaken with a timeout, its client certificate mapped to exactly one
-//! peer ([`super::tls::identify`]) — or the connection is closed with nothing
-//! said — and then served by hyper's HTTP/1.1 with a header-read timeout (hyper
-//! is given a timer, without which that timeout panics) and a header size cap.
-//! Every request acts for that peer only: another peer's bundle and a missing
-//! bundle are the same 404. Errors are RFC 9457 problem details.
+//! ## Connections
+//!
+//! One TCP listener. The accept loop never waits for a free slot, so a flood
+//! cannot keep a legitimate court out:
+//!
+//! 1. **Handshake budget.** A new connection gets a handshake slot at once. At
+//!    most `max_handshakes` handshakes are under way (and at most a quarter of
+//!    them from one address); when the budget is full, the oldest pending
+//!    handshake (of that address, else overall) is dropped to make room. Every
+//!    handshake must also finish within `handshake_timeout`. Idle TCP
+//!    connections therefore cost nothing but churn.
+//! 2. **Identity.** The client certificate (checked by rustls against the
+//!    exchange CA and the CRLs) is mapped to exactly one peer
+//!    ([`super::tls::identify`]) — or the connection is closed with nothing said.
+//! 3. **Authenticated budget.** At most `max_connections` authenticated
+//!    connections in all and `max_connections_per_peer` per peer. A connection
+//!    over either budget is answered `503 too-many-connections` and closed.
+//! 4. **Revocation reaches open connections.** Every authenticated connection
+//!    is registered with its certificate chain. After a reload (SIGHUP, a CRL
+//!    file replaced) each is checked again against the new CRLs and peer
+//!    directory; one that no longer passes is closed at once, a long-poll
+//!    included.
+//! 5. **Bodies must keep moving.** A request body must arrive at an average of
+//!    at least `min_body_rate` bytes per second after a grace of
+//!    `body_timeout` (Apache's `mod_reqtimeout` MinRate rule), so a slow upload
+//!    cannot hold a connection for as long as the size limit would allow.
+//!    Request heads have `header_timeout` and a size cap.
+//!
+//! ## Requests
+//!
+//! Every request acts for the connection's peer only: another peer's bundle and
+//! a missing bundle are the same 404. Errors are RFC 9457 problem details with
+//! a stable `code` ([`PROBLEM_CODES`] lists every one the server sends).
 
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::io;
+use std::net::IpAddr;
 use std::path::PathBuf;
-
-use std::sync::Arc;
-
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::pki_types::CertificateDer;
 use serde::Serialize;
-use tokio::io::AsyncSeekExt;
+use tokio::io::{AsyncSeekExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::receipt::SignedReceipt;
-use super::tls::{identify, Reloadable};
-use crate::config::{Config, Directory};
+use super::tls::{identify, Live, Shared};
+use crate::config::{Config, DeliveryMode, Role};
 use crate::outbox::{Delivery, Outbox, OutboxError, State};
-use crate::pki::ExchangeCa;
-use crate::types::{AgencyId, BundleId, Timestamp};
+use crate::types::{printable, AgencyId, BundleId, Timestamp};
 
 /// Server limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// TLS handshake must complete within this.
     pub handshake: Duration,
+    /// Handshakes under way at once; beyond, the oldest is dropped.
+    pub max_handshakes: usize,
     /// Request headers must arrive within this (slow-loris).
     pub header_read: Duration,
-    /// A request body must arrive within this.
-    pub body_read: Duration,
-    /// Simultaneous connections; more wait in the kernel's accept queue.
+    /// Grace before a request body must reach `min_body_rate`.
+    pub body_grace: Duration,
+    /// Slowest average rate a request body may arrive at after the grace, bytes/s.
+    pub min_body_rate: u64,
+    /// Authenticated connections at once, all peers together.
     pub max_connections: usize,
+    /// Authenticated connections at once, per peer.
+    pub max_connections_per_peer: usize,
     /// Request head buffer (hyper's minimum is 8 KiB).
     pub max_header_bytes: usize,
     /// Largest receipt body.
     pub max_receipt_bytes: usize,
     /// Longest long-poll.
     pub max_wait: Duration,
+    /// Uploads are refused when they would leave less free disk than this.
+    pub min_free_space: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             handshake: Duration::from_secs(10),
+            max_handshakes: 128,
             header_read: Duration::from_secs(10),
-            body_read: Duration::from_secs(30),
+            body_grace: Duration::from_secs(10),
+            min_body_rate: 16 * 1024,
             max_connections: 256,
+            max_connections_per_peer: 16,
             max_header_bytes: 16 * 1024,
             max_receipt_bytes: 64 * 1024,
             max_wait: Duration::from_secs(60),
+            min_free_space: 256 << 20,
         }
     }
 }
 
+/// Every problem `code` the server sends (besides the bundle-verification
+/// codes of [`crate::bundle::BundleError::code`] on push, and the receipt codes of
+/// [`super::receipt::ReceiptError::code`]). `docs/openapi.yaml` lists them all.
+pub const PROBLEM_CODES: &[&str] = &[
+    "bad-query",
+    "not-found",
+    "method-not-allowed",
+    "body-timeout",
+    "body-incomplete",
+    "not-deliverable",
+    "body-too-large",
+    "bundle-too-large",
+    "bad-range",
+    "length-required",
+    "push-not-allowed",
+    "not-a-submitter",
+    "bundle-id-conflict",
+    "application-rejected",
+    "insufficient-storage",
+    "too-many-connections",
+    "internal",
+];
+
 /// What request handlers need.
 #[derive(Debug)]
 pub struct Api {
-    /// This node's configuration (keys: pushed bundles are opened and receipted).
-    pub config: Arc<Config>,
-    /// This node's agency id.
-    pub me: AgencyId,
-    /// The exchange CA (receipt signers).
-    pub trust: ExchangeCa,
-    /// The peer directory (client identities, receipt signers).
-    pub directory: Directory,
+    /// The configuration in force (replaced whole by a reload).
+    pub live: Shared<Live>,
     /// The outbox.
     pub outbox: Outbox,
     /// Limits.
     pub limits: Limits,
+    connections: Arc<Registry>,
 }
 
 impl Api {
-    /// From a validated configuration and an open outbox.
-    pub fn new(config: Arc<Config>, outbox: Outbox, limits: Limits) -> Self {
+    /// From the live configuration and an open outbox.
+    pub fn new(live: Shared<Live>, outbox: Outbox, limits: Limits) -> Self {
         Self {
-            config: config.clone(),
-            me: config.node.id.clone(),
-            trust: config.trust.clone(),
-            directory: config.directory.clone(),
+            live,
             outbox,
             limits,
+            connections: Arc::new(Registry::default()),
         }
+    }
+
+    /// Puts a reloaded configuration in force: new handshakes and requests use
+    /// it, and every open connection whose certificate it no longer admits
+    /// (revoked, or its peer removed from the directory) is closed. Returns how
+    /// many were closed.
+    pub fn reload(&self, next: Live) -> usize {
+        let next = Arc::new(next);
+        self.live.swap(next.clone());
+        self.connections.revalidate(&next)
+    }
+
+    /// Authenticated connections open now.
+    pub fn open_connections(&self) -> usize {
+        self.connections.total()
     }
 }
 
 type ResBody = http_body_util::combinators::BoxBody<Bytes, io::Error>;
 
+// ------------------------------------------------------------ handshake budget
+
+/// Handshakes under way, oldest first, so that the oldest can be dropped when
+/// the budget is full.
+#[derive(Debug)]
+struct Pending {
+    cap: usize,
+    per_address: usize,
+    next: AtomicU64,
+    queue: Mutex<VecDeque<(u64, IpAddr, CancellationToken)>>,
+}
+
+/// A handshake slot; dropping it frees the slot.
+#[derive(Debug)]
+struct Ticket {
+    pending: Arc<Pending>,
+    id: u64,
+    evicted: CancellationToken,
+}
+
+impl Pending {
+    fn new(cap: usize) -> Arc<Self> {
+        Arc::new(Self {
+            cap: cap.max(1),
+            per_address: (cap / 4).max(1),
+            next: AtomicU64::new(0),
+            queue: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    /// A slot for a new connection from `ip`, dropping the oldest pending
+    /// handshake (from `ip` if it holds its share, else overall) when full.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Ticket {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let evicted = CancellationToken::new();
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let from_ip = q.iter().filter(|(_, a, _)| *a == ip).count();
+        let victim = if from_ip >= self.per_address {
+            q.iter().position(|(_, a, _)| *a == ip)
+        } else if q.len() >= self.cap {
+            Some(0)
+        } else {
+            None
+        };
+        if let Some(i) = victim {
+            if let Some((_, _, t)) = q.remove(i) {
+                t.cancel();
+            }
+        }
+        q.push_back((id, ip, evicted.clone()));
+        Ticket {
+            pending: self.clone(),
+            id,
+            evicted,
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut q = self.pending.queue.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = q.iter().position(|(id, _, _)| *id == self.id) {
+            q.remove(i);
+        }
+    }
+}
+
+// ------------------------------------------------------ authenticated budget
+
+#[derive(Debug, Default)]
+struct Registry {
+    inner: Mutex<RegistryInner>,
+}
+
+#[derive(Debug, Default)]
+struct RegistryInner {
+    next: u64,
+    open: HashMap<u64, Entry>,
+    per_peer: HashMap<AgencyId, usize>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    peer: AgencyId,
+    chain: Vec<CertificateDer<'static>>,
+    revoked: CancellationToken,
+}
+
+/// An authenticated connection's place in the budget; dropping it frees it.
+#[derive(Debug)]
+struct Slot {
+    registry: Arc<Registry>,
+    id: u64,
+    revoked: CancellationToken,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Busy {
+    Node,
+    Peer,
+}
+
+impl Registry {
+    fn register(
+        self: &Arc<Self>,
+        peer: &AgencyId,
+        chain: Vec<CertificateDer<'static>>,
+        limits: &Limits,
+    ) -> Result<Slot, Busy> {
+        let mut r = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if r.open.len() >= limits.max_connections {
+            return Err(Busy::Node);
+        }
+        let n = r.per_peer.entry(peer.clone()).or_default();
+        if *n >= limits.max_connections_per_peer {
+            return Err(Busy::Peer);
+        }
+        *n += 1;
+        r.next += 1;
+        let id = r.next;
+        let revoked = CancellationToken::new();
+        r.open.insert(
+            id,
+            Entry {
+                peer: peer.clone(),
+                chain,
+                revoked: revoked.clone(),
+            },
+        );
+        Ok(Slot {
+            registry: self.clone(),
+            id,
+            revoked,
+        })
+    }
+
+    fn revalidate(&self, live: &Live) -> usize {
+        let r = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut closed = 0;
+        for e in r.open.values() {
+            if !e.revoked.is_cancelled() && !live.still_admits(&e.chain, &e.peer) {
+                tracing::warn!(peer = %e.peer, "closing an open connection: its certificate is no longer admitted (revoked, or the peer left the directory)");
+                e.revoked.cancel();
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    fn total(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .open
+            .len()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut r = self
+            .registry
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = r.open.remove(&self.id) {
+            if let Some(n) = r.per_peer.get_mut(&e.peer) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    r.per_peer.remove(&e.peer);
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ serving
+
 /// Serves until `shutdown` is cancelled, then stops accepting and lets open
 /// connections finish their current request (hyper graceful shutdown).
-pub async fn serve(
-    listener: TcpListener,
-    tls: Reloadable,
-    api: Arc<Api>,
-    shutdown: CancellationToken,
-) {
+pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
-    let slots = Arc::new(tokio::sync::Semaphore::new(api.limits.max_connections));
+    let pending = Pending::new(api.limits.max_handshakes);
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
         let (tcp, remote) = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
+                    // Out of file descriptors and the like: log, pause briefly, go on.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls.get());
-        let api = api.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
-            let _permit = permit;
-            let stream = match tokio::time::timeout(api.limits.handshake, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::info!(%remote, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(%remote, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let cert = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-            let peer = match cert.as_deref().map(|c| identify(c, &api.directory)) {
-                Some(Ok(p)) => p.id.clone(),
-                Some(Err(e)) => {
-                    tracing::warn!(%remote, error = %e, "authenticated client with no peer identity; closed");
-                    return;
-                }
-                None => return,
-            };
-            let svc_api = api.clone();
-            let svc_peer = peer.clone();
-            let service = hyper::service::service_fn(move |req| {
-                let api = svc_api.clone();
-                let peer = svc_peer.clone();
-                async move { Ok::<_, Infallible>(handle(&api, &peer, req).await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(api.limits.header_read)
-                // The header limit is its own setting: capping max_buf_size instead
-                // would also cap the write buffer and slow every response down.
-                .max_header_size(api.limits.max_header_bytes)
-                .writev(true)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(%remote, %peer, error = %e, "connection ended with an error");
-                    }
-                }
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
-            }
-        });
+        let ticket = pending.admit(remote.ip());
+        tracker.spawn(connection(
+            api.clone(),
+            tcp,
+            remote,
+            ticket,
+            shutdown.clone(),
+        ));
     }
     tracker.close();
     tracker.wait().await;
+}
+
+async fn connection(
+    api: Arc<Api>,
+    tcp: tokio::net::TcpStream,
+    remote: std::net::SocketAddr,
+    ticket: Ticket,
+    shutdown: CancellationToken,
+) {
+    let live = api.live.get();
+    let acceptor = tokio_rustls::TlsAcceptor::from(live.server.clone());
+    let handshake = tokio::time::timeout(api.limits.handshake, acceptor.accept(tcp));
+    let stream = tokio::select! {
+        _ = ticket.evicted.cancelled() => {
+            tracing::debug!(%remote, "handshake dropped: too many handshakes under way");
+            return;
+        }
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::info!(%remote, error = %e, "TLS handshake refused");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(%remote, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    drop(ticket);
+    let chain: Vec<CertificateDer<'static>> = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| c.iter().map(|d| d.clone().into_owned()).collect())
+        .unwrap_or_default();
+    let peer = match chain.first().map(|c| identify(c, &live.config.directory)) {
+        Some(Ok(p)) => p.id.clone(),
+        Some(Err(e)) => {
+            tracing::warn!(%remote, error = %e, "authenticated client with no peer identity; closed");
+            return;
+        }
+        None => return,
+    };
+    drop(live);
+    let http = || {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(api.limits.header_read)
+            // The header limit is its own setting: capping max_buf_size instead
+            // would also cap the write buffer and slow every response down.
+            .max_header_size(api.limits.max_header_bytes)
+            .writev(true);
+        b
+    };
+    let slot = match api.connections.register(&peer, chain, &api.limits) {
+        Ok(slot) => slot,
+        Err(busy) => {
+            let why = match busy {
+                Busy::Node => "the node has as many connections open as it serves at once",
+                Busy::Peer => "this peer already has as many connections open as one peer may",
+            };
+            tracing::warn!(%remote, %peer, why, "connection refused: too many connections");
+            let service = hyper::service::service_fn(move |_req| async move {
+                let mut r = problem(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too-many-connections",
+                    "Too many connections",
+                    why,
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                Ok::<_, Infallible>(r)
+            });
+            let conn = http()
+                .keep_alive(false)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(api.limits.header_read, conn).await;
+            return;
+        }
+    };
+    let svc_api = api.clone();
+    let svc_peer = peer.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let api = svc_api.clone();
+        let peer = svc_peer.clone();
+        async move { Ok::<_, Infallible>(handle(&api, &peer, req).await) }
+    });
+    let conn = http().serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => {
+            if let Err(e) = r {
+                tracing::debug!(%remote, %peer, error = %e, "connection ended with an error");
+            }
+        }
+        _ = slot.revoked.cancelled() => {
+            tracing::warn!(%remote, %peer, "connection closed: certificate no longer admitted");
+        }
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = slot.revoked.cancelled() => {}
+            }
+        }
+    }
+    drop(slot);
 }
 
 /// The request's `Content-Length`, if it sent a valid one.
@@ -283,18 +586,11 @@ async fn handle(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
             Ok(id) => receipt(api, peer, id, req).await,
             Err(_) => not_found(),
         },
-        (
-            _,
-            ["v1", "bundles"]
-            | ["v1", "bundles", _]
-            | ["v1", "bundles", _, "receipt"]
-            | ["v1", "applications"],
-        ) => problem(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method-not-allowed",
-            "Method not allowed",
-            format!("{} is not allowed on {path}", req.method()),
-        ),
+        (_, ["v1", "bundles"]) => method_not_allowed(&method, &path, "GET, POST"),
+        (_, ["v1", "bundles", _]) => method_not_allowed(&method, &path, "GET, HEAD"),
+        (_, ["v1", "bundles", _, "receipt"] | ["v1", "applications"]) => {
+            method_not_allowed(&method, &path, "POST")
+        }
         _ => problem(
             StatusCode::NOT_FOUND,
             "not-found",
@@ -302,8 +598,20 @@ async fn handle(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
             format!("no endpoint {path}"),
         ),
     };
-    tracing::info!(%peer, %method, path, status = resp.status().as_u16(), "request");
+    tracing::info!(%peer, %method, path = %printable(&path), status = resp.status().as_u16(), "request");
     resp
+}
+
+fn method_not_allowed(method: &Method, path: &str, allow: &'static str) -> Response<ResBody> {
+    let mut r = problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("{method} is not allowed on {path}; allowed: {allow}"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    r
 }
 
 /// One waiting bundle in a listing.
@@ -326,12 +634,23 @@ struct Listing {
     next_cursor: String,
 }
 
-fn query_param<'q>(query: &'q str, key: &str) -> Option<&'q str> {
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
+/// The first value of `key` in a query string, percent-decoded.
+fn query_param(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The longest `after` accepted (`docs/openapi.yaml`: `maxLength: 20`).
+const MAX_CURSOR_LEN: usize = 20;
+
+/// A non-negative whole number, saturating at `u64::MAX`; `None` if `s` is not
+/// one or more ASCII digits.
+fn saturating_digits(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse::<u64>().unwrap_or(u64::MAX))
 }
 
 fn waiting_for(d: &Delivery, peer: &AgencyId) -> bool {
@@ -351,20 +670,29 @@ async fn list(api: &Arc<Api>, peer: &AgencyId, query: &str) -> Response<ResBody>
             what.to_owned(),
         )
     };
-    let after: u64 = match query_param(query, "after").map(str::parse) {
+    let after: u64 = match query_param(query, "after") {
         None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => return bad("after must be a cursor returned by a previous listing"),
+        Some(a) => match saturating_digits(&a) {
+            Some(n) if a.len() <= MAX_CURSOR_LEN => n,
+            _ => {
+                return bad(&format!(
+                    "after must be a cursor returned by a previous listing (at most {MAX_CURSOR_LEN} digits)"
+                ))
+            }
+        },
     };
-    let limit: usize = match query_param(query, "limit").map(str::parse) {
+    let limit: usize = match query_param(query, "limit").map(|l| l.parse::<usize>()) {
         None => 50,
         Some(Ok(n)) if (1..=500).contains(&n) => n,
-        _ => return bad("limit must be 1 to 500"),
+        _ => return bad("limit must be a whole number from 1 to 500"),
     };
-    let wait = match query_param(query, "wait").map(str::parse::<u64>) {
+    let wait = match query_param(query, "wait") {
         None => Duration::ZERO,
-        Some(Ok(n)) => Duration::from_secs(n).min(api.limits.max_wait),
-        Some(Err(_)) => return bad("wait must be whole seconds"),
+        Some(w) => match saturating_digits(&w) {
+            // Longer waits are clamped, as documented.
+            Some(n) => Duration::from_secs(n).min(api.limits.max_wait),
+            None => return bad("wait must be a whole number of seconds"),
+        },
     };
     let deadline = tokio::time::Instant::now() + wait;
     loop {
@@ -386,7 +714,7 @@ async fn list(api: &Arc<Api>, peer: &AgencyId, query: &str) -> Response<ResBody>
         };
         if !found.is_empty() || tokio::time::Instant::now() >= deadline {
             let next = found.last().map(|d| d.seq).unwrap_or(after);
-            let me = api.me.clone();
+            let me = api.live.get().config.node.id.clone();
             let bundles = found
                 .into_iter()
                 .map(|d| Listed {
@@ -570,19 +898,19 @@ async fn receipt(
     if declared_length(&req).is_some_and(|n| n > api.limits.max_receipt_bytes as u64) {
         return too_large();
     }
-    let limited = Limited::new(req.into_body(), api.limits.max_receipt_bytes);
-    let body = match tokio::time::timeout(api.limits.body_read, limited.collect()).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => return too_large(),
-        Err(_) => {
-            return problem(
-                StatusCode::REQUEST_TIMEOUT,
-                "body-timeout",
-                "Body too slow",
-                "the request body did not arrive in time",
-            )
-        }
-    };
+    let mut body = Vec::new();
+    if let Err(e) = read_body(
+        req.into_body(),
+        &mut body,
+        api.limits.max_receipt_bytes as u64,
+        &api.limits,
+    )
+    .await
+    {
+        return e.problem("body-too-large");
+    }
+    let live = api.live.get();
+    let config = &live.config;
     let stored_path: PathBuf = api.outbox.receipt_path(&id);
     let signed: SignedReceipt = match serde_json::from_slice(&body) {
         Ok(s) => s,
@@ -595,10 +923,18 @@ async fn receipt(
             )
         }
     };
-    let checked = signed.verify(&api.trust, &api.directory).and_then(|r| {
-        r.check(&id, &api.me, peer, &d.envelope_sha256, &d.payload_sha256)
+    let checked = signed
+        .verify(&config.trust, &config.directory)
+        .and_then(|r| {
+            r.check(
+                &id,
+                &config.node.id,
+                peer,
+                &d.envelope_sha256,
+                &d.payload_sha256,
+            )
             .map(|()| r)
-    });
+        });
     let receipt = match checked {
         Ok(r) => r,
         Err(e) => {
@@ -686,13 +1022,62 @@ async fn receipt(
     }
 }
 
-/// `POST /v1/bundles`: a peer pushes a bundle addressed to this node. It is
-/// streamed to a temporary file (size-capped), verified as sent by the caller,
-/// opened into the inbox once (a repeat is recognised by its id), and answered
-/// with this node's signed receipt — the same receipt for every repeat.
+/// Whether `caller` may push bundles to this node: only when this node's own
+/// directory entry says `delivery = "push"` (the exchange delivers to it by
+/// push), and only from a committee (the senders of applications).
+fn may_push(config: &Config, caller: &AgencyId) -> bool {
+    caller != &config.node.id
+        && config.me().delivery == DeliveryMode::Push
+        && config
+            .directory
+            .get(caller)
+            .is_some_and(|p| p.role == Role::Committee)
+}
+
+/// Free space on the file system holding `dir`, minus what must stay free.
+fn room_for(dir: &std::path::Path, limits: &Limits) -> u64 {
+    crate::fsutil::free_space(dir)
+        .map(|free| free.saturating_sub(limits.min_free_space))
+        .unwrap_or(u64::MAX)
+}
+
+fn insufficient_storage(len: u64) -> Response<ResBody> {
+    problem(
+        StatusCode::INSUFFICIENT_STORAGE,
+        "insufficient-storage",
+        "Insufficient storage",
+        format!("this node has no room for {len} more bytes now; try again later"),
+    )
+}
+
+/// `POST /v1/bundles`: a peer that may push ([`may_push`]) uploads a bundle
+/// addressed to this node. Its declared length is checked against the limit and
+/// the free disk before a byte is written; the body is streamed to a file under
+/// `downloads/push/`, verified as sent by the caller, taken into the inbox once
+/// ([`super::inbox::deliver`]: a repeat is recognised by sender and id, a clash
+/// of ids is `409`), and answered with this node's stored receipt — the same
+/// bytes for every repeat.
 async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Response<ResBody> {
-    let max = api.config.limits.max_bundle_size;
-    if declared_length(&req).is_some_and(|n| n > max) {
+    let live = api.live.get();
+    let config = live.config.clone();
+    if !may_push(&config, peer) {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "push-not-allowed",
+            "Push not allowed",
+            "this node does not take bundles from this peer by push",
+        );
+    }
+    let max = config.limits.max_bundle_size;
+    let Some(len) = declared_length(&req) else {
+        return problem(
+            StatusCode::LENGTH_REQUIRED,
+            "length-required",
+            "Length required",
+            "send the bundle's size in Content-Length",
+        );
+    };
+    if len > max {
         return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             "bundle-too-large",
@@ -700,38 +1085,48 @@ async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Respon
             format!("bundles are at most {max} bytes"),
         );
     }
-    let partial = super::inbox::downloads(&api.config);
-    if let Err(e) = tokio::fs::create_dir_all(&partial).await {
+    let dir = super::inbox::push_dir(&config);
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
         return internal(e);
     }
-    let file_path = partial.join(format!("push-{}.sealpost", BundleId::generate()));
-    if let Err(refusal) =
-        receive_to_file(req.into_body(), &file_path, max, "bundle-too-large").await
-    {
-        return refusal;
+    if len > room_for(&dir, &api.limits) {
+        return insufficient_storage(len);
+    }
+    let file_path = dir.join(format!("{}.sealpost", BundleId::generate()));
+    if let Err(refusal) = receive_to_file(req.into_body(), &file_path, len, &api.limits).await {
+        return refusal.problem("bundle-too-large");
     }
     let outcome = {
-        let config = api.config.clone();
         let from = peer.clone();
         let path = file_path.clone();
-        tokio::task::spawn_blocking(move || {
-            super::inbox::deliver(&config, &path, Some(&from))
-                .map_err(|e| (StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))
-                .and_then(|dest| {
-                    super::inbox::receipt_for(&config, &dest)
-                        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
-                })
-        })
-        .await
-        .unwrap_or_else(|e| Err((StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())))
+        tokio::task::spawn_blocking(move || super::inbox::deliver(&config, &path, &from))
+            .await
+            .map_err(|e| super::inbox::InboxError::Io {
+                context: "push task".into(),
+                source: io::Error::other(e.to_string()),
+            })
+            .and_then(|r| r)
     };
     let _ = tokio::fs::remove_file(&file_path).await;
     match outcome {
-        Ok(receipt) => json(StatusCode::OK, &receipt),
-        Err((status, code, detail)) if status == StatusCode::INTERNAL_SERVER_ERROR => {
-            internal(format!("{code}: {detail}"))
-        }
-        Err((status, code, detail)) => problem(status, code, "Bundle refused", detail),
+        Ok(stored) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(full(stored.receipt))
+            .expect("valid response"),
+        Err(e @ super::inbox::InboxError::Conflict(_)) => problem(
+            StatusCode::CONFLICT,
+            e.code(),
+            "Bundle id already used",
+            "a different bundle with this id was already received; use a new id",
+        ),
+        Err(e) if e.is_bundle_fault() => problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            e.code(),
+            "Bundle refused",
+            e.to_string(),
+        ),
+        Err(e) => internal(e),
     }
 }
 
@@ -740,7 +1135,9 @@ async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Respon
 /// — and gets the outcome at once: 201 with the bundle id, or 422 with the same
 /// reason codes and texts a clerk finds in `REJECTED.txt`.
 async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Response<ResBody> {
-    if api.directory.get(peer).map(|p| p.role) != Some(crate::config::Role::Platform) {
+    let live = api.live.get();
+    let config = live.config.clone();
+    if config.directory.get(peer).map(|p| p.role) != Some(Role::Platform) {
         return problem(
             StatusCode::FORBIDDEN,
             "not-a-submitter",
@@ -748,29 +1145,31 @@ async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
             "only the committee's online platform may submit applications",
         );
     }
-    let max = api.config.limits.max_total_size + (1 << 20);
-    let too_large = || {
-        problem(
+    let max = config.limits.max_total_size + (1 << 20);
+    let declared = declared_length(&req);
+    if declared.is_some_and(|n| n > max) {
+        return problem(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
             "Body too large",
             format!("an application is at most {max} bytes"),
-        )
-    };
-    if declared_length(&req).is_some_and(|n| n > max) {
-        return too_large();
+        );
     }
-    let staging = crate::intake::Intake::uploads_dir(&api.config.intake.root);
+    let staging = crate::intake::Intake::uploads_dir(&config.intake.root);
     if let Err(e) = tokio::fs::create_dir_all(&staging).await {
         return internal(e);
+    }
+    // Room for the upload, its extraction and its sealed bundle.
+    let need = declared.unwrap_or(0).saturating_mul(3);
+    if need > room_for(&staging, &api.limits) {
+        return insufficient_storage(need);
     }
     let short = BundleId::generate();
     let name = format!("online-{}.zip", &short.as_str()[..12]);
     let path = staging.join(&name);
-    if let Err(refusal) = receive_to_file(req.into_body(), &path, max, "body-too-large").await {
-        return refusal;
+    if let Err(refusal) = receive_to_file(req.into_body(), &path, max, &api.limits).await {
+        return refusal.problem("body-too-large");
     }
-    let config = api.config.clone();
     let outbox = api.outbox.clone();
     let item = name.clone();
     let outcome = tokio::task::spawn_blocking(move || {
@@ -809,54 +1208,97 @@ async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
     }
 }
 
-/// Streams a request body into a new file at `path`: at most `max` bytes, within
-/// a generous time budget (the largest allowed body at 1 MiB/s, plus a minute),
-/// fsynced. On failure the file is removed and the problem response to send is
-/// returned (`too_large_code` names the 413 for this endpoint).
-async fn receive_to_file(
-    body: Incoming,
-    path: &std::path::Path,
-    max: u64,
-    too_large_code: &'static str,
-) -> Result<(), Response<ResBody>> {
-    let written = async {
-        let mut file = tokio::fs::File::create(path).await?;
-        let mut body = body;
-        let mut total: u64 = 0;
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(io::Error::other)?;
-            if let Some(data) = frame.data_ref() {
-                total += data.len() as u64;
-                if total > max {
-                    return Err(io::Error::new(io::ErrorKind::FileTooLarge, "too large"));
-                }
-                tokio::io::AsyncWriteExt::write_all(&mut file, data).await?;
-            }
-        }
-        file.sync_all().await
-    };
-    let refusal =
-        match tokio::time::timeout(Duration::from_secs(60 + max / (1 << 20)), written).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::FileTooLarge => problem(
+/// Why a request body was not received.
+#[derive(Debug)]
+enum BodyError {
+    /// More than the allowed bytes.
+    TooLarge(u64),
+    /// It fell below the minimum rate (or never started).
+    TooSlow,
+    /// The connection broke, or fewer bytes came than declared.
+    Incomplete(String),
+    /// Writing it failed locally.
+    Local(io::Error),
+}
+
+impl BodyError {
+    fn problem(&self, too_large_code: &'static str) -> Response<ResBody> {
+        match self {
+            BodyError::TooLarge(max) => problem(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 too_large_code,
                 "Body too large",
                 format!("at most {max} bytes are accepted here"),
             ),
-            Ok(Err(e)) => problem(
-                StatusCode::BAD_REQUEST,
-                "body-incomplete",
-                "Body incomplete",
-                e.to_string(),
-            ),
-            Err(_) => problem(
+            BodyError::TooSlow => problem(
                 StatusCode::REQUEST_TIMEOUT,
                 "body-timeout",
                 "Body too slow",
-                "the body did not arrive in time",
+                "the request body did not arrive fast enough",
             ),
+            BodyError::Incomplete(why) => problem(
+                StatusCode::BAD_REQUEST,
+                "body-incomplete",
+                "Body incomplete",
+                why.clone(),
+            ),
+            BodyError::Local(e) if crate::fsutil::is_disk_full(e) => insufficient_storage(0),
+            BodyError::Local(e) => internal(e),
+        }
+    }
+}
+
+/// Reads a request body into `sink`: at most `max` bytes, arriving at an
+/// average of at least `limits.min_body_rate` bytes per second once
+/// `limits.body_grace` has passed (each byte received extends the deadline by
+/// `1 / min_body_rate` seconds). Returns the byte count.
+async fn read_body<W: AsyncWrite + Unpin>(
+    mut body: Incoming,
+    sink: &mut W,
+    max: u64,
+    limits: &Limits,
+) -> Result<u64, BodyError> {
+    let start = tokio::time::Instant::now();
+    let rate = limits.min_body_rate.max(1) as f64;
+    let mut received: u64 = 0;
+    loop {
+        let deadline = start + limits.body_grace + Duration::from_secs_f64(received as f64 / rate);
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(BodyError::TooSlow),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(BodyError::Incomplete(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
         };
-    let _ = tokio::fs::remove_file(path).await;
-    Err(refusal)
+        if let Some(data) = frame.data_ref() {
+            received += data.len() as u64;
+            if received > max {
+                return Err(BodyError::TooLarge(max));
+            }
+            sink.write_all(data).await.map_err(BodyError::Local)?;
+        }
+    }
+    Ok(received)
+}
+
+/// Streams a request body into a new file at `path` ([`read_body`]'s rules),
+/// fsynced. On failure the file is removed.
+async fn receive_to_file(
+    body: Incoming,
+    path: &std::path::Path,
+    max: u64,
+    limits: &Limits,
+) -> Result<u64, BodyError> {
+    let written = async {
+        let mut file = tokio::fs::File::create(path)
+            .await
+            .map_err(BodyError::Local)?;
+        let n = read_body(body, &mut file, max, limits).await?;
+        file.sync_all().await.map_err(BodyError::Local)?;
+        Ok(n)
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(path).await;
+    }
+    written
 }

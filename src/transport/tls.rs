@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 
@@ -71,22 +72,37 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Builds the server configuration from this node's TLS identity, the exchange
-/// CA and the given CRLs.
-pub fn server_config(
+/// The client-certificate check: chained to the exchange CA, clientAuth,
+/// within validity, not revoked by the given CRLs.
+pub fn client_verifier(
     config: &Config,
     crls: Vec<CertificateRevocationListDer<'static>>,
-) -> Result<Arc<ServerConfig>, TlsError> {
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     let mut roots = RootCertStore::empty();
     for der in config.trust.der_certs() {
         roots
             .add(CertificateDer::from(der.to_vec()))
             .map_err(|e| TlsError::Rustls(format!("exchange CA: {e}")))?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .with_crls(crls)
         .build()
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+        .map_err(|e| TlsError::Rustls(e.to_string()))
+}
+
+/// Builds the server configuration from this node's TLS identity, the exchange
+/// CA and the given CRLs.
+pub fn server_config(
+    config: &Config,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_with(config, client_verifier(config, crls)?)
+}
+
+fn server_config_with(
+    config: &Config,
+    verifier: Arc<dyn ClientCertVerifier>,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let mut sc = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| TlsError::Rustls(e.to_string()))?
@@ -103,33 +119,97 @@ pub fn server_config(
     Ok(Arc::new(sc))
 }
 
-/// The current server configuration, swapped whole on reload (SIGHUP, CRL
-/// change). Connections already established keep the config they started with.
-#[derive(Debug, Clone)]
-pub struct Reloadable {
-    current: Arc<RwLock<Arc<ServerConfig>>>,
+/// A value swapped whole on reload (SIGHUP, CRL change): whoever took the old
+/// one keeps it (a connection keeps the TLS configuration it started with),
+/// new takers get the new one.
+#[derive(Debug)]
+pub struct Shared<T> {
+    current: Arc<RwLock<Arc<T>>>,
 }
 
-impl Reloadable {
+impl<T> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Self {
+            current: self.current.clone(),
+        }
+    }
+}
+
+impl<T> Shared<T> {
     /// Starts with `initial`.
-    pub fn new(initial: Arc<ServerConfig>) -> Self {
+    pub fn new(initial: Arc<T>) -> Self {
         Self {
             current: Arc::new(RwLock::new(initial)),
         }
     }
-    /// The configuration new handshakes use.
-    pub fn get(&self) -> Arc<ServerConfig> {
+    /// The current value.
+    pub fn get(&self) -> Arc<T> {
         match self.current.read() {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
-    /// Replaces the configuration for new handshakes.
-    pub fn swap(&self, next: Arc<ServerConfig>) {
+    /// Replaces the value for new takers.
+    pub fn swap(&self, next: Arc<T>) {
         match self.current.write() {
             Ok(mut g) => *g = next,
             Err(poisoned) => *poisoned.into_inner() = next,
         }
+    }
+}
+
+/// The server's TLS configuration, swapped whole on reload.
+pub type Reloadable = Shared<ServerConfig>;
+
+/// What the API serves with, replaced whole by a reload: the validated
+/// configuration (peer directory, trust, keys), the TLS configuration built
+/// from it with the CRLs as they were read, and the client-certificate check
+/// itself (used again on established connections after a reload).
+pub struct Live {
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// The TLS configuration for new handshakes.
+    pub server: Arc<ServerConfig>,
+    /// The client-certificate check it contains.
+    pub verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("node", &self.config.node.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    /// Builds from a validated configuration, reading its CRL files now.
+    pub fn build(config: Arc<Config>) -> Result<Self, TlsError> {
+        let crls = load_crls(&config.crl_files)?;
+        let verifier = client_verifier(&config, crls)?;
+        let server = server_config_with(&config, verifier.clone())?;
+        Ok(Self {
+            config,
+            server,
+            verifier,
+        })
+    }
+
+    /// Whether a client certificate chain that was accepted earlier still
+    /// passes the client-certificate check and maps to `peer`.
+    pub fn still_admits(
+        &self,
+        chain: &[CertificateDer<'static>],
+        peer: &crate::types::AgencyId,
+    ) -> bool {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        let now = rustls::pki_types::UnixTime::now();
+        self.verifier
+            .verify_client_cert(end_entity, intermediates, now)
+            .is_ok()
+            && identify(end_entity, &self.config.directory).is_ok_and(|p| &p.id == peer)
     }
 }
 

@@ -350,80 +350,196 @@ pub fn wait_until(timeout: std::time::Duration, what: &str, mut cond: impl FnMut
     }
 }
 
-/// Readiness sockets of the daemons started by [`spawn_run`], by pid.
-static READY_SOCKETS: std::sync::Mutex<
-    Vec<(u32, std::os::unix::net::UnixDatagram, tempfile::TempDir)>,
-> = std::sync::Mutex::new(Vec::new());
+/// A `sealpost run` child process, owned by a test.
+///
+/// * It is killed (SIGKILL) and reaped when dropped — also when the test
+///   panics — so a failing test never leaves a daemon behind.
+/// * Its standard error is drained by a thread from the start (a chatty daemon
+///   must never block on a full pipe) and kept, to be shown when a test fails.
+/// * It reports readiness as under systemd: `READY=1` on the `NOTIFY_SOCKET`
+///   created for it ([`Daemon::wait_ready`]).
+pub struct Daemon {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    drain: Option<std::thread::JoinHandle<()>>,
+    ready: Option<(std::os::unix::net::UnixDatagram, tempfile::TempDir)>,
+    label: String,
+}
+
+impl Daemon {
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Takes the piped standard output (when spawned with `Stdio::piped()`).
+    pub fn take_stdout(&mut self) -> std::process::ChildStdout {
+        self.child.stdout.take().expect("stdout was piped")
+    }
+
+    /// What the daemon wrote to standard error so far.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().expect("stderr buffer")).into_owned()
+    }
+
+    /// Waits (at most 20 s) until the daemon has sent `READY=1`: its signal
+    /// handlers are installed and it is serving.
+    pub fn wait_ready(&mut self) {
+        let Some((sock, _dir)) = self.ready.take() else {
+            return; // already seen ready
+        };
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match sock.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) => panic!(
+                    "{}: no READY=1 within 20 s ({e}); its log:\n{}",
+                    self.label,
+                    self.stderr_text()
+                ),
+            };
+            if String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .any(|l| l == "READY=1")
+            {
+                return;
+            }
+        }
+    }
+
+    /// Waits until the daemon is ready, then sends it `signal` with the stock
+    /// `kill` command (std can only SIGKILL a child).
+    pub fn signal(&mut self, signal: &str) {
+        self.wait_ready();
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{signal} failed");
+    }
+
+    /// SIGTERM once ready.
+    pub fn sigterm(&mut self) {
+        self.signal("TERM");
+    }
+
+    /// SIGKILL now, and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether it has exited (without waiting).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("try_wait")
+    }
+
+    /// Waits for it to exit; returns the status and everything it wrote to
+    /// standard error.
+    pub fn wait(&mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().expect("wait");
+        if let Some(t) = self.drain.take() {
+            let _ = t.join();
+        }
+        (status, self.stderr_text())
+    }
+
+    /// SIGTERM, wait, and assert a clean exit (status 0).
+    pub fn stop(&mut self) {
+        self.sigterm();
+        let (status, err) = self.wait();
+        assert!(
+            status.success(),
+            "{} did not stop cleanly: {status}; its log:\n{err}",
+            self.label
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let running = matches!(self.child.try_wait(), Ok(None));
+        if running {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+        if let Some(t) = self.drain.take() {
+            let _ = t.join();
+        }
+        if std::thread::panicking() {
+            let log = self.stderr_text();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!(
+                "--- last lines of {} (pid {}) ---",
+                self.label,
+                self.child.id()
+            );
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+}
 
 /// Starts `sealpost run` for `agency` with extra environment (e.g. short settle
-/// times). The daemon reports readiness as under systemd: `READY=1` on the
-/// `NOTIFY_SOCKET` this function creates ([`wait_ready`] waits for it).
+/// times). The returned guard kills the daemon when dropped.
 pub fn spawn_run(
     net: &Net,
     agency: &str,
     env: &[(&str, &str)],
     stdout: std::process::Stdio,
-) -> std::process::Child {
+) -> Daemon {
+    spawn_daemon(&net.config_path(agency), agency, env, stdout)
+}
+
+/// Starts `sealpost -c <config> run` (see [`spawn_run`]).
+pub fn spawn_daemon(
+    config: &Path,
+    label: &str,
+    env: &[(&str, &str)],
+    stdout: std::process::Stdio,
+) -> Daemon {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("notify socket");
     let mut cmd = std::process::Command::new(bin());
-    cmd.args([
-        "-c",
-        net.config_path(agency).to_str().expect("utf-8"),
-        "run",
-    ]);
+    cmd.args(["-c", config.to_str().expect("utf-8"), "run"]);
     cmd.env("NOTIFY_SOCKET", &path);
+    cmd.env("SEALPOST_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let child = cmd
+    let mut child = cmd
         .stdout(stdout)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start sealpost run");
-    READY_SOCKETS
-        .lock()
-        .expect("lock")
-        .push((child.id(), sock, dir));
-    child
-}
-
-/// Waits (at most 20 s) until the daemon started by [`spawn_run`] has sent
-/// `READY=1`: its signal handlers are installed and it is serving.
-pub fn wait_ready(child: &std::process::Child) {
-    let mut sockets = READY_SOCKETS.lock().expect("lock");
-    let Some(i) = sockets.iter().position(|(pid, _, _)| *pid == child.id()) else {
-        return; // already seen ready
-    };
-    let (_, sock, _dir) = sockets.remove(i);
-    drop(sockets);
-    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-        .expect("timeout");
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = sock
-            .recv(&mut buf)
-            .expect("the daemon did not report READY=1 within 20 s");
-        if String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "READY=1")
-        {
-            return;
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut pipe = child.stderr.take().expect("stderr piped");
+    let sink = stderr.clone();
+    let drain = std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match std::io::Read::read(&mut pipe, &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Ok(mut v) = sink.lock() {
+                        v.extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
         }
+    });
+    Daemon {
+        child,
+        stderr,
+        drain: Some(drain),
+        ready: Some((sock, dir)),
+        label: format!("sealpost run ({label})"),
     }
-}
-
-/// Waits until the daemon is ready, then sends SIGTERM with the stock `kill`
-/// command (std can only SIGKILL a child).
-pub fn sigterm(child: &std::process::Child) {
-    wait_ready(child);
-    let ok = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill -TERM")
-        .success();
-    assert!(ok, "kill -TERM failed");
 }
 
 impl Ca {
