@@ -4,6 +4,8 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod node;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 

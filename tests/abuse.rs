@@ -1,0 +1,272 @@
+//! The mTLS API under abuse, with the real daemon: a peer holding slow uploads
+//! and a flood of idle TCP connections do not keep a valid court out, and a
+//! revoked (or removed) court loses the connections it already has.
+
+mod common;
+
+use std::fs;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::node::*;
+use common::{Net, FUTIAN, NANSHAN};
+use http_body_util::{BodyExt, Full};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::AsyncWriteExt;
+
+fn port_of(node: &Node) -> u16 {
+    node.addr
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .parse()
+        .expect("port")
+}
+
+fn client_config(net: &Net, agency: &str) -> Arc<rustls::ClientConfig> {
+    let dir = &net.agency(agency).dir;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(net.path().join("ca.pem")).expect("ca"))
+        .expect("root");
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("tls.pem"))
+        .expect("cert")
+        .map(|c| c.expect("cert"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("tls.key")).expect("key");
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs, key)
+        .expect("client cert"),
+    )
+}
+
+async fn tls(
+    net: &Net,
+    agency: &str,
+    port: u16,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    tokio_rustls::TlsConnector::from(client_config(net, agency))
+        .connect(ServerName::try_from("localhost").expect("name"), tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A kept-alive HTTP/1.1 connection as `agency`; the task driving it ends when
+/// the server closes it.
+async fn connection(net: &Net, agency: &str, port: u16) -> (Sender, tokio::task::JoinHandle<()>) {
+    let stream = tls(net, agency, port).await;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("http handshake");
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (sender, task)
+}
+
+async fn get(sender: &mut Sender, path: &str) -> Result<(u16, Bytes), hyper::Error> {
+    let req = http::Request::get(path)
+        .header(http::header::HOST, "localhost")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = sender.send_request(req).await?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_court_is_served_at_once_while_another_peer_holds_slow_uploads_and_idle_connections_flood_the_port(
+) {
+    let net = Net::new();
+    let mut node = start_with(
+        &net,
+        &[
+            ("SEALPOST_SERVER__MAX_CONNECTIONS_PER_PEER", "4"),
+            ("SEALPOST_SERVER__MAX_HANDSHAKES", "32"),
+            ("SEALPOST_SERVER__BODY_TIMEOUT", "5s"),
+        ],
+    );
+    let port = port_of(&node);
+    // Nanshan gets a bundle of its own, whose receipt endpoint it abuses.
+    let staging = net.out("staging-nanshan");
+    common::tiny_app(&staging, "深劳人仲案〔2026〕9101号", NANSHAN);
+    fs::write(staging.join("READY"), b"").expect("marker");
+    fs::rename(
+        &staging,
+        net.agency(common::COMMITTEE)
+            .dir
+            .join("data/clerk/intake/nanshan-own"),
+    )
+    .expect("drop");
+    let nanshan_id = wait_line(&node, "ACCEPTED  nanshan-own")
+        .rsplit(' ')
+        .next()
+        .expect("id")
+        .to_owned();
+
+    // Nanshan (authenticated) starts eight slow receipt uploads: one byte a
+    // second of a declared 60 000. Four fit its per-peer budget, the rest are
+    // turned away with 503.
+    let mut slow = Vec::new();
+    let mut turned_away = 0;
+    for _ in 0..8 {
+        let mut s = tls(&net, NANSHAN, port).await;
+        let head = format!(
+            "POST /v1/bundles/{nanshan_id}/receipt HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        s.flush().await.expect("flush");
+        slow.push(s);
+    }
+    // The idle TCP flood: connections that never say a word.
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect"),
+        );
+    }
+    // A valid court lists, on new connections, while both go on.
+    let dribble = tokio::spawn(async move {
+        for _ in 0..9 {
+            for s in slow.iter_mut() {
+                let _ = s.write_all(b" ").await;
+                let _ = s.flush().await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        slow
+    });
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        let started = Instant::now();
+        let (mut sender, _task) = connection(&net, FUTIAN, port).await;
+        let (status, _) = get(&mut sender, "/v1/bundles").await.expect("list");
+        let took = started.elapsed();
+        assert_eq!(status, 200);
+        worst = worst.max(took);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    eprintln!("worst list latency under slow uploads and 300 idle connections: {worst:?}");
+    assert!(
+        worst < Duration::from_secs(1),
+        "a valid court waited {worst:?}"
+    );
+    // The slow uploads are cut off for being too slow (the grace is 5 s and
+    // one byte a second is far below the minimum rate).
+    let slow = dribble.await.expect("dribbler");
+    drop(slow);
+    drop(idle);
+    let log = node.child.stderr_text();
+    for line in log.lines().filter(|l| l.contains("too many connections")) {
+        assert!(line.contains(NANSHAN), "{line}");
+        turned_away += 1;
+    }
+    assert_eq!(
+        turned_away, 4,
+        "expected four connections over Nanshan's budget:\n{log}"
+    );
+    let timed_out = log
+        .lines()
+        .filter(|l| l.contains("receipt") && l.contains("status=408"))
+        .count();
+    assert!(
+        timed_out >= 4,
+        "the slow uploads were not cut off for being too slow:\n{log}"
+    );
+    node.child.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_court_loses_its_open_connections_and_a_removed_peer_too() {
+    let net = Net::new();
+    let crl = with_empty_crl(&net);
+    let mut node = start(&net);
+    let port = port_of(&node);
+
+    // Futian: a kept-alive connection and a long-poll in progress.
+    let (mut kept, kept_task) = connection(&net, FUTIAN, port).await;
+    assert_eq!(get(&mut kept, "/v1/bundles").await.expect("list").0, 200);
+    let (mut polling, poll_task) = connection(&net, FUTIAN, port).await;
+    let long_poll = tokio::spawn(async move { get(&mut polling, "/v1/bundles?wait=55").await });
+    // Nanshan: a kept-alive connection that must survive Futian's revocation.
+    let (mut other, _other_task) = connection(&net, NANSHAN, port).await;
+    assert_eq!(get(&mut other, "/v1/bundles").await.expect("list").0, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!long_poll.is_finished(), "the long-poll did not wait");
+
+    // The CA revokes Futian's TLS certificate; the node reloads.
+    fs::write(
+        &crl,
+        net.ca
+            .crl(&[common::serial_of(&net.agency(FUTIAN).dir.join("tls.pem"))]),
+    )
+    .expect("crl");
+    let revoked_at = Instant::now();
+    node.child.signal("HUP");
+    let answer = tokio::time::timeout(Duration::from_secs(10), long_poll)
+        .await
+        .expect("the long-poll was not ended by the revocation")
+        .expect("task");
+    assert!(answer.is_err(), "a revoked court got an answer: {answer:?}");
+    tokio::time::timeout(Duration::from_secs(10), kept_task)
+        .await
+        .expect("the kept-alive connection was not closed")
+        .expect("task");
+    tokio::time::timeout(Duration::from_secs(1), poll_task)
+        .await
+        .expect("closed")
+        .expect("task");
+    eprintln!(
+        "open connections closed {:?} after SIGHUP",
+        revoked_at.elapsed()
+    );
+    assert!(
+        get(&mut kept, "/v1/bundles").await.is_err(),
+        "the revoked court's kept-alive connection still works"
+    );
+    assert_eq!(
+        get(&mut other, "/v1/bundles").await.expect("other court").0,
+        200,
+        "an unrevoked court lost its connection"
+    );
+
+    // A peer removed from the directory loses its open connection too.
+    let peers = net.path().join("peers.toml");
+    let text = fs::read_to_string(&peers).expect("peers");
+    let start = text
+        .find("[[peer]]\nid = \"sz-nanshan-court\"")
+        .expect("nanshan entry");
+    let end = text[start + 8..]
+        .find("[[peer]]")
+        .map(|i| start + 8 + i)
+        .unwrap_or(text.len());
+    fs::write(&peers, format!("{}{}", &text[..start], &text[end..])).expect("write");
+    node.child.signal("HUP");
+    let mut closed = false;
+    for _ in 0..50 {
+        if get(&mut other, "/v1/bundles").await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "a removed peer kept its connection");
+    node.child.stop();
+}
