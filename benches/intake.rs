@@ -31,6 +31,7 @@ fn make_app(dir: &Path, case: &str, doc_kb: usize, seed: u8) {
         bytes.extend(
             (0..doc_kb * 1024).map(|k| (k as u8).wrapping_mul(31).wrapping_add(seed ^ i as u8)),
         );
+        bytes.extend_from_slice(b"\n%%EOF\n");
         fs::write(dir.join(f), bytes).expect("write doc");
     }
     fs::write(dir.join("READY"), b"").expect("marker");

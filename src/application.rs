@@ -194,6 +194,86 @@ pub fn sniff(file: &mut fs::File) -> std::io::Result<Option<MediaType>> {
     Ok(t)
 }
 
+impl MediaType {
+    /// What a complete file of this type ends with (for the clerk's reason).
+    fn end_marker(self) -> &'static str {
+        match self {
+            MediaType::Pdf => "%%EOF",
+            MediaType::Png => "IEND",
+            MediaType::Ofd => "zip central directory",
+            MediaType::Jpeg => "FF D9",
+            MediaType::Tiff => "",
+        }
+    }
+}
+
+/// How far from the end a PDF's `%%EOF` may be (PDF readers such as Acrobat
+/// accept up to 1 KiB of trailing bytes), and a PNG's `IEND` chunk.
+const END_WINDOW: u64 = 1024;
+
+/// Whether a document ends before its format says it must: a PDF without
+/// `%%EOF` in its last KiB, a PNG without its `IEND` chunk there. (An OFD is a
+/// zip whose central directory [`sniff`] already read, so a cut one is not
+/// recognised as OFD at all. JPEG and TIFF have no end marker that real files
+/// reliably keep — cameras append data after JPEG's `FF D9` — and are not
+/// checked.)
+pub fn looks_truncated(file: &mut fs::File, size: u64, t: MediaType) -> std::io::Result<bool> {
+    use std::io::{Seek, SeekFrom};
+    let marker: &[u8] = match t {
+        MediaType::Pdf => b"%%EOF",
+        MediaType::Png => b"IEND",
+        MediaType::Ofd | MediaType::Jpeg | MediaType::Tiff => return Ok(false),
+    };
+    let window = size.min(END_WINDOW);
+    file.seek(SeekFrom::Start(size - window))?;
+    let mut tail = vec![0u8; usize::try_from(window).unwrap_or(0)];
+    let n = read_up_to(file, &mut tail)?;
+    file.rewind()?;
+    Ok(!tail[..n].windows(marker.len()).any(|w| w == marker))
+}
+
+/// A Chinese explanation of an I/O error, for clerks (the English text beside
+/// it carries the system's own words).
+pub fn zh_io(e: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::PermissionDenied => "没有读取权限",
+        K::NotFound => "文件不存在",
+        K::StorageFull | K::QuotaExceeded => "磁盘已满",
+        K::InvalidData | K::UnexpectedEof => "文件内容损坏",
+        K::InvalidInput => "不是普通文件",
+        _ => "读取时出错",
+    }
+}
+
+/// A Chinese explanation of a TOML parser message, for clerks; the parser's
+/// English message goes in the English text.
+pub fn zh_toml(message: &str) -> String {
+    let key = message.split('`').nth(1).filter(|k| !k.contains(' '));
+    let m = message.to_ascii_lowercase();
+    if m.starts_with("missing field") {
+        match key {
+            Some(k) => format!("缺少必填项 {k}"),
+            None => "缺少必填项".into(),
+        }
+    } else if m.starts_with("unknown field") {
+        match key {
+            Some(k) => format!("有无法识别的项 {k}（可能拼写错误）"),
+            None => "有无法识别的项（可能拼写错误）".into(),
+        }
+    } else if m.starts_with("invalid type") {
+        "某项的值类型不对（例如文字没有加英文引号，或是非 true/false 的写法）".into()
+    } else if m.contains("duplicate key") {
+        "同一项写了两次".into()
+    } else if m.contains("string") || m.contains("escape") || m.contains("quote") {
+        "引号或转义字符有误（文字要放在英文双引号 \"…\" 里）".into()
+    } else if m.contains("invalid value") || m.contains("invalid length") {
+        "某项的值无效".into()
+    } else {
+        "语法错误（检查等号、英文引号和方括号）".into()
+    }
+}
+
 fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -351,6 +431,10 @@ pub enum ReasonCode {
     DocumentTypeMismatch,
     /// A document is empty.
     DocumentEmpty,
+    /// A document ends before its format says it should (a copy that did not
+    /// finish): a PDF without its `%%EOF` trailer, a PNG without `IEND`, an
+    /// OFD whose zip directory is missing.
+    DocumentTruncated,
     /// A document exceeds the per-file limit.
     DocumentTooLarge,
     /// The documents together exceed the total limit.
@@ -377,6 +461,17 @@ pub enum ReasonCode {
     ZipBomb,
     /// The same case is already in the outbox and the application is not marked as a resubmission.
     CaseAlreadyQueued,
+    /// The item was still being written after it was taken (a `READY` marker
+    /// written first, or a copy still running), so it could not be sealed as
+    /// the clerk's final bytes.
+    StillBeingWritten,
+    /// A `.zip` whose local file headers disagree with its central directory
+    /// (names, methods, flags, CRC or sizes): different tools would read
+    /// different files from it.
+    ZipHeaderMismatch,
+    /// A `.zip` with bytes before its first entry (a self-extracting archive,
+    /// or something glued in front).
+    ZipLeadingData,
 }
 
 impl ReasonCode {
@@ -570,7 +665,10 @@ impl Application {
                 r.add(
                     C::Unreadable,
                     Some(MANIFEST_NAME),
-                    format!("无法读取 application.toml（{e}）。请检查文件权限。"),
+                    format!(
+                        "无法读取 application.toml（{}）。请检查文件权限。",
+                        zh_io(&e)
+                    ),
                     format!("application.toml cannot be read ({e}). Check the file's permissions."),
                 );
                 return None;
@@ -579,7 +677,7 @@ impl Application {
                 r.add(
                     C::NotARegularFile,
                     Some(MANIFEST_NAME),
-                    format!("application.toml 不是普通文件，无法读取（{e}）。"),
+                    format!("application.toml 不是普通文件，无法读取（{}）。", zh_io(&e)),
                     format!("application.toml is not a regular file and cannot be read ({e})."),
                 );
                 return None;
@@ -599,27 +697,39 @@ impl Application {
                 return None;
             }
             Ok(f) => {
-                let mut text = String::new();
-                let read = f.take(MAX_MANIFEST_BYTES + 1).read_to_string(&mut text);
-                if read.is_err() {
+                // Size first, on the raw bytes: a cut in the middle of a
+                // multi-byte character must not pass for an encoding error.
+                let mut bytes = Vec::new();
+                if let Err(e) = f.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut bytes) {
                     r.add(
-                        C::ManifestInvalid,
+                        C::Unreadable,
                         Some(MANIFEST_NAME),
-                        "application.toml 不是 UTF-8 编码的文本。请用 UTF-8 编码保存。",
-                        "application.toml is not UTF-8 text. Save it with UTF-8 encoding.",
+                        format!("无法读取 application.toml（{}）。", zh_io(&e)),
+                        format!("application.toml cannot be read ({e})."),
                     );
                     return None;
                 }
-                if text.len() as u64 > MAX_MANIFEST_BYTES {
+                if bytes.len() as u64 > MAX_MANIFEST_BYTES {
                     r.add(
                         C::ManifestTooLarge,
                         Some(MANIFEST_NAME),
-                        "application.toml 超过 64 KiB，不是正常的申请清单。",
-                        "application.toml is larger than 64 KiB, which no real manifest is.",
+                        format!("application.toml 超过 {MAX_MANIFEST_BYTES} 字节（64 KiB），不是正常的申请清单。"),
+                        format!("application.toml is larger than {MAX_MANIFEST_BYTES} bytes (64 KiB), which no real manifest is."),
                     );
                     return None;
                 }
-                text
+                match String::from_utf8(bytes) {
+                    Ok(text) => text,
+                    Err(_) => {
+                        r.add(
+                            C::ManifestInvalid,
+                            Some(MANIFEST_NAME),
+                            "application.toml 不是 UTF-8 编码的文本（可能是 GBK）。请用 UTF-8 编码另存。",
+                            "application.toml is not UTF-8 text (perhaps GBK). Save it again with UTF-8 encoding.",
+                        );
+                        return None;
+                    }
+                }
             }
         };
         let raw: RawApplication = match toml::from_str(&text) {
@@ -633,7 +743,7 @@ impl Application {
                     Some(MANIFEST_NAME),
                     format!(
                         "application.toml 格式错误，{at}{}。请对照模板改正。",
-                        e.message()
+                        zh_toml(e.message())
                     ),
                     format!(
                         "application.toml is malformed, {at_en}{}. Compare it with the template.",
@@ -859,8 +969,8 @@ impl Application {
                     r.add(
                         C::DocumentMissing,
                         Some(name),
-                        format!("清单列出的文件 “{name}” 不在文件夹中。请放入该文件，或从清单中删除。"),
-                        format!("The manifest lists {name:?}, but the folder does not contain it. Add the file or remove it from the manifest."),
+                        format!("清单列出的文件 “{name}” 不在文件夹中。如果是复制还没完成就被接收了，请等复制完成、最后再放 READY 文件后重新放入；否则请放入该文件，或从清单中删除。"),
+                        format!("The manifest lists {name:?}, but the folder does not contain it. If the copy had not finished when the folder was taken, drop it again once the copy is complete (write READY last); otherwise add the file or remove it from the manifest."),
                     );
                     continue;
                 }
@@ -889,7 +999,7 @@ impl Application {
                     r.add(
                         C::Unreadable,
                         Some(name),
-                        format!("无法读取 “{name}”（{e}）。请检查文件权限。"),
+                        format!("无法读取 “{name}”（{}）。请检查文件权限。", zh_io(&e)),
                         format!("{name:?} cannot be read ({e}). Check the file's permissions."),
                     );
                     continue;
@@ -909,8 +1019,14 @@ impl Application {
                 r.add(
                     C::DocumentTooLarge,
                     Some(name),
-                    format!("“{name}” 大小为 {}，超过单个文件上限 {}。请降低扫描分辨率或拆分。", crate::types::human_bytes(size), crate::types::human_bytes(limits.max_document_size)),
-                    format!("{name:?} is {}, over the per-file limit of {}. Scan at a lower resolution or split it.", crate::types::human_bytes(size), crate::types::human_bytes(limits.max_document_size)),
+                    {
+                        let (size, limit) = crate::types::size_vs_limit(size, limits.max_document_size);
+                        format!("“{name}” 大小为 {size}，超过单个文件上限 {limit}。请降低扫描分辨率或拆分。")
+                    },
+                    {
+                        let (size, limit) = crate::types::size_vs_limit(size, limits.max_document_size);
+                        format!("{name:?} is {size}, over the per-file limit of {limit}. Scan at a lower resolution or split it.")
+                    },
                 );
                 continue;
             }
@@ -921,7 +1037,7 @@ impl Application {
                     r.add(
                         C::Unreadable,
                         Some(name),
-                        format!("无法读取 “{name}”（{e}）。"),
+                        format!("无法读取 “{name}”（{}）。", zh_io(&e)),
                         format!("{name:?} cannot be read ({e})."),
                     );
                     continue;
@@ -957,6 +1073,27 @@ impl Application {
                 );
                 continue;
             }
+            match looks_truncated(&mut file, size, media_type) {
+                Ok(false) => {}
+                Ok(true) => {
+                    r.add(
+                        C::DocumentTruncated,
+                        Some(name),
+                        format!("“{name}” 不完整：文件在应有的结尾（{}）之前就结束了，可能复制还没完成就被接收了。请等复制完成、最后再放 READY 文件后重新放入完整文件。", media_type.end_marker()),
+                        format!("{name:?} is incomplete: it ends before the end its format requires ({}), so the copy may not have finished when it was taken. Drop the complete file again once the copy is finished (write READY last).", media_type.end_marker()),
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    r.add(
+                        C::Unreadable,
+                        Some(name),
+                        format!("无法读取 “{name}”（{}）。", zh_io(&e)),
+                        format!("{name:?} cannot be read ({e})."),
+                    );
+                    continue;
+                }
+            }
             if let Some(role) = role {
                 docs.push(Document {
                     name: name.to_owned(),
@@ -971,16 +1108,14 @@ impl Application {
             r.add(
                 C::TotalTooLarge,
                 None,
-                format!(
-                    "材料合计 {}，超过上限 {}。",
-                    crate::types::human_bytes(total),
-                    crate::types::human_bytes(limits.max_total_size)
-                ),
-                format!(
-                    "The documents total {}, over the limit of {}.",
-                    crate::types::human_bytes(total),
-                    crate::types::human_bytes(limits.max_total_size)
-                ),
+                {
+                    let (total, limit) = crate::types::size_vs_limit(total, limits.max_total_size);
+                    format!("材料合计 {total}，超过上限 {limit}。")
+                },
+                {
+                    let (total, limit) = crate::types::size_vs_limit(total, limits.max_total_size);
+                    format!("The documents total {total}, over the limit of {limit}.")
+                },
             );
         }
         for req in DocRole::REQUIRED {
@@ -1000,8 +1135,9 @@ impl Application {
             entries.sort_by_key(|e| e.file_name());
             for e in entries {
                 let os = e.file_name();
-                let shown = os.to_string_lossy().into_owned();
-                if shown == MANIFEST_NAME || IGNORED_FILES.contains(&shown.as_str()) {
+                let lossy = os.to_string_lossy();
+                let shown = crate::types::printable(&lossy).into_owned();
+                if lossy == MANIFEST_NAME || IGNORED_FILES.contains(&lossy.as_ref()) {
                     continue;
                 }
                 if os.to_str().is_some_and(|n| listed_names.contains(n)) {
@@ -1011,12 +1147,12 @@ impl Application {
                 let (zh, en) = if is_dir {
                     (
                         format!("文件夹中有子文件夹 “{shown}”。请把材料直接放在申请文件夹中，不要嵌套。"),
-                        format!("The folder contains a sub-folder {shown:?}. Put documents directly in the application folder, not nested."),
+                        format!("The folder contains a sub-folder \"{shown}\". Put documents directly in the application folder, not nested."),
                     )
                 } else {
                     (
                         format!("文件 “{shown}” 在文件夹中，但清单没有列出。请在清单中列出它，或把它移走。"),
-                        format!("The file {shown:?} is in the folder but not in the manifest. List it, or move it out."),
+                        format!("The file \"{shown}\" is in the folder but not in the manifest. List it, or move it out."),
                     )
                 };
                 r.add(

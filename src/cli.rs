@@ -983,12 +983,22 @@ pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
         let mut stdout = std::io::stdout().lock();
         let _ = match o {
             crate::intake::Outcome::Accepted { name, id } => {
-                writeln!(stdout, "ACCEPTED  {name}  bundle {id}")
+                writeln!(
+                    stdout,
+                    "ACCEPTED  {}  bundle {id}",
+                    crate::types::printable(name)
+                )
             }
             crate::intake::Outcome::Rejected { name, codes, .. } => {
                 let codes: Vec<String> = codes.iter().map(|c| c.as_str()).collect();
-                writeln!(stdout, "REJECTED  {name}  [{}]", codes.join(", "))
+                writeln!(
+                    stdout,
+                    "REJECTED  {}  [{}]",
+                    crate::types::printable(name),
+                    codes.join(", ")
+                )
             }
+            crate::intake::Outcome::Held { .. } => Ok(()),
         };
     });
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);

@@ -197,6 +197,16 @@ pub struct IntakeSettings {
     /// Originals in `archive/` are removed this long after acceptance, once
     /// their delivery is final (delivered or cancelled). `None`: kept forever.
     pub archive_retention: Option<std::time::Duration>,
+    /// A claimed item still being written after this long is rejected as
+    /// still being written.
+    pub write_timeout: std::time::Duration,
+    /// Whether to ask the kernel (file leases) that no one has a claimed file
+    /// open for writing. Without leases, an item taken by its `READY` marker
+    /// must stay unchanged for `settle` after it is claimed.
+    pub use_leases: bool,
+    /// Intake pauses while the intake root or the data directory has less
+    /// free space than this, and resumes when there is room again.
+    pub min_free_space: u64,
 }
 
 /// Parses `"500ms"`, `"10s"`, `"5m"`, `"2h"`, `"7d"`.
@@ -361,6 +371,9 @@ struct RawIntake {
     scan_interval: Option<String>,
     workers: Option<usize>,
     archive_retention: Option<String>,
+    write_timeout: Option<String>,
+    use_leases: Option<bool>,
+    min_free_space: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -672,6 +685,17 @@ impl Config {
                 .as_deref()
                 .map(|s| parse_duration(s).map_err(|m| site.err("intake.archive_retention", m)))
                 .transpose()?,
+            write_timeout: duration(
+                &raw.intake.write_timeout,
+                "intake.write_timeout",
+                std::time::Duration::from_secs(600),
+            )?,
+            use_leases: raw.intake.use_leases.unwrap_or(true),
+            min_free_space: match &raw.intake.min_free_space {
+                None => 256 << 20,
+                Some(s) => parse_byte_size(s)
+                    .map_err(|e| site.err("intake.min_free_space", e.to_string()))?,
+            },
         };
         let client_wait = duration(
             &raw.client.wait,

@@ -177,6 +177,29 @@ pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
 }
 
+/// Writes `bytes` to `dest` atomically, replacing what is there (notes that
+/// are rewritten at every change). A reader sees the old or the new file,
+/// never a mix.
+pub fn write_replace_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = temp_sibling(dest);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, dest)?;
+        sync_dir(parent_of(dest))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Writes `bytes` to `dest` atomically (never replacing an existing file).
 pub fn write_new_atomic(dest: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
@@ -247,6 +270,112 @@ impl Drop for AtomicDir {
     }
 }
 
+/// Linux file leases: knowing that no one holds a file open for writing, and
+/// noticing when someone tries to open it for writing afterwards.
+///
+/// A read lease (`fcntl(F_SETLEASE, F_RDLCK)`) is granted only while no
+/// process has the file open for writing. While it is held, an `open` for
+/// writing (or a truncate) blocks for up to `/proc/sys/fs/lease-break-time`
+/// seconds and the kernel signals the holder (SIGIO, which this module
+/// ignores) and marks the lease as being broken, which [`Lease::intact`] sees.
+/// The lease ends when the file is closed.
+///
+/// Leases need the file to belong to this process's user, or `CAP_LEASE`
+/// (the systemd unit grants it), and a file system that supports them (local
+/// ones do; network file systems often do not): [`Probe::Unsupported`] says so
+/// and the caller falls back to watching sizes and times.
+pub mod lease {
+    use std::fs::{File, OpenOptions};
+    use std::io;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Path;
+
+    /// A read lease, held until dropped.
+    #[derive(Debug)]
+    pub struct Lease {
+        file: File,
+    }
+
+    /// What [`probe`] found.
+    #[derive(Debug)]
+    pub enum Probe {
+        /// No one has the file open for writing; the lease is held.
+        Quiet(Lease),
+        /// Someone has the file open for writing now.
+        Busy,
+        /// This file system or this process cannot take leases here.
+        Unsupported(io::Error),
+    }
+
+    impl Lease {
+        /// Whether the lease still stands (no one has tried to open the file
+        /// for writing since it was taken).
+        pub fn intact(&self) -> bool {
+            matches!(get_lease(&self.file), Ok(t) if t == libc::F_RDLCK)
+        }
+    }
+
+    /// Tries to take a read lease on `path` (a regular file; symbolic links
+    /// are not followed).
+    pub fn probe(path: &Path) -> io::Result<Probe> {
+        ignore_sigio()?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        match set_read_lease(&file) {
+            Ok(()) => Ok(Probe::Quiet(Lease { file })),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EBUSY) => Ok(Probe::Busy),
+                Some(libc::EINVAL | libc::ENOLCK | libc::EACCES | libc::EPERM | libc::ENOSYS) => {
+                    Ok(Probe::Unsupported(e))
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
+    /// Lease breaks are signalled with SIGIO, whose default action ends the
+    /// process: registered once, to a flag nobody needs to read (the lease
+    /// state itself is asked with `F_GETLEASE`).
+    fn ignore_sigio() -> io::Result<()> {
+        static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+        REGISTERED
+            .get_or_init(|| {
+                let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+                signal_hook::flag::register(libc::SIGIO, flag)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(io::Error::other)
+    }
+
+    #[allow(unsafe_code, reason = "fcntl(F_SETLEASE) has no safe wrapper")]
+    fn set_read_lease(file: &File) -> io::Result<()> {
+        // SAFETY: `file` is open for the whole call, so the descriptor is
+        // valid; F_SETLEASE takes an integer argument and touches no memory.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) };
+        if r == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    #[allow(unsafe_code, reason = "fcntl(F_GETLEASE) has no safe wrapper")]
+    fn get_lease(file: &File) -> io::Result<libc::c_int> {
+        // SAFETY: as above; F_GETLEASE takes no argument and returns an int.
+        let r = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLEASE) };
+        if r == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(r)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,6 +411,32 @@ mod tests {
         fs::write(d.path().join("x"), b"x").expect("write");
         d.commit().expect("commit");
         assert_eq!(fs::read(dest.join("x")).expect("read"), b"x");
+    }
+
+    #[test]
+    fn a_lease_tells_a_file_open_for_writing_from_a_quiet_one() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("scan.pdf");
+        let mut writer = fs::File::create(&path).expect("create");
+        writer.write_all(b"%PDF-").expect("write");
+        assert!(
+            matches!(lease::probe(&path).expect("probe"), lease::Probe::Busy),
+            "a file open for writing was called quiet"
+        );
+        drop(writer);
+        let lease::Probe::Quiet(held) = lease::probe(&path).expect("probe") else {
+            panic!("a closed file was not quiet");
+        };
+        assert!(held.intact());
+        // Someone opens it for writing: the open waits for the lease break
+        // (non-blocking here, so it fails at once) and the lease is broken.
+        let opened = fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path);
+        assert!(opened.is_err(), "opened for writing under a read lease");
+        assert!(!held.intact(), "the lease break went unnoticed");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! accepted/<name>.txt  what happened and what comes next (Chinese, then English)
 //! rejected/<name>/   the original, untouched, as rejected/<name>/<name>, beside
 //!                    REJECTED.txt (reasons for the clerk) and rejection.json (codes)
+//! problems/<name>.txt  an item that cannot be taken yet, why, and when it is
+//!                    tried again; removed once the item is taken
 //! archive/<bundle-id>/ originals of accepted applications
 //! ```
 //!
@@ -17,26 +19,52 @@
 //!    is complete when its file set, sizes and modification times are unchanged
 //!    for `intake.settle` across two scans ([`Scanner`]). inotify has no "copy
 //!    finished" event, so events only trigger scans; a periodic scan catches
-//!    anything an event missed.
+//!    anything an event missed. A copy that pauses for longer than `settle`
+//!    can be taken unfinished: step 3 then finds it still being written, or
+//!    step 4 finds files missing or cut short, and it is rejected with a reason
+//!    that says so — never sealed.
 //! 2. **Claim.** A fresh bundle id is drawn, `.work/<id>/.claim.json` written and
 //!    fsynced, then the item renamed into `.work/<id>/` and both directories
 //!    fsynced. The rename is atomic: the item is in `intake/` or in `.work/`,
 //!    never both, and a second instance cannot take it too. The id is fixed from
 //!    here on, so a resumed item can never become two bundles.
-//! 3. **Validate** ([`Application::load`]); a zip is checked entry by entry
+//! 3. **Quiet?** A rename does not stop a writer that holds a file open. So the
+//!    node takes a read lease on every file of the item ([`crate::fsutil::lease`]):
+//!    the kernel grants it only while nobody has the file open for writing, and
+//!    reports any attempt to open it for writing while it is held. An item with
+//!    a writer waits (`Held`, tried again within a second) — for at most
+//!    `intake.write_timeout` after its claim, then it is rejected as still being
+//!    written. Where leases are unavailable (some network file systems, or
+//!    `intake.use_leases = false`), an item taken by its `READY` marker must
+//!    instead stay unchanged for `intake.settle` after the claim.
+//! 4. **Validate** ([`Application::load`]); a zip is checked entry by entry
 //!    (names, links, duplicates, sizes, ratio, overlap, time) before a byte is
 //!    extracted, into `.work/<id>/.extracted/`.
-//! 4. **Reject**: reasons are written into `.work/<id>/`, which is then renamed
+//! 5. **Reject**: reasons are written into `.work/<id>/`, which is then renamed
 //!    to `rejected/<name>/`. Nothing is deleted or changed.
-//! 5. **Accept**: seal to `outbox/bundles/<id>.sealpost` (atomic), queue it in
-//!    the outbox (durable), write `accepted/<name>.txt`, rename `.work/<id>` to
-//!    `archive/<id>`.
+//! 6. **Accept**: seal to a hidden pending file in the outbox; check that no
+//!    lease was broken and that sizes, times and the file set are unchanged —
+//!    so the bytes sealed are the bytes that will be archived; publish the
+//!    bundle as `outbox/bundles/<id>.sealpost`, queue it (durable), write
+//!    `accepted/<name>.txt`, rename `.work/<id>` to `archive/<id>` (leases are
+//!    held until then). If anything changed, the pending file is removed and
+//!    the item waits as in step 3.
+//!
+//! ## When things fail
+//!
+//! A failure that is not the item's fault (permissions, I/O, the outbox) leaves
+//! the item where it is and gives it its own retry schedule (1 s doubling to
+//! 5 min, with jitter), one log line per attempt, and a note for the clerks in
+//! `problems/<name>.txt` (where one can be written). A full disk — seen as an
+//! error, or as less than `intake.min_free_space` free on the intake root or the
+//! data directory — pauses intake altogether (one log line); serving goes on,
+//! and intake resumes by itself when there is room again.
 //!
 //! ## Recovery
 //!
 //! At start every `.work/<id>/` is resumed: without the item (the claim rename
 //! never happened) it is removed; otherwise processing restarts at step 3 and
-//! every step skips what is already done (bundle file present, record present,
+//! every step skips what is already done (bundle published, record present,
 //! accepted note present). Each application is therefore always in exactly one
 //! place: `intake/`, `.work/`, `rejected/`, or outbox + `archive/`.
 
@@ -55,7 +83,7 @@ use crate::application::{Application, Reason, ReasonCode, Rejection};
 use crate::config::Config;
 use crate::fsutil::{rename_noreplace, sync_dir, write_new_atomic};
 use crate::outbox::{Outbox, OutboxError};
-use crate::types::{BundleId, Timestamp};
+use crate::types::{printable, BundleId, Timestamp};
 
 /// Marker a producer may write last to say "this folder is complete".
 pub const READY: &str = "READY";
@@ -80,6 +108,14 @@ pub enum Outcome {
         dir: PathBuf,
         /// Why.
         codes: Vec<ReasonCode>,
+    },
+    /// Claimed, but still being written (or changed while it was sealed): it
+    /// waits in `.work/` and is tried again shortly.
+    Held {
+        /// The item's name.
+        name: String,
+        /// Its bundle id (fixed at the claim).
+        id: BundleId,
     },
 }
 
@@ -111,6 +147,26 @@ pub enum IntakeError {
     },
 }
 
+impl IntakeError {
+    /// Whether the disk (or a quota) is full, anywhere in the error's chain.
+    pub fn is_disk_full(&self) -> bool {
+        crate::fsutil::chain_is_disk_full(self)
+    }
+
+    fn is_permission_denied(&self) -> bool {
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::PermissionDenied)
+            {
+                return true;
+            }
+            cur = e.source();
+        }
+        false
+    }
+}
+
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> IntakeError {
     let context = context.into();
     move |source| IntakeError::Io { context, source }
@@ -129,6 +185,8 @@ pub struct Dirs {
     pub rejected: PathBuf,
     /// Originals of accepted items.
     pub archive: PathBuf,
+    /// Notes about items that cannot be taken yet.
+    pub problems: PathBuf,
 }
 
 impl Dirs {
@@ -140,13 +198,21 @@ impl Dirs {
             accepted: root.join("accepted"),
             rejected: root.join("rejected"),
             archive: root.join("archive"),
+            problems: root.join("problems"),
         }
     }
 
     /// The layout under `root`, created if missing.
     pub fn create(root: &Path) -> Result<Self, IntakeError> {
         let d = Self::under(root);
-        for p in [&d.intake, &d.work, &d.accepted, &d.rejected, &d.archive] {
+        for p in [
+            &d.intake,
+            &d.work,
+            &d.accepted,
+            &d.rejected,
+            &d.archive,
+            &d.problems,
+        ] {
             fs::create_dir_all(p).map_err(io_err(format!("cannot create {}", p.display())))?;
         }
         sync_dir(root).map_err(io_err("cannot sync the intake root"))?;
@@ -164,32 +230,36 @@ struct Claim {
 #[derive(Debug, Default)]
 pub struct Scanner {
     seen: HashMap<OsString, (Snapshot, Instant)>,
+    present: Vec<OsString>,
 }
 
-/// File set, sizes and modification times of an item.
+/// One entry of a [`Snapshot`]: name, inode, size, modification and change
+/// times (ctime changes on every write, whoever makes it), whether a folder.
+type Stamp = (OsString, u64, u64, (i64, i64), (i64, i64), bool);
+
+/// File set, sizes and times of an item (the item and its direct entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Snapshot(Vec<(OsString, u64, i64, i64, bool)>);
+struct Snapshot(Vec<Stamp>);
+
+fn stamp(name: OsString, m: &fs::Metadata) -> Stamp {
+    (
+        name,
+        m.ino(),
+        m.size(),
+        (m.mtime(), m.mtime_nsec()),
+        (m.ctime(), m.ctime_nsec()),
+        m.is_dir(),
+    )
+}
 
 fn snapshot(path: &Path) -> io::Result<Snapshot> {
     let meta = fs::symlink_metadata(path)?;
-    let mut v = vec![(
-        OsString::new(),
-        meta.size(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.is_dir(),
-    )];
+    let mut v = vec![stamp(OsString::new(), &meta)];
     if meta.is_dir() {
         for e in fs::read_dir(path)? {
             let e = e?;
             let m = e.metadata()?;
-            v.push((
-                e.file_name(),
-                m.size(),
-                m.mtime(),
-                m.mtime_nsec(),
-                m.is_dir(),
-            ));
+            v.push(stamp(e.file_name(), &m));
         }
     }
     v.sort();
@@ -236,7 +306,13 @@ impl Scanner {
             self.seen.remove(r);
         }
         ready.sort();
+        self.present = present;
         Ok(ready)
+    }
+
+    /// The (visible) names found in `intake/` by the last scan.
+    pub fn present(&self) -> Vec<OsString> {
+        self.present.clone()
     }
 }
 
@@ -246,7 +322,72 @@ pub struct Intake<'a> {
     config: &'a Config,
     outbox: &'a Outbox,
     dirs: Dirs,
+    state: Mutex<State>,
 }
+
+/// Retry schedules, per item, and the disk-full pause.
+#[derive(Debug, Default)]
+struct State {
+    /// Items in `intake/` that could not be claimed.
+    unclaimed: HashMap<OsString, Retry>,
+    /// Claimed items waiting in `.work/`: held (still being written) or failed.
+    claimed: std::collections::BTreeMap<BundleId, Retry>,
+    /// Claimed items seen still being written, and (without leases) the
+    /// snapshot that must stay unchanged for `settle`.
+    watched: HashMap<BundleId, Watch>,
+    /// Intake is paused for want of disk space, since then.
+    paused: Option<Instant>,
+}
+
+#[derive(Debug, Clone)]
+struct Retry {
+    name: String,
+    attempts: u32,
+    next: Instant,
+    /// The clerk's note in `problems/`, if one was written.
+    note: Option<PathBuf>,
+}
+
+#[derive(Debug, Default)]
+struct Watch {
+    was_busy: bool,
+    settling: Option<(Snapshot, Instant)>,
+}
+
+/// Why a claimed item is not quiet yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Busy {
+    /// This file is open for writing.
+    Writing(String),
+    /// Its files keep changing (no leases: watched for `settle`).
+    Changing,
+}
+
+/// A claimed item nobody is writing: its leases are held until this is
+/// dropped, and [`Quiet::unchanged`] tells whether that is still so.
+#[derive(Debug)]
+struct Quiet {
+    item: PathBuf,
+    leases: Vec<crate::fsutil::lease::Lease>,
+    snapshot: Snapshot,
+}
+
+impl Quiet {
+    fn unchanged(&self) -> io::Result<bool> {
+        Ok(self.leases.iter().all(crate::fsutil::lease::Lease::intact)
+            && snapshot(&self.item)? == self.snapshot)
+    }
+}
+
+/// Files of one item that are leased; beyond this the item has more files than
+/// any application may (validation rejects it) and is not leased.
+const MAX_LEASED: usize = 256;
+/// Retry schedule of an item that failed: first and longest wait.
+const FAILED_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
+/// Retry schedule of an item still being written.
+const HELD_RETRY: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(1));
+/// How often a paused intake looks for free space again.
+const PAUSE_CHECK: Duration = Duration::from_secs(2);
 
 /// Cases being checked and queued right now, process-wide: parallel workers,
 /// and a folder drop racing an online submission, must not both pass the
@@ -282,7 +423,12 @@ impl<'a> Intake<'a> {
             config,
             outbox,
             dirs,
+            state: Mutex::new(State::default()),
         })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The folders.
@@ -309,7 +455,12 @@ impl<'a> Intake<'a> {
                 .and_then(|b| serde_json::from_slice(&b).ok());
             match (id, claim) {
                 (Some(id), Some(claim)) if dir.join(&claim.name).symlink_metadata().is_ok() => {
-                    out.push(self.process(id, &claim.name)?);
+                    match self.attempt(id, &claim.name) {
+                        Ok(o) => out.push(o),
+                        Err(e) => {
+                            tracing::error!(item = %printable(&claim.name), bundle = %id, error = %e, "resuming an item failed; it stays and is retried")
+                        }
+                    }
                 }
                 (Some(_), _) => {
                     // The claim rename never happened: the claim file is written
@@ -324,7 +475,7 @@ impl<'a> Intake<'a> {
                         .file_name()
                         .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
                     {
-                        tracing::warn!(dir = %dir.display(), "unexpected entry in .work; left alone");
+                        tracing::warn!(dir = %printable(&dir.to_string_lossy()), "unexpected entry in .work; left alone");
                     }
                 }
             }
@@ -375,26 +526,277 @@ impl<'a> Intake<'a> {
 
     /// Claims and processes the given items (names in `intake/`), up to
     /// `intake.workers` at a time. An item that vanished meanwhile is skipped.
+    /// Failures are also recorded for their item's retry schedule.
     pub fn take(&self, names: &[OsString]) -> Vec<Result<Outcome, IntakeError>> {
-        let queue = Mutex::new(names.iter().collect::<Vec<_>>());
+        self.in_parallel(names, |name| self.take_one(name))
+    }
+
+    /// Tries again every claimed item whose retry is due (held or failed).
+    pub fn retry_due(&self) -> Vec<Result<Outcome, IntakeError>> {
+        let now = Instant::now();
+        let due: Vec<(BundleId, String)> = self
+            .state()
+            .claimed
+            .iter()
+            .filter(|(_, r)| r.next <= now)
+            .map(|(id, r)| (*id, r.name.clone()))
+            .collect();
+        self.in_parallel(&due, |(id, name)| {
+            if self
+                .dirs
+                .work
+                .join(id.as_str())
+                .join(name)
+                .symlink_metadata()
+                .is_err()
+            {
+                self.forget_claimed(id);
+                return None;
+            }
+            Some(self.attempt(*id, name))
+        })
+    }
+
+    /// Runs `f` over `items` on up to `intake.workers` threads.
+    fn in_parallel<T: Sync>(
+        &self,
+        items: &[T],
+        f: impl Fn(&T) -> Option<Result<Outcome, IntakeError>> + Sync,
+    ) -> Vec<Result<Outcome, IntakeError>> {
+        let queue = Mutex::new(items.iter().collect::<Vec<_>>());
         let results = Mutex::new(Vec::new());
         std::thread::scope(|s| {
-            for _ in 0..self.config.intake.workers.min(names.len().max(1)) {
+            for _ in 0..self.config.intake.workers.min(items.len().max(1)) {
                 s.spawn(|| loop {
                     let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
-                    let Some(name) = next else { break };
-                    let r = match self.claim(name) {
-                        Ok(Some((id, name))) => self.process(id, &name),
-                        Ok(None) => continue,
-                        Err(e) => Err(e),
-                    };
-                    if let Ok(mut v) = results.lock() {
-                        v.push(r);
+                    let Some(item) = next else { break };
+                    if let Some(r) = f(item) {
+                        if let Ok(mut v) = results.lock() {
+                            v.push(r);
+                        }
                     }
                 });
             }
         });
         results.into_inner().unwrap_or_default()
+    }
+
+    fn take_one(&self, os_name: &OsString) -> Option<Result<Outcome, IntakeError>> {
+        match self.claim(os_name) {
+            Ok(None) => {
+                self.forget_unclaimed(os_name);
+                None
+            }
+            Ok(Some((id, name))) => {
+                self.forget_unclaimed(os_name);
+                Some(self.attempt(id, &name))
+            }
+            Err(e) => {
+                self.unclaimed_failed(os_name, &e);
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Processes a claimed item and keeps its retry schedule.
+    fn attempt(&self, id: BundleId, name: &str) -> Result<Outcome, IntakeError> {
+        let r = self.process(id, name);
+        match &r {
+            Ok(Outcome::Held { .. }) => self.held(id, name),
+            Ok(_) => self.forget_claimed(&id),
+            Err(e) => self.claimed_failed(id, name, e),
+        }
+        r
+    }
+
+    /// When the next claimed item's retry falls due.
+    fn next_retry(&self) -> Option<Instant> {
+        self.state().claimed.values().map(|r| r.next).min()
+    }
+
+    /// Whether an item in `intake/` may be tried now (not waiting out a retry).
+    pub fn due(&self, name: &OsStr) -> bool {
+        self.state()
+            .unclaimed
+            .get(name)
+            .is_none_or(|r| r.next <= Instant::now())
+    }
+
+    /// Forgets retry schedules (and removes notes) of items no longer in
+    /// `intake/` (`present`: what is there now).
+    fn forget_vanished(&self, present: &[OsString]) {
+        let gone: Vec<(OsString, Retry)> = {
+            let mut st = self.state();
+            let names: Vec<OsString> = st
+                .unclaimed
+                .keys()
+                .filter(|k| !present.contains(k))
+                .cloned()
+                .collect();
+            names
+                .into_iter()
+                .filter_map(|k| st.unclaimed.remove(&k).map(|r| (k, r)))
+                .collect()
+        };
+        for (_, r) in gone {
+            remove_note(r.note.as_deref());
+        }
+    }
+
+    fn forget_unclaimed(&self, name: &OsStr) {
+        let r = self.state().unclaimed.remove(name);
+        if let Some(r) = r {
+            remove_note(r.note.as_deref());
+        }
+    }
+
+    fn forget_claimed(&self, id: &BundleId) {
+        let r = {
+            let mut st = self.state();
+            st.watched.remove(id);
+            st.claimed.remove(id)
+        };
+        if let Some(r) = r {
+            remove_note(r.note.as_deref());
+        }
+    }
+
+    fn held(&self, id: BundleId, name: &str) {
+        let mut st = self.state();
+        let r = st.claimed.entry(id).or_insert_with(|| Retry {
+            name: name.to_owned(),
+            attempts: 0,
+            next: Instant::now(),
+            note: None,
+        });
+        if r.attempts == 0 {
+            tracing::info!(item = %printable(name), bundle = %id, "still being written; waiting until it is complete");
+        }
+        r.next = Instant::now() + crate::retry::exponential(r.attempts, HELD_RETRY.0, HELD_RETRY.1);
+        r.attempts = r.attempts.saturating_add(1);
+    }
+
+    fn unclaimed_failed(&self, os_name: &OsStr, e: &IntakeError) {
+        let name = os_name.to_string_lossy().into_owned();
+        if e.is_disk_full() {
+            self.pause(e);
+            return;
+        }
+        let (attempt, wait) = {
+            let mut st = self.state();
+            let r = st
+                .unclaimed
+                .entry(os_name.to_owned())
+                .or_insert_with(|| Retry {
+                    name: name.clone(),
+                    attempts: 0,
+                    next: Instant::now(),
+                    note: None,
+                });
+            let wait = crate::retry::delay(r.attempts, FAILED_RETRY.0, FAILED_RETRY.1);
+            r.attempts = r.attempts.saturating_add(1);
+            r.next = Instant::now() + wait;
+            (r.attempts, wait)
+        };
+        tracing::warn!(item = %printable(&name), attempt, retry_in = ?wait, error = %e, "cannot take this item; it stays in intake/ and is tried again");
+        let note = self.write_note(&name, e, attempt, wait);
+        if let Some(r) = self.state().unclaimed.get_mut(os_name) {
+            r.note = note.or(r.note.take());
+        }
+    }
+
+    fn claimed_failed(&self, id: BundleId, name: &str, e: &IntakeError) {
+        if e.is_disk_full() {
+            self.pause(e);
+            // Tried again as soon as intake resumes.
+            self.state().claimed.entry(id).or_insert_with(|| Retry {
+                name: name.to_owned(),
+                attempts: 0,
+                next: Instant::now(),
+                note: None,
+            });
+            return;
+        }
+        let (attempt, wait) = {
+            let mut st = self.state();
+            let r = st.claimed.entry(id).or_insert_with(|| Retry {
+                name: name.to_owned(),
+                attempts: 0,
+                next: Instant::now(),
+                note: None,
+            });
+            let wait = crate::retry::delay(r.attempts, FAILED_RETRY.0, FAILED_RETRY.1);
+            r.attempts = r.attempts.saturating_add(1);
+            r.next = Instant::now() + wait;
+            (r.attempts, wait)
+        };
+        tracing::warn!(item = %printable(name), bundle = %id, attempt, retry_in = ?wait, error = %e, "processing failed; the item stays in .work/ and is tried again");
+        let note = self.write_note(name, e, attempt, wait);
+        if let Some(r) = self.state().claimed.get_mut(&id) {
+            r.note = note.or(r.note.take());
+        }
+    }
+
+    /// Writes (or replaces) `problems/<name>.txt`; `None` if it cannot.
+    fn write_note(
+        &self,
+        name: &str,
+        e: &IntakeError,
+        attempt: u32,
+        wait: Duration,
+    ) -> Option<PathBuf> {
+        let [plain, _] = candidate_names(name, &BundleId::from_random_bytes([0; 16]), ".txt");
+        let path = self.dirs.problems.join(plain);
+        let text = render_problem(name, e, attempt, Timestamp::now(), wait);
+        match crate::fsutil::write_replace_atomic(&path, text.as_bytes()) {
+            Ok(()) => Some(path),
+            Err(err) => {
+                tracing::debug!(error = %err, "cannot write the clerks' note");
+                None
+            }
+        }
+    }
+
+    /// Pauses intake for want of disk space (logged once).
+    fn pause(&self, e: &dyn std::fmt::Display) {
+        let mut st = self.state();
+        if st.paused.is_none() {
+            st.paused = Some(Instant::now());
+            tracing::error!(error = %e, min_free = %crate::types::human_bytes(self.config.intake.min_free_space), "disk full: intake paused (the API goes on serving); it resumes by itself when there is room again");
+        }
+    }
+
+    /// Whether intake is paused now. A paused intake checks the free space
+    /// (at most every [`PAUSE_CHECK`]) and resumes when there is room.
+    pub fn is_paused(&self) -> bool {
+        let since = self.state().paused;
+        let Some(since) = since else {
+            if !self.has_room() {
+                self.pause(&"less free space than intake.min_free_space");
+                return true;
+            }
+            return false;
+        };
+        if !self.has_room() {
+            return true;
+        }
+        let mut st = self.state();
+        st.paused = None;
+        for r in st.claimed.values_mut() {
+            r.next = Instant::now();
+        }
+        drop(st);
+        tracing::warn!(paused_for = ?since.elapsed(), "there is room on the disk again: intake resumes");
+        false
+    }
+
+    /// Whether the intake root and the data directory have at least
+    /// `intake.min_free_space` free.
+    fn has_room(&self) -> bool {
+        let min = self.config.intake.min_free_space;
+        [&self.config.intake.root, &self.config.node.data_dir]
+            .iter()
+            .all(|p| crate::fsutil::free_space(p).map_or(true, |free| free >= min))
     }
 
     /// Moves `intake/<name>` into `.work/<new id>/<name>`. `None` if it vanished.
@@ -406,13 +808,21 @@ impl<'a> Intake<'a> {
     /// `upload` on this file system) through the same claim, validation and
     /// accept/reject path as a drop.
     pub fn submit(&self, upload: &Path, name: &str) -> Result<Outcome, IntakeError> {
-        match self.claim_from(upload, OsStr::new(name))? {
-            Some((id, name)) => self.process(id, &name),
-            None => Err(IntakeError::Io {
+        let Some((id, name)) = self.claim_from(upload, OsStr::new(name))? else {
+            return Err(IntakeError::Io {
                 context: format!("the upload {} vanished", upload.display()),
                 source: io::Error::from(io::ErrorKind::NotFound),
-            }),
+            });
+        };
+        // The upload is this node's own file: nobody writes it. Should it be
+        // held all the same, give it a few seconds before answering.
+        for _ in 0..50 {
+            match self.process(id, &name)? {
+                Outcome::Held { .. } => std::thread::sleep(Duration::from_millis(100)),
+                done => return Ok(done),
+            }
         }
+        Ok(Outcome::Held { name, id })
     }
 
     /// The folder where API uploads are staged under `root` (same file system
@@ -452,7 +862,7 @@ impl<'a> Intake<'a> {
         fs::create_dir(&work).map_err(io_err("cannot create a work folder"))?;
         let abandon = |e: io::Error, what: &str| {
             let _ = fs::remove_dir_all(&work);
-            io_err(format!("{what} {name}"))(e)
+            io_err(format!("{what} {}", printable(&name)))(e)
         };
         let claim = Claim {
             name: name.clone(),
@@ -476,14 +886,55 @@ impl<'a> Intake<'a> {
         Ok(Some((id, name)))
     }
 
-    /// Validates a claimed item and accepts or rejects it. Idempotent.
+    /// Validates a claimed item and accepts or rejects it, or holds it while
+    /// it is still being written. Idempotent.
     fn process(&self, id: BundleId, name: &str) -> Result<Outcome, IntakeError> {
         let work = self.dirs.work.join(id.as_str());
         crate::fsutil::remove_stale_temps(&work).map_err(io_err("cannot clean the work folder"))?;
         let item = work.join(name);
+        let quiet = match self.quiet(&id, &item)? {
+            Ok(q) => q,
+            Err(busy) => {
+                let claimed_at = fs::read(work.join(CLAIM))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Claim>(&b).ok())
+                    .map(|c| c.claimed_at)
+                    .unwrap_or_else(Timestamp::now);
+                let waited = Timestamp::now().unix() - claimed_at.unix();
+                if waited
+                    >= i64::try_from(self.config.intake.write_timeout.as_secs()).unwrap_or(i64::MAX)
+                {
+                    let rejection = Rejection {
+                        reasons: vec![still_being_written(
+                            name,
+                            &busy,
+                            self.config.intake.write_timeout,
+                        )],
+                    };
+                    return self.reject(id, name, rejection);
+                }
+                return Ok(Outcome::Held {
+                    name: name.to_owned(),
+                    id,
+                });
+            }
+        };
         let app = match self.validate(&work, &item, name) {
             Ok(app) => app,
-            Err(rejection) => return self.reject(id, name, rejection),
+            Err(mut rejection) => {
+                if self.state().watched.get(&id).is_some_and(|w| w.was_busy) {
+                    rejection.reasons.insert(
+                        0,
+                        still_being_written(
+                            name,
+                            &Busy::Changing,
+                            self.config.intake.write_timeout,
+                        ),
+                    );
+                }
+                drop(quiet);
+                return self.reject(id, name, rejection);
+            }
         };
         let _case = self.lock_case(&app.case_number);
         if let Some(prior) = self.outbox.active_case(&app.case_number, Some(&id))? {
@@ -500,6 +951,7 @@ impl<'a> Intake<'a> {
                         app.case_number, prior.id, prior.state.name()
                     ),
                 );
+                drop(quiet);
                 return self.reject(
                     id,
                     name,
@@ -509,7 +961,90 @@ impl<'a> Intake<'a> {
                 );
             }
         }
-        self.accept(id, name, &app)
+        self.accept(id, name, &app, quiet)
+    }
+
+    /// Whether nobody is writing the claimed `item` (see step 3 of the module
+    /// doc). `Ok(Err(busy))`: not yet.
+    fn quiet(&self, id: &BundleId, item: &Path) -> Result<Result<Quiet, Busy>, IntakeError> {
+        use crate::fsutil::lease::{self, Probe};
+        let Ok(meta) = fs::symlink_metadata(item) else {
+            // Unreadable or gone: validation says why.
+            return Ok(Ok(Quiet {
+                item: item.to_owned(),
+                leases: Vec::new(),
+                snapshot: Snapshot(Vec::new()),
+            }));
+        };
+        let mut files = Vec::new();
+        if meta.is_file() {
+            files.push(item.to_owned());
+        } else if meta.is_dir() {
+            for e in fs::read_dir(item)
+                .map_err(io_err("cannot list a claimed item"))?
+                .flatten()
+            {
+                if e.file_type().is_ok_and(|t| t.is_file()) {
+                    files.push(e.path());
+                }
+            }
+            if files.len() > MAX_LEASED {
+                files.clear();
+            }
+        }
+        let mut leases = Vec::new();
+        let mut watch_instead = !self.config.intake.use_leases;
+        if !watch_instead {
+            for f in &files {
+                match lease::probe(f) {
+                    Ok(Probe::Quiet(l)) => leases.push(l),
+                    Ok(Probe::Busy) => {
+                        self.state().watched.entry(*id).or_default().was_busy = true;
+                        let shown = f
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        return Ok(Err(Busy::Writing(shown)));
+                    }
+                    Ok(Probe::Unsupported(e)) => {
+                        static WARNED: std::sync::Once = std::sync::Once::new();
+                        WARNED.call_once(|| tracing::warn!(error = %e, "file leases are not available for the intake folder; READY drops wait `intake.settle` after they are claimed"));
+                        leases.clear();
+                        watch_instead = true;
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    // Anything else (permissions, a FIFO…) is for validation to explain.
+                    Err(_) => {}
+                }
+            }
+        }
+        let snap = snapshot(item).map_err(io_err("cannot read a claimed item"))?;
+        let taken_by_marker = meta.is_dir() && item.join(READY).symlink_metadata().is_ok();
+        if watch_instead && taken_by_marker {
+            let settle = self.config.intake.settle;
+            let mut st = self.state();
+            let w = st.watched.entry(*id).or_default();
+            match &w.settling {
+                Some((prev, since)) if *prev == snap => {
+                    if since.elapsed() < settle {
+                        return Ok(Err(Busy::Changing));
+                    }
+                }
+                prev => {
+                    if prev.is_some() {
+                        w.was_busy = true;
+                    }
+                    w.settling = Some((snap, Instant::now()));
+                    return Ok(Err(Busy::Changing));
+                }
+            }
+        }
+        Ok(Ok(Quiet {
+            item: item.to_owned(),
+            leases,
+            snapshot: snap,
+        }))
     }
 
     /// Waits until no other worker is checking or queuing `case`, then holds it.
@@ -533,7 +1068,7 @@ impl<'a> Intake<'a> {
         let meta = fs::symlink_metadata(item).map_err(|e| {
             one(
                 ReasonCode::Unreadable,
-                format!("无法读取（{e}）。"),
+                format!("无法读取（{}）。", crate::application::zh_io(&e)),
                 format!("Cannot be read ({e})."),
             )
         })?;
@@ -547,6 +1082,13 @@ impl<'a> Intake<'a> {
         let folder = if meta.is_dir() {
             item.to_owned()
         } else if meta.is_file() && name.to_ascii_lowercase().ends_with(".zip") {
+            if meta.nlink() > 1 {
+                return Err(one(
+                    ReasonCode::HardLinkedFile,
+                    "这个 .zip 是硬链接，可能在处理中被他处修改。请复制一份真实文件放入。".into(),
+                    "This .zip is a hard link and could change behind our back. Drop a real copy of the file.".into(),
+                ));
+            }
             let dest = work.join(EXTRACTED);
             let _ = fs::remove_dir_all(&dest);
             extract_zip(item, &dest, &self.config.limits, name)?
@@ -583,11 +1125,13 @@ impl<'a> Intake<'a> {
             write_new_atomic(&p, &bytes).map_err(io_err("cannot write the rejection note"))?;
         }
         let dest = free_name(&self.dirs.rejected, name, &id, "");
-        rename_noreplace(&work, &dest)
-            .map_err(io_err(format!("cannot move {name} to rejected/")))?;
+        rename_noreplace(&work, &dest).map_err(io_err(format!(
+            "cannot move {} to rejected/",
+            printable(name)
+        )))?;
         sync_dir(&self.dirs.work).map_err(io_err("cannot sync .work"))?;
         sync_dir(&self.dirs.rejected).map_err(io_err("cannot sync rejected/"))?;
-        tracing::info!(item = name, bundle = %id, codes = ?rejection.codes(), "application rejected");
+        tracing::info!(item = %printable(name), bundle = %id, codes = ?rejection.codes(), "application rejected");
         Ok(Outcome::Rejected {
             name: name.to_owned(),
             dir: dest,
@@ -595,12 +1139,19 @@ impl<'a> Intake<'a> {
         })
     }
 
-    fn accept(&self, id: BundleId, name: &str, app: &Application) -> Result<Outcome, IntakeError> {
+    fn accept(
+        &self,
+        id: BundleId,
+        name: &str,
+        app: &Application,
+        quiet: Quiet,
+    ) -> Result<Outcome, IntakeError> {
         let work = self.dirs.work.join(id.as_str());
         let bundle = self.outbox.bundle_path(&id);
         let now = Timestamp::now();
         if self.outbox.get(&id)?.is_none() {
             let (envelope, bytes, size) = if bundle.exists() {
+                // Published by an earlier run, after its own unchanged-check.
                 crate::bundle::inspect(&bundle).map_err(|e| IntakeError::Io {
                     context: format!("cannot read back {}", bundle.display()),
                     source: io::Error::other(e.to_string()),
@@ -611,12 +1162,37 @@ impl<'a> Intake<'a> {
                     .directory
                     .get(&app.court)
                     .expect("validated: the court is in the directory");
-                let sealed =
-                    crate::cli::seal_application_as(self.config, app, recipient, &bundle, id, now)
-                        .map_err(|source| IntakeError::Seal {
-                            name: name.to_owned(),
+                let pending = self.outbox.pending_path(&id);
+                let _ = fs::remove_file(&pending);
+                let sealed = match crate::cli::seal_application_as(
+                    self.config,
+                    app,
+                    recipient,
+                    &pending,
+                    id,
+                    now,
+                ) {
+                    Ok(s) => s,
+                    Err(crate::bundle::SealError::DocumentChanged(_)) => {
+                        return Ok(self.changed_while_sealing(id, name, &pending));
+                    }
+                    Err(source) => {
+                        let _ = fs::remove_file(&pending);
+                        return Err(IntakeError::Seal {
+                            name: printable(name).into_owned(),
                             source,
-                        })?;
+                        });
+                    }
+                };
+                // The bytes sealed must be the bytes archived: nothing written,
+                // no lease broken, nothing added or removed while sealing.
+                if !quiet
+                    .unchanged()
+                    .map_err(io_err("cannot re-read a claimed item"))?
+                {
+                    return Ok(self.changed_while_sealing(id, name, &pending));
+                }
+                self.outbox.publish(&id)?;
                 (sealed.envelope, sealed.envelope_bytes, sealed.size)
             };
             self.outbox.enqueue(
@@ -641,15 +1217,109 @@ impl<'a> Intake<'a> {
                 .map_err(io_err("cannot write the acceptance note"))?;
         }
         let archived = self.dirs.archive.join(id.as_str());
-        rename_noreplace(&work, &archived).map_err(io_err(format!("cannot archive {name}")))?;
+        rename_noreplace(&work, &archived)
+            .map_err(io_err(format!("cannot archive {}", printable(name))))?;
         sync_dir(&self.dirs.work).map_err(io_err("cannot sync .work"))?;
         sync_dir(&self.dirs.archive).map_err(io_err("cannot sync archive/"))?;
-        tracing::info!(item = name, bundle = %id, court = %app.court, case = %app.case_number, "application accepted and queued");
+        drop(quiet);
+        tracing::info!(item = %printable(name), bundle = %id, court = %app.court, case = %printable(app.case_number.as_str()), "application accepted and queued");
         Ok(Outcome::Accepted {
             name: name.to_owned(),
             id,
         })
     }
+
+    fn changed_while_sealing(&self, id: BundleId, name: &str, pending: &Path) -> Outcome {
+        let _ = fs::remove_file(pending);
+        self.state().watched.entry(id).or_default().was_busy = true;
+        tracing::warn!(item = %printable(name), bundle = %id, "the item changed while it was being sealed; the seal is discarded and the item waits");
+        Outcome::Held {
+            name: name.to_owned(),
+            id,
+        }
+    }
+}
+
+/// The reason given when an item was still being written.
+fn still_being_written(name: &str, busy: &Busy, timeout: Duration) -> Reason {
+    let shown = printable(name);
+    let (zh_what, en_what) = match busy {
+        Busy::Writing(f) => {
+            let f = printable(f);
+            (
+                format!("文件 “{f}” 在被接收后仍在被写入"),
+                format!("the file \"{f}\" was still being written after the item was taken"),
+            )
+        }
+        Busy::Changing => (
+            "材料在被接收后仍在变化（文件仍在复制或被修改）".to_owned(),
+            "the item kept changing after it was taken (files still being copied or edited)"
+                .to_owned(),
+        ),
+    };
+    Reason::new(
+        ReasonCode::StillBeingWritten,
+        Some(name),
+        format!(
+            "“{shown}”：{zh_what}，等待 {} 秒后仍未完成，无法保证封装的就是最终内容。请先把所有文件复制完，最后再放 READY 文件（或整个文件夹复制完成后再放入 intake）。",
+            timeout.as_secs()
+        ),
+        format!(
+            "\"{shown}\": {en_what}, and it was not finished within {} s, so what would be sealed could not be guaranteed to be the final content. Copy every file first and write READY last (or move the finished folder into intake/ in one step).",
+            timeout.as_secs()
+        ),
+    )
+}
+
+/// Removes a clerk's note, if there is one.
+fn remove_note(note: Option<&Path>) {
+    if let Some(p) = note {
+        let _ = fs::remove_file(p);
+    }
+}
+
+/// The clerk's `problems/<name>.txt`.
+fn render_problem(
+    name: &str,
+    e: &IntakeError,
+    attempt: u32,
+    now: Timestamp,
+    wait: Duration,
+) -> String {
+    let (zh, en) = if e.is_permission_denied() {
+        (
+            "系统没有权限移动或读取这份材料（权限不足）。请联系信息科检查共享文件夹的权限：sealpost 服务必须能移动放入 intake 的文件夹和文件。",
+            "The node is not allowed to move or read this item (permission denied). Ask IT to check the share's permissions: the sealpost service must be able to move what is dropped into intake/.",
+        )
+    } else if e.is_disk_full() {
+        (
+            "服务器磁盘已满，暂停接收。请联系信息科。",
+            "The server's disk is full; intake is paused. Ask IT.",
+        )
+    } else {
+        (
+            "处理时服务器出错，系统会自动重试。如果一直出现，请联系信息科。",
+            "The node failed while handling this item and will try again by itself. If this persists, ask IT.",
+        )
+    };
+    let next = Timestamp::from_unix(now.unix() + i64::try_from(wait.as_secs()).unwrap_or(0))
+        .unwrap_or(now);
+    let shown = printable(name);
+    format!(
+        "暂时无法处理 / NOT TAKEN YET\n==========================================\n\n\
+材料 / Item:      {shown}\n\
+时间 / Time:      {time}（北京时间 / Beijing time）\n\
+已尝试 / Tries:   {attempt}\n\
+下次重试 / Next:  {next}（北京时间 / Beijing time）\n\n\
+问题：{zh}\n\n\
+Problem: {en}\n\
+Detail: {detail}\n\n\
+材料原样留在原处，不需要重新放入。处理成功后本说明会自动删除。\n\
+The item stays where it is; there is no need to drop it again. This note is removed once the item is taken.\n",
+        time = beijing(now),
+        next = beijing(next),
+        detail = printable(&e.to_string()),
+    )
 }
 
 fn reason_file_names(item: &str) -> (&'static str, &'static str) {
@@ -719,8 +1389,13 @@ fn beijing(t: Timestamp) -> String {
     )
 }
 
+/// The most reasons `REJECTED.txt` lists; the rest are counted (all of them
+/// are in `rejection.json`).
+pub const MAX_LISTED_REASONS: usize = 20;
+
 /// The clerk's `REJECTED.txt`.
 pub fn render_rejection(name: &str, id: &BundleId, now: Timestamp, r: &Rejection) -> String {
+    let name = printable(name);
     let mut s = String::new();
     s.push_str("申请未被接收 / APPLICATION NOT ACCEPTED\n");
     s.push_str("==========================================\n\n");
@@ -735,18 +1410,25 @@ pub fn render_rejection(name: &str, id: &BundleId, now: Timestamp, r: &Rejection
         r.reasons.len(),
         r.reasons.len()
     ));
-    for (i, reason) in r.reasons.iter().enumerate() {
+    for (i, reason) in r.reasons.iter().take(MAX_LISTED_REASONS).enumerate() {
         let file = reason
             .file
             .as_deref()
-            .map(|f| format!(" — {f}"))
+            .map(|f| format!(" — {}", printable(f)))
             .unwrap_or_default();
         s.push_str(&format!(
             "{}. [{}]{file}\n   {}\n   {}\n\n",
             i + 1,
             reason.code.as_str(),
-            reason.zh,
-            reason.en
+            printable(&reason.zh),
+            printable(&reason.en)
+        ));
+    }
+    if r.reasons.len() > MAX_LISTED_REASONS {
+        let more = r.reasons.len() - MAX_LISTED_REASONS;
+        s.push_str(&format!(
+            "……以及另外 {more} 项，完整列表见本文件夹中的 rejection.json。\n\
+...and {more} more; rejection.json in this folder lists them all.\n\n"
         ));
     }
     s.push_str("怎样处理：按上面的说明改正后，把整个文件夹重新放入 intake 文件夹。\n");
@@ -760,7 +1442,8 @@ pub fn render_rejection(name: &str, id: &BundleId, now: Timestamp, r: &Rejection
     s
 }
 
-/// The clerk's `accepted/<name>.txt`.
+/// The clerk's `accepted/<name>.txt`. It promises only what this node does:
+/// it does not notify applicants (yet), so it says so.
 pub fn render_acceptance(
     name: &str,
     id: &BundleId,
@@ -775,13 +1458,13 @@ pub fn render_acceptance(
 受理法院 / Court:     {zh}\n                      {en}\n\
 电子文件编号 / Bundle: {id}\n\
 接收时间 / Accepted:  {time}（北京时间 / Beijing time）\n\n\
-下一步：申请已签名并加密，只有{zh}能够打开，正在等待法院系统取件。法院签收后，系统会发送电子邮件通知申请人（{email}）。原件已归档在 archive/{id}/。\n\n\
-Next: the application is signed and encrypted so that only the court can open it, and waits for the court's system to collect it. When the court signs for it, the applicant ({email}) is told by e-mail. The originals are archived in archive/{id}/.\n",
-        case = app.case_number,
+下一步：申请已签名并加密，只有{zh}能够打开，正在等待法院系统取件；法院签收后，法院的签收回执会保存在本系统中。本系统不会自动通知申请人，请按现行方式告知申请人。原件已归档在 archive/{id}/。\n\n\
+Next: the application is signed and encrypted so that only the court can open it, and waits for the court's system to collect it; when the court signs for it, its signed receipt is kept by this node. This node does not notify the applicant: tell them as you do today. The originals are archived in archive/{id}/.\n",
+        name = printable(name),
+        case = printable(app.case_number.as_str()),
         zh = court.name_zh,
         en = court.name_en,
         time = beijing(now),
-        email = app.applicant.email,
     )
 }
 
@@ -808,7 +1491,7 @@ fn extract_zip(
     let file = crate::fsutil::open_regular_nofollow(zip_path).map_err(|e| {
         reject(
             C::Unreadable,
-            format!("无法读取（{e}）。"),
+            format!("无法读取（{}）。", crate::application::zh_io(&e)),
             format!("Cannot be read ({e})."),
         )
     })?;
@@ -816,7 +1499,7 @@ fn extract_zip(
     let mut z = zip::ZipArchive::new(file).map_err(|e| {
         reject(
             C::ZipInvalid,
-            format!("不是有效的 zip 压缩包（{e}）。请重新压缩，或直接放入文件夹。"),
+            "不是有效的 zip 压缩包（压缩包结构无法识别，可能已损坏或复制不完整）。请重新压缩，或直接放入文件夹。".to_owned(),
             format!("Not a valid zip archive ({e}). Zip it again, or drop a plain folder."),
         )
     })?;
@@ -840,7 +1523,7 @@ fn extract_zip(
         let f = z.by_index_raw(i).map_err(|e| {
             reject(
                 C::ZipInvalid,
-                format!("压缩包损坏（{e}）。"),
+                "压缩包已损坏（结构无法读取，可能复制不完整）。".to_owned(),
                 format!("The zip is damaged ({e})."),
             )
         })?;
@@ -868,7 +1551,7 @@ fn extract_zip(
         if f.is_symlink() {
             return Err(reject(
                 C::ZipSymlink,
-                format!("压缩包里的 “{entry}” 是符号链接。"),
+                format!("压缩包里的 “{}” 是符号链接。", printable(&entry)),
                 format!("The zip entry {entry:?} is a symbolic link."),
             ));
         }
@@ -876,7 +1559,7 @@ fn extract_zip(
         if parts.len() > 2 {
             return Err(reject(
                 C::NotARegularFile,
-                format!("压缩包里的 “{entry}” 嵌套过深。材料应直接放在压缩包（或其中一个文件夹）里。"),
+                format!("压缩包里的 “{}” 嵌套过深。材料应直接放在压缩包（或其中一个文件夹）里。", printable(&entry)),
                 format!("The zip entry {entry:?} is nested too deep; put documents at the top level (or in one folder)."),
             ));
         }
@@ -928,7 +1611,7 @@ fn extract_zip(
     let io_fail = |e: io::Error| {
         reject(
             C::Unreadable,
-            format!("无法解压（{e}）。"),
+            format!("无法解压（{}）。", crate::application::zh_io(&e)),
             format!("Cannot extract ({e})."),
         )
     };
@@ -941,7 +1624,7 @@ fn extract_zip(
         let mut f = z.by_index(i).map_err(|e| {
             reject(
                 C::ZipInvalid,
-                format!("压缩包损坏（{e}）。"),
+                "压缩包已损坏（结构无法读取，可能复制不完整）。".to_owned(),
                 format!("The zip is damaged ({e})."),
             )
         })?;
@@ -958,7 +1641,7 @@ fn extract_zip(
             let n = limited.read(&mut buf).map_err(|e| {
                 reject(
                     C::ZipInvalid,
-                    format!("压缩包损坏（{e}）。"),
+                    "压缩包已损坏（结构无法读取，可能复制不完整）。".to_owned(),
                     format!("The zip is damaged ({e})."),
                 )
             })?;
@@ -1022,7 +1705,9 @@ pub fn watch(
 
 /// The intake loop: recover, then scan on every wake-up and at least every
 /// `intake.scan_interval`, until [`Wake::Stop`] (or the sender is dropped).
-/// Items being processed when Stop arrives are finished first.
+/// Items being processed when Stop arrives are finished first. Items that
+/// failed or are still being written are tried again on their own schedule;
+/// while the disk is full nothing is taken (see the module doc).
 pub fn run(
     intake: &Intake<'_>,
     wake: &std::sync::mpsc::Receiver<Wake>,
@@ -1034,30 +1719,55 @@ pub fn run(
     }
     let settings = &intake.config.intake;
     // Scan often enough that a settled drop is taken within about one interval.
-    let tick = settings
+    let base_tick = settings
         .scan_interval
         .min((settings.settle / 2).max(Duration::from_millis(100)));
     let mut scanner = Scanner::default();
     let mut last_prune: Option<Instant> = None;
+    let mut scan_failed = 0u32;
     loop {
-        if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
-            if let Err(e) = intake.prune_archive(Timestamp::now()) {
-                tracing::warn!(error = %e, "archive pruning failed; retried in an hour");
-            }
-            if let Err(e) = intake.outbox.sweep(Timestamp::now()) {
-                tracing::warn!(error = %e, "outbox sweep failed; retried in an hour");
-            }
-            last_prune = Some(Instant::now());
-        }
-        let ready = scanner
-            .ready(&intake.dirs.intake, settings.settle, Instant::now())
-            .map_err(io_err("cannot scan intake/"))?;
-        for r in intake.take(&ready) {
-            match r {
-                Ok(o) => on_outcome(&o),
-                Err(e) => {
-                    tracing::error!(error = %e, "intake failed; the item stays and is retried")
+        let mut tick = base_tick;
+        if intake.is_paused() {
+            tick = tick.max(PAUSE_CHECK);
+        } else {
+            if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
+                if let Err(e) = intake.prune_archive(Timestamp::now()) {
+                    tracing::warn!(error = %e, "archive pruning failed; retried in an hour");
                 }
+                if let Err(e) = intake.outbox.sweep(Timestamp::now()) {
+                    tracing::warn!(error = %e, "outbox sweep failed; retried in an hour");
+                }
+                last_prune = Some(Instant::now());
+            }
+            for r in intake.retry_due() {
+                if let Ok(o) = r {
+                    on_outcome(&o);
+                }
+            }
+            match scanner.ready(&intake.dirs.intake, settings.settle, Instant::now()) {
+                Ok(ready) => {
+                    scan_failed = 0;
+                    intake.forget_vanished(&scanner.present());
+                    let due: Vec<OsString> = ready.into_iter().filter(|n| intake.due(n)).collect();
+                    for o in intake.take(&due).into_iter().flatten() {
+                        on_outcome(&o);
+                    }
+                }
+                Err(e) => {
+                    // The folder itself is unreadable (a share gone away): one
+                    // line per attempt, further and further apart.
+                    let wait = crate::retry::delay(scan_failed, FAILED_RETRY.0, FAILED_RETRY.1);
+                    scan_failed = scan_failed.saturating_add(1);
+                    tracing::error!(error = %e, attempt = scan_failed, retry_in = ?wait, "cannot scan intake/");
+                    tick = tick.max(wait);
+                }
+            }
+            // Wake up in time for the next retry that falls due.
+            if let Some(next) = intake.next_retry() {
+                tick = tick.min(
+                    next.saturating_duration_since(Instant::now())
+                        .max(Duration::from_millis(20)),
+                );
             }
         }
         match wake.recv_timeout(tick) {

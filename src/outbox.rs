@@ -10,7 +10,10 @@
 //!
 //! Bundle files are written by [`crate::bundle::seal`] atomically (temporary
 //! name, fsync, rename, fsync of the directory) *before* a record refers to
-//! them. sled holds only small records, in its default tree:
+//! them. Intake seals to a hidden pending name first (`.<id>.sealpost.pending`)
+//! and publishes it ([`Outbox::publish`]) only once it has checked that the
+//! originals did not change while they were sealed; a pending file found at
+//! start is removed. sled holds only small records, in its default tree:
 //!
 //! | key | value |
 //! |---|---|
@@ -408,6 +411,17 @@ impl Outbox {
         // Leftovers of a seal interrupted by a crash (never referenced by a record),
         // and of a receipt being stored.
         crate::fsutil::remove_stale_temps(&bundles).map_err(io_err("cannot clean the outbox"))?;
+        for e in fs::read_dir(&bundles)
+            .map_err(io_err("cannot list the outbox"))?
+            .flatten()
+        {
+            if e.file_name()
+                .as_encoded_bytes()
+                .ends_with(b".sealpost.pending")
+            {
+                fs::remove_file(e.path()).map_err(io_err("cannot clean the outbox"))?;
+            }
+        }
         crate::fsutil::remove_stale_temps(&root.join("receipts"))
             .map_err(io_err("cannot clean outbox/receipts"))?;
         let db = sled::Config::new()
@@ -452,6 +466,20 @@ impl Outbox {
     /// Where bundle `id`'s file lives (it may not exist yet).
     pub fn bundle_path(&self, id: &BundleId) -> PathBuf {
         self.bundles.join(format!("{id}.sealpost"))
+    }
+
+    /// Where bundle `id` is sealed before it is published ([`Outbox::publish`]):
+    /// a hidden name in the same directory, removed at start if a crash left it.
+    pub fn pending_path(&self, id: &BundleId) -> PathBuf {
+        self.bundles.join(format!(".{id}.sealpost.pending"))
+    }
+
+    /// Publishes the sealed bundle at [`Outbox::pending_path`] under its final
+    /// name (rename, never replacing; fsync of the directory).
+    pub fn publish(&self, id: &BundleId) -> Result<(), OutboxError> {
+        crate::fsutil::rename_noreplace(&self.pending_path(id), &self.bundle_path(id))
+            .map_err(io_err(format!("cannot publish bundle {id}")))?;
+        crate::fsutil::sync_dir(&self.bundles).map_err(io_err("cannot sync the outbox"))
     }
 
     /// Makes every change so far durable: sled `flush`, then fsync of every file

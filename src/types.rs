@@ -402,6 +402,28 @@ pub fn parse_byte_size(s: &str) -> Result<u64, InvalidValue> {
         .ok_or_else(|| invalid("size", format!("{s:?} is too large")))
 }
 
+/// A size and its limit for people: rounded (`64.0 MiB`) unless the two would
+/// then read the same, in which case both are exact bytes
+/// (`67,108,865 bytes` and `67,108,864 bytes`).
+pub fn size_vs_limit(size: u64, limit: u64) -> (String, String) {
+    let (a, b) = (human_bytes(size), human_bytes(limit));
+    if a != b {
+        return (a, b);
+    }
+    let exact = |n: u64| {
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        format!("{out} bytes")
+    };
+    (exact(size), exact(limit))
+}
+
 /// Formats a byte count for people: `1.5 MiB`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
@@ -471,6 +493,18 @@ mod tests {
         assert!(!printable("x\ry\u{85}z\u{2028}")
             .chars()
             .any(|c| c.is_control() || c == '\u{2028}'));
+    }
+
+    #[test]
+    fn a_size_one_byte_over_its_limit_is_shown_exactly() {
+        assert_eq!(
+            size_vs_limit((64 << 20) + 1, 64 << 20),
+            ("67,108,865 bytes".to_owned(), "67,108,864 bytes".to_owned())
+        );
+        assert_eq!(
+            size_vs_limit(100 << 20, 64 << 20),
+            ("100.0 MiB".to_owned(), "64.0 MiB".to_owned())
+        );
     }
 
     #[test]

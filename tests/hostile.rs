@@ -572,6 +572,9 @@ fn run_case(case: &Case) {
                 case.expect
             )
         }
+        Outcome::Held { name, id } => {
+            panic!("{c}: {name} ({id}) was held as still being written; nothing writes it")
+        }
     };
     let codes: Vec<String> = codes.iter().map(|x| x.as_str()).collect();
 
@@ -1045,7 +1048,8 @@ fn invalid_utf8_document_name(ctx: &Ctx<'_>) -> OsString {
 
 fn pdf_of_size(n: u64) -> Vec<u8> {
     let mut v = b"%PDF-1.4\n%".to_vec();
-    v.resize(usize::try_from(n).expect("size"), b'x');
+    v.resize(usize::try_from(n).expect("size") - 6, b'x');
+    v.extend_from_slice(b"%%EOF\n");
     v
 }
 

@@ -73,6 +73,7 @@ fn a_slow_writer_is_never_taken_early() {
             started.elapsed()
         );
     }
+    big.write_all(b"\n%%EOF\n").expect("write");
     big.sync_all().expect("sync");
     drop(big);
     let written = fs::read(app.join("财产保全申请书.pdf")).expect("read");

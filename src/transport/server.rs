@@ -1203,6 +1203,9 @@ async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
                 .body(full(serde_json::to_vec(&body).expect("json")))
                 .expect("valid response")
         }
+        Ok(Ok(crate::intake::Outcome::Held { id, .. })) => internal(format!(
+            "the upload for {id} kept changing while it was sealed"
+        )),
         Ok(Err(e)) => internal(e),
         Err(e) => internal(e),
     }
