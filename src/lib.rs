@@ -15,6 +15,7 @@
 //! | [`outbox`] | bundle files + sled index of deliveries; the delivery state machine and its deadlines |
 //! | [`transport`] | mTLS: server TLS configuration with CRLs, peer identification (the HTTP API follows) |
 //! | [`cli`] | the `sealpost` command's subcommands (the binary's `main` is a thin shell over this) |
+//! | [`zipcheck`] | format helper: a zip file's local headers checked against its central directory, and the bytes before its first entry (used by the bundle reader; independent of sealpost types, for clerks' zip files too) |
 //!
 //! Shared helpers: [`types`] (newtypes for ids, digests, times) and [`fsutil`]
 //! (atomic, durable file publication).
@@ -33,3 +34,4 @@ pub mod outbox;
 pub mod pki;
 pub mod transport;
 pub mod types;
+pub mod zipcheck;
