@@ -8,7 +8,7 @@
 //! forges the bad bundles with its own minimal zip writer and tar/age calls, so
 //! the reader is checked against a second implementation of the container.
 //! Vectors added since (see `added_vectors`) are built from the committed
-//! `ok_application_tiny` by
+//! `ok_application_tiny` and the vector PKI by
 //! `cargo test --test vectors -- --ignored generate_added_vectors`, which leaves
 //! every other vector as it is; `regenerate_vectors` writes them too.
 
@@ -53,6 +53,7 @@ const REQUIRED_CODES: &[&str] = &[
     "unsupported-format",
     "trailing-data",
     "local-header-mismatch",
+    "decryption-failed",
 ];
 
 #[test]
@@ -864,10 +865,11 @@ fn generate_added_vectors() {
 }
 
 /// The vectors added after the first generation. They are built from the
-/// committed `ok_application_tiny`, so that writing them
+/// committed `ok_application_tiny` and the vector PKI, so that writing them
 /// changes no other vector (`regenerate_vectors` calls this too).
 fn added_vectors(dir: &Path) {
     local_header_vectors(dir);
+    chunk_authentication_vectors(dir);
 }
 
 /// `local-header-mismatch`: the central directory describes the canonical
@@ -950,6 +952,64 @@ fn local_header_vectors(dir: &Path) {
         fs::write(
             dir.join(format!("fail_local-header-mismatch__{what}.sealpost")),
             raw_zip(&raws),
+        )
+        .expect("write vector");
+    }
+}
+
+/// `decryption-failed`: one flipped ciphertext byte in the first, then in the
+/// last age chunk of a payload of several chunks, in a bundle whose envelope
+/// is re-signed over the changed payload (so the digest checks pass and only
+/// age's chunk authentication can tell).
+fn chunk_authentication_vectors(dir: &Path) {
+    const ENCRYPTED_CHUNK: usize = 64 * 1024 + 16;
+    let lac = load("sz-lac");
+    let futian_peer = lac
+        .directory
+        .get(&"sz-futian-court".parse().expect("id"))
+        .expect("peer");
+    let created: Timestamp = "2026-11-23T08:00:00Z".parse().expect("time");
+    let work = tempfile::tempdir().expect("tempdir");
+    // A 70 KiB evidence photo: the payload spans two age chunks.
+    let mut photo = TINY_EVIDENCE.to_vec();
+    photo.extend((0..70 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    let app = work.path().join("app");
+    write_tiny_app(&app, &photo);
+    let sealed = work.path().join("two-chunks.sealpost");
+    let key = &lac.keys.signing;
+    seal_application(&lac, &app, futian_peer, lac.me(), key, created, &sealed);
+    let e = entries(&sealed);
+    let env: Envelope = serde_json::from_slice(get(&e, "envelope.json")).expect("envelope");
+    let payload = get(&e, "payload.age");
+    // age v1: the text header ends with the "--- <mac>" line; a 16-byte nonce
+    // follows, then the chunks (64 KiB of plaintext + a 16-byte tag each).
+    let mac_line = payload
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .expect("age header MAC line");
+    let header_end = mac_line
+        + 1
+        + payload[mac_line + 1..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("end of the MAC line")
+        + 1;
+    let first = header_end + 16;
+    let chunks = (payload.len() - first).div_ceil(ENCRYPTED_CHUNK);
+    assert!(chunks >= 2, "the payload has only {chunks} chunk");
+    let last = first + (chunks - 1) * ENCRYPTED_CHUNK;
+    for (what, pos) in [
+        ("flipped-byte-in-first-chunk", first + 1000),
+        (
+            "flipped-byte-in-last-chunk",
+            last + (payload.len() - last) / 2,
+        ),
+    ] {
+        let mut flipped = payload.clone();
+        flipped[pos] ^= 0x20;
+        fs::write(
+            dir.join(format!("fail_decryption-failed__{what}.sealpost")),
+            assemble(env.clone(), flipped, key),
         )
         .expect("write vector");
     }
