@@ -56,10 +56,35 @@ const REQUIRED_CODES: &[&str] = &[
     "decryption-failed",
 ];
 
+/// When the vectors were sealed (every vector's `created_at`, except the one
+/// dated in the future on purpose).
+const VECTORS_CREATED: &str = "2026-11-23T08:00:00Z";
+
 #[test]
 fn vectors() {
+    // The vectors' own clock, not the wall clock: a day after they were sealed.
+    // (`created-in-future` is dated 2100, the signer certificates are valid
+    // 2026–2126; none of that may depend on the day the test runs.)
+    let sealed: Timestamp = VECTORS_CREATED.parse().expect("time");
+    check_vectors(Timestamp::from_unix(sealed.unix() + 86_400).expect("time"));
+}
+
+#[test]
+fn vectors_do_not_depend_on_the_wall_clock() {
+    // Every vector has the same outcome at the moment it was sealed and
+    // shortly before the one dated 2100 stops being in the future.
+    for now in [VECTORS_CREATED, "2099-12-31T23:00:00Z"] {
+        check_vectors(now.parse().expect("time"));
+    }
+}
+
+/// Opens and verifies every vector as the Futian court at `now`.
+fn check_vectors(now: Timestamp) {
     let court = load("sz-futian-court");
-    let verifier = Verifier::for_node(&court);
+    let verifier = Verifier {
+        now,
+        ..Verifier::for_node(&court)
+    };
     let mut files: Vec<PathBuf> = fs::read_dir(vdir())
         .expect("vector dir")
         .flatten()
@@ -392,7 +417,7 @@ fn regenerate_vectors() {
         .get(&"sz-nanshan-court".parse().expect("id"))
         .expect("peer");
     let futian_id = age_identity(&futian);
-    let created: Timestamp = "2026-11-23T08:00:00Z".parse().expect("time");
+    let created: Timestamp = VECTORS_CREATED.parse().expect("time");
     let work = tempfile::tempdir().expect("tempdir");
 
     // A tiny application (small files keep the vectors small); the ok_ vectors
@@ -968,7 +993,7 @@ fn chunk_authentication_vectors(dir: &Path) {
         .directory
         .get(&"sz-futian-court".parse().expect("id"))
         .expect("peer");
-    let created: Timestamp = "2026-11-23T08:00:00Z".parse().expect("time");
+    let created: Timestamp = VECTORS_CREATED.parse().expect("time");
     let work = tempfile::tempdir().expect("tempdir");
     // A 70 KiB evidence photo: the payload spans two age chunks.
     let mut photo = TINY_EVIDENCE.to_vec();
