@@ -283,6 +283,22 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
             (status, json(&body)["code"].as_str()),
             (422, Some("receipt-mismatch"))
         );
+        // The right receipt, dated an hour ahead of the committee's clock.
+        let mut future: sealpost::transport::receipt::Receipt = serde_json::from_slice(
+            &b64.decode(receipt["receipt"].as_str().expect("r"))
+                .expect("b64"),
+        )
+        .expect("json");
+        future.received_at =
+            sealpost::types::Timestamp::from_unix(sealpost::types::Timestamp::now().unix() + 3600)
+                .expect("time");
+        let signed = future.sign(&net.config(FUTIAN).keys.signing);
+        fs::write(&p, serde_json::to_vec(&signed).expect("json")).expect("write");
+        let (status, body) = post(&p);
+        assert_eq!(
+            (status, json(&body)["code"].as_str()),
+            (422, Some("receipt-in-future"))
+        );
     }
 
     // The valid receipt: delivered; a repeat returns the original, not an error.
