@@ -312,6 +312,7 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
         (status, json(&body)["receipt"].clone()),
         (200, receipt.clone())
     );
+    a_receipt_posted_again_is_still_verified(&net, &post, &forged_path);
     let (_, body) = curl(&net, &node, FUTIAN, "/v1/bundles", &[]);
     assert_eq!(
         json(&body)["bundles"],
@@ -409,6 +410,29 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
 }
 
 /// Gives the committee an (empty) CRL file in its config; returns its path.
+/// On a delivered bundle, a receipt POST is still verified
+/// (`docs/receipt-format.md` §7): only a valid receipt for the delivery gets
+/// the stored original (checked by the caller); garbage or a forged signature
+/// is refused as on the first POST.
+fn a_receipt_posted_again_is_still_verified(
+    net: &Net,
+    post: &impl Fn(&Path) -> (u16, Vec<u8>),
+    forged: &Path,
+) {
+    let garbage = net.out("garbage.json");
+    fs::write(&garbage, b"not a receipt at all").expect("write");
+    let (status, body) = post(&garbage);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (422, Some("receipt-malformed"))
+    );
+    let (status, body) = post(forged);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (422, Some("receipt-signature-invalid"))
+    );
+}
+
 fn with_empty_crl(net: &Net) -> std::path::PathBuf {
     let crl = net.path().join("crl.pem");
     fs::write(&crl, net.ca.crl(&[])).expect("crl");
