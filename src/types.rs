@@ -169,7 +169,9 @@ impl FromStr for BundleId {
 string_serde!(BundleId);
 
 /// A case reference (案号) such as `深劳人仲案〔2026〕1234号`: 1–100 characters,
-/// Unicode NFC, no control characters, no leading or trailing white space.
+/// Unicode NFC, no control characters, no leading or trailing white space, no
+/// slash or backslash, no leading dot. It names a folder in a court's inbox
+/// (`inbox/<case_ref>/<bundle id>/`), so it must be one visible path component.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CaseRef(String);
 
@@ -436,6 +438,27 @@ mod tests {
         assert!(" x".parse::<CaseRef>().is_err());
         assert!("..".parse::<CaseRef>().is_err());
         assert!(".".parse::<CaseRef>().is_err());
+    }
+
+    #[test]
+    fn case_numbers_starting_with_a_dot_are_refused() {
+        // It names a folder in a court's inbox: ".", "..", a hidden folder and
+        // the inbox's own ".partial" must never be one.
+        for bad in [
+            ".",
+            "..",
+            ".hidden",
+            ".partial",
+            ".深劳人仲案〔2026〕1234号",
+        ] {
+            let e = bad
+                .parse::<CaseRef>()
+                .expect_err("a leading dot is refused");
+            assert_eq!(e.why, "starts with a dot", "{bad}");
+        }
+        for ok in ["深劳人仲案〔2026〕1234.1号", "a.b", "．全角句点"] {
+            assert!(ok.parse::<CaseRef>().is_ok(), "{ok} refused");
+        }
     }
 
     #[test]
