@@ -523,7 +523,14 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
         .output()
         .expect("open");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    fs::write(pre.join(".done"), b"2026-11-23T00:00:00Z").expect("done");
+    // `.done` holds the receipt time: now, not a date literal (the test PKI's
+    // certificates are valid from a day ago only, and the receipt made from it
+    // must be signed within their validity whatever day the test runs).
+    fs::write(
+        pre.join(".done"),
+        sealpost::types::Timestamp::now().to_rfc3339(),
+    )
+    .expect("done");
     let before = mtime(&pre.join("documents/财产保全申请书.pdf"));
 
     // 2. The court node starts polling; a new application follows.
