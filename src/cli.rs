@@ -1172,7 +1172,7 @@ pub fn receipt_cmd(c: &Config, cmd: ReceiptCommand, out: &mut impl Write) -> Exi
                     return Exit::DataErr;
                 }
             };
-            match signed.verify(&c.trust, &c.directory) {
+            match signed.verify(&c.trust, &c.directory, Timestamp::now()) {
                 Ok(r) => {
                     let _ = writeln!(
                         out,

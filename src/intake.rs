@@ -1739,10 +1739,8 @@ pub fn run(
                 }
                 last_prune = Some(Instant::now());
             }
-            for r in intake.retry_due() {
-                if let Ok(o) = r {
-                    on_outcome(&o);
-                }
+            for o in intake.retry_due().into_iter().flatten() {
+                on_outcome(&o);
             }
             match scanner.ready(&intake.dirs.intake, settings.settle, Instant::now()) {
                 Ok(ready) => {

@@ -15,6 +15,7 @@
 //! | [`outbox`] | bundle files + sled index of deliveries; the delivery state machine and its deadlines |
 //! | [`transport`] | mTLS: server TLS configuration with CRLs, peer identification (the HTTP API follows) |
 //! | [`cli`] | the `sealpost` command's subcommands (the binary's `main` is a thin shell over this) |
+//! | [`zipcheck`] | format helper: a zip file's local headers checked against its central directory, and the bytes before its first entry (used by the bundle reader; independent of sealpost types, for clerks' zip files too) |
 //!
 //! Shared helpers: [`types`] (newtypes for ids, digests, times; [`types::printable`]
 //! for names shown in logs and notes), [`fsutil`] (atomic, durable file
@@ -36,3 +37,4 @@ pub mod pki;
 pub mod retry;
 pub mod transport;
 pub mod types;
+pub mod zipcheck;

@@ -169,7 +169,9 @@ impl FromStr for BundleId {
 string_serde!(BundleId);
 
 /// A case reference (案号) such as `深劳人仲案〔2026〕1234号`: 1–100 characters,
-/// Unicode NFC, no control characters, no leading or trailing white space.
+/// Unicode NFC, no control characters, no leading or trailing white space, no
+/// slash or backslash, no leading dot. It names a folder in a court's inbox
+/// (`inbox/<case_ref>/<bundle id>/`), so it must be one visible path component.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CaseRef(String);
 
@@ -330,6 +332,14 @@ impl FromStr for Timestamp {
             return Err(invalid(
                 "timestamp",
                 format!("{s:?} must be UTC whole seconds ending in Z"),
+            ));
+        }
+        // No leap second: `time` reads `23:59:60` as 23:59:59.999999999, an
+        // instant that is not a whole second and has no spelling of its own.
+        if s.as_bytes()[17..19] == *b"60" || t.nanosecond() != 0 {
+            return Err(invalid(
+                "timestamp",
+                format!("{s:?} is a leap second (:60); use :59 or the next minute's :00"),
             ));
         }
         Ok(Self(t))
@@ -508,6 +518,27 @@ mod tests {
     }
 
     #[test]
+    fn case_numbers_starting_with_a_dot_are_refused() {
+        // It names a folder in a court's inbox: ".", "..", a hidden folder and
+        // the inbox's own ".partial" must never be one.
+        for bad in [
+            ".",
+            "..",
+            ".hidden",
+            ".partial",
+            ".深劳人仲案〔2026〕1234号",
+        ] {
+            let e = bad
+                .parse::<CaseRef>()
+                .expect_err("a leading dot is refused");
+            assert_eq!(e.why, "starts with a dot", "{bad}");
+        }
+        for ok in ["深劳人仲案〔2026〕1234.1号", "a.b", "．全角句点"] {
+            assert!(ok.parse::<CaseRef>().is_ok(), "{ok} refused");
+        }
+    }
+
+    #[test]
     fn sizes_parse() {
         assert_eq!(parse_byte_size("2 GiB"), Ok(2 << 30));
         assert_eq!(parse_byte_size("100KB"), Ok(100_000));
@@ -523,5 +554,40 @@ mod tests {
         assert!("2026-11-23T08:30:00.5Z".parse::<Timestamp>().is_err());
         assert!("2026-11-23T08:30:00.000Z".parse::<Timestamp>().is_err());
         assert!("2026-11-23t08:30:00Z".parse::<Timestamp>().is_err());
+    }
+
+    #[test]
+    fn timestamps_refuse_leap_seconds_and_are_whole_seconds() {
+        // 2016-12-31T23:59:60Z was a real leap second; `time` alone accepts it.
+        for leap in ["2016-12-31T23:59:60Z", "2026-06-30T23:59:60Z"] {
+            let e = leap.parse::<Timestamp>().expect_err("leap second refused");
+            assert!(e.why.contains("leap second"), "{leap}: {e}");
+        }
+        assert!("2026-11-23T08:30:60Z".parse::<Timestamp>().is_err());
+        for ok in [
+            "2016-12-31T23:59:59Z",
+            "2017-01-01T00:00:00Z",
+            "2026-11-23T08:30:00Z",
+        ] {
+            let t: Timestamp = ok.parse().expect("valid");
+            assert_eq!(t.datetime().nanosecond(), 0, "{ok}");
+            assert_eq!(t.to_string(), ok);
+            assert_eq!(Timestamp::from_unix(t.unix()), Some(t), "{ok}");
+        }
+        let leap: Result<Timestamp, _> = serde_json::from_str("\"2016-12-31T23:59:60Z\"");
+        assert!(leap.is_err(), "deserialisation refuses it too");
+    }
+
+    #[test]
+    fn timestamps_refuse_lower_case_t_and_z() {
+        // One spelling per instant: only upper-case `T` and `Z`.
+        assert!("2026-11-23T08:30:00Z".parse::<Timestamp>().is_ok());
+        for bad in [
+            "2026-11-23t08:30:00Z",
+            "2026-11-23T08:30:00z",
+            "2026-11-23t08:30:00z",
+        ] {
+            assert!(bad.parse::<Timestamp>().is_err(), "{bad} accepted");
+        }
     }
 }

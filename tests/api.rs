@@ -170,6 +170,22 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
             (status, json(&body)["code"].as_str()),
             (422, Some("receipt-mismatch"))
         );
+        // The right receipt, dated an hour ahead of the committee's clock.
+        let mut future: sealpost::transport::receipt::Receipt = serde_json::from_slice(
+            &b64.decode(receipt["receipt"].as_str().expect("r"))
+                .expect("b64"),
+        )
+        .expect("json");
+        future.received_at =
+            sealpost::types::Timestamp::from_unix(sealpost::types::Timestamp::now().unix() + 3600)
+                .expect("time");
+        let signed = future.sign(&net.config(FUTIAN).keys.signing);
+        fs::write(&p, serde_json::to_vec(&signed).expect("json")).expect("write");
+        let (status, body) = post(&p);
+        assert_eq!(
+            (status, json(&body)["code"].as_str()),
+            (422, Some("receipt-in-future"))
+        );
     }
 
     // The valid receipt: delivered; a repeat returns the original, not an error.
@@ -183,6 +199,7 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
         (status, json(&body)["receipt"].clone()),
         (200, receipt.clone())
     );
+    a_receipt_posted_again_is_still_verified(&net, &post, &forged_path);
     let (_, body) = curl(&net, &node, FUTIAN, "/v1/bundles", &[]);
     assert_eq!(
         json(&body)["bundles"],
@@ -273,7 +290,29 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
     );
 }
 
-/// Gives the committee an (empty) CRL file in its config; returns its path.
+/// On a delivered bundle, a receipt POST is still verified
+/// (`docs/receipt-format.md` §7): only a valid receipt for the delivery gets
+/// the stored original (checked by the caller); garbage or a forged signature
+/// is refused as on the first POST.
+fn a_receipt_posted_again_is_still_verified(
+    net: &Net,
+    post: &impl Fn(&Path) -> (u16, Vec<u8>),
+    forged: &Path,
+) {
+    let garbage = net.out("garbage.json");
+    fs::write(&garbage, b"not a receipt at all").expect("write");
+    let (status, body) = post(&garbage);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (422, Some("receipt-malformed"))
+    );
+    let (status, body) = post(forged);
+    assert_eq!(
+        (status, json(&body)["code"].as_str()),
+        (422, Some("receipt-signature-invalid"))
+    );
+}
+
 #[test]
 fn two_nodes_committee_to_court_inbox_and_receipt_back() {
     let net = Net::new();

@@ -292,3 +292,102 @@ fn verify_from_a_third_party_needs_no_recipient() {
         .verify(&sealed.path)
         .expect("third-party check passes");
 }
+
+/// `sealed` with `payload` in place of its payload: the envelope's length and
+/// digest updated and signed again with the committee's key (what a holder of
+/// the key, or a corrupted re-send, could produce), written by the reference
+/// container writer.
+fn with_payload(net: &Net, sealed: &bundle::Sealed, payload: &[u8], out: &std::path::Path) {
+    let c = net.config(COMMITTEE);
+    let mut env = sealed.envelope.clone();
+    env.payload = bundle::PayloadInfo {
+        length: payload.len() as u64,
+        sha256: Sha256::of(payload),
+    };
+    let env_bytes = serde_json::to_vec_pretty(&env).expect("json");
+    let file = fs::File::create(out).expect("create");
+    let mut w = bundle::ContainerWriter::new(file, env.created_at, false).expect("writer");
+    w.add(bundle::PAYLOAD_ENTRY, payload).expect("payload");
+    w.add(bundle::ENVELOPE_ENTRY, &env_bytes).expect("envelope");
+    w.add(bundle::SIGNATURE_ENTRY, &c.keys.signing.sign(&env_bytes))
+        .expect("signature");
+    w.add(
+        bundle::SIGNER_ENTRY,
+        c.keys.signing.cert().to_pem().as_bytes(),
+    )
+    .expect("signer");
+    w.finish().expect("finish");
+}
+
+#[test]
+fn a_flipped_byte_in_any_age_chunk_is_decryption_failed() {
+    use std::io::Read;
+    const ENCRYPTED_CHUNK: usize = 64 * 1024 + 16;
+    let net = Net::new();
+    // 140 KiB: three age chunks (64 KiB, 64 KiB and the rest).
+    let doc: Vec<u8> = (0..140 * 1024u32).map(|i| (i * 31 + 7) as u8).collect();
+    let (sealed, _) = seal_docs(&net, FUTIAN, &[("big.pdf", doc)]);
+    let payload = {
+        let mut z = zip::ZipArchive::new(fs::File::open(&sealed.path).expect("open")).expect("zip");
+        let mut p = Vec::new();
+        z.by_name(bundle::PAYLOAD_ENTRY)
+            .expect("payload entry")
+            .read_to_end(&mut p)
+            .expect("read");
+        p
+    };
+    // The age header ends with the "--- <mac>" line; a 16-byte nonce follows.
+    let mac = payload
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .expect("MAC line");
+    let first = mac
+        + 1
+        + payload[mac + 1..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("end of MAC line")
+        + 1
+        + 16;
+    let chunks = (payload.len() - first).div_ceil(ENCRYPTED_CHUNK);
+    assert_eq!(chunks, 3, "the payload spans three chunks");
+    let court = net.config(FUTIAN);
+
+    // The harness itself: the same payload, re-signed, opens.
+    let same = net.out("same.sealpost");
+    with_payload(&net, &sealed, &payload, &same);
+    verifier(&court)
+        .open(&same, &court.keys.encryption, &net.out("same"))
+        .expect("the re-signed, unchanged bundle opens");
+
+    for (chunk, offset) in [(0, 1000), (0, 70), (1, 5), (1, 40_000), (2, 100)] {
+        let mut flipped = payload.clone();
+        let pos = first + chunk * ENCRYPTED_CHUNK + offset;
+        assert!(pos < payload.len());
+        flipped[pos] ^= 0x04;
+        let p = net.out(&format!("flipped-{chunk}-{offset}.sealpost"));
+        with_payload(&net, &sealed, &flipped, &p);
+        verifier(&court)
+            .verify(&p)
+            .expect("verify (no private key) cannot tell");
+        let out = net.out(&format!("flipped-{chunk}-{offset}"));
+        let err = verifier(&court)
+            .open(&p, &court.keys.encryption, &out)
+            .expect_err("a flipped ciphertext byte is refused");
+        assert_eq!(
+            err.code(),
+            "decryption-failed",
+            "chunk {chunk}, offset {offset}: {err}"
+        );
+        assert!(!out.exists(), "nothing is left behind");
+    }
+    // The last chunk's tag, too.
+    let mut flipped = payload.clone();
+    *flipped.last_mut().expect("non-empty") ^= 0x01;
+    let p = net.out("flipped-last-tag.sealpost");
+    with_payload(&net, &sealed, &flipped, &p);
+    let err = verifier(&court)
+        .open(&p, &court.keys.encryption, &net.out("flipped-last-tag"))
+        .expect_err("refused");
+    assert_eq!(err.code(), "decryption-failed", "{err}");
+}

@@ -334,3 +334,57 @@ fn the_readme_demo_runs_two_nodes_end_to_end() {
     let receipts = dir.path().join("sz-lac/outbox/receipts");
     assert_eq!(common::listing(&receipts).len(), 3);
 }
+
+#[test]
+fn receipt_verify_refuses_a_receipt_from_the_future() {
+    use sealpost::transport::receipt::{Receipt, RECEIPT_FORMAT};
+    use sealpost::types::{BundleId, Sha256, Timestamp};
+    let net = Net::new();
+    let court = net.config(FUTIAN);
+    // The test PKI's certificates are valid from a day ago to a year ahead, so
+    // both receipts are within the signer's validity: only the clock decides.
+    let receipt_at = |received_at: Timestamp, name: &str| {
+        let signed = Receipt {
+            format: RECEIPT_FORMAT.to_owned(),
+            bundle_id: BundleId::generate(),
+            sender: COMMITTEE.parse().expect("id"),
+            receiver: FUTIAN.parse().expect("id"),
+            envelope_sha256: Sha256([1; 32]),
+            payload_sha256: Sha256([2; 32]),
+            received_at,
+        }
+        .sign(&court.keys.signing);
+        let path = net.out(name);
+        fs::write(&path, serde_json::to_vec_pretty(&signed).expect("json")).expect("write");
+        path
+    };
+    let now = Timestamp::now().unix();
+    let verify = |path: &std::path::Path| {
+        run(&[
+            "receipt",
+            "verify",
+            "-c",
+            net.config_path(COMMITTEE).to_str().expect("utf-8"),
+            path.to_str().expect("utf-8"),
+        ])
+    };
+
+    let future = receipt_at(
+        Timestamp::from_unix(now + 3600).expect("time"),
+        "future.json",
+    );
+    let o = verify(&future);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(65), "{t}");
+    assert!(
+        t.contains("REFUSED") && t.contains("[receipt-in-future]"),
+        "{t}"
+    );
+
+    // The same receipt made now verifies: the refusal above is the clock's.
+    let present = receipt_at(Timestamp::from_unix(now).expect("time"), "now.json");
+    let o = verify(&present);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("VERIFIED RECEIPT"), "{t}");
+}

@@ -7,6 +7,10 @@
 //! `cargo test --test vectors -- --ignored regenerate_vectors`. The generator
 //! forges the bad bundles with its own minimal zip writer and tar/age calls, so
 //! the reader is checked against a second implementation of the container.
+//! Vectors added since (see `added_vectors`) are built from the committed
+//! `ok_application_tiny` and the vector PKI by
+//! `cargo test --test vectors -- --ignored generate_added_vectors`, which leaves
+//! every other vector as it is; `regenerate_vectors` writes them too.
 
 mod common;
 
@@ -48,12 +52,39 @@ const REQUIRED_CODES: &[&str] = &[
     "entry-too-large",
     "unsupported-format",
     "trailing-data",
+    "local-header-mismatch",
+    "decryption-failed",
 ];
+
+/// When the vectors were sealed (every vector's `created_at`, except the one
+/// dated in the future on purpose).
+const VECTORS_CREATED: &str = "2026-11-23T08:00:00Z";
 
 #[test]
 fn vectors() {
+    // The vectors' own clock, not the wall clock: a day after they were sealed.
+    // (`created-in-future` is dated 2100, the signer certificates are valid
+    // 2026–2126; none of that may depend on the day the test runs.)
+    let sealed: Timestamp = VECTORS_CREATED.parse().expect("time");
+    check_vectors(Timestamp::from_unix(sealed.unix() + 86_400).expect("time"));
+}
+
+#[test]
+fn vectors_do_not_depend_on_the_wall_clock() {
+    // Every vector has the same outcome at the moment it was sealed and
+    // shortly before the one dated 2100 stops being in the future.
+    for now in [VECTORS_CREATED, "2099-12-31T23:00:00Z"] {
+        check_vectors(now.parse().expect("time"));
+    }
+}
+
+/// Opens and verifies every vector as the Futian court at `now`.
+fn check_vectors(now: Timestamp) {
     let court = load("sz-futian-court");
-    let verifier = Verifier::for_node(&court);
+    let verifier = Verifier {
+        now,
+        ..Verifier::for_node(&court)
+    };
     let mut files: Vec<PathBuf> = fs::read_dir(vdir())
         .expect("vector dir")
         .flatten()
@@ -128,12 +159,27 @@ fn vectors() {
 // ------------------------------------------------------------------ generator
 
 /// A minimal, independent zip writer: stored entries, UTF-8 names, Unix modes.
-/// `method` lets a vector claim a compression it does not use.
+/// `method` lets a vector claim a compression it does not use; `local` lets the
+/// local file header say something else than the central directory.
 struct RawEntry<'a> {
     name: &'a str,
     data: &'a [u8],
     mode: u32,
     method: u16,
+    local: LocalOverride,
+}
+
+/// Local-header fields that differ from the central directory's (`None`: the
+/// same). A replacement name must have the same length, so that the layout
+/// (and every offset) stays canonical.
+#[derive(Debug, Clone, Copy, Default)]
+struct LocalOverride {
+    name: Option<&'static str>,
+    method: Option<u16>,
+    flags: Option<u16>,
+    crc32: Option<u32>,
+    compressed: Option<u32>,
+    uncompressed: Option<u32>,
 }
 
 fn raw(name: &str, data: &[u8]) -> RawEntry<'static> {
@@ -142,35 +188,65 @@ fn raw(name: &str, data: &[u8]) -> RawEntry<'static> {
         data: Box::leak(data.to_vec().into_boxed_slice()),
         mode: 0o100644,
         method: 0,
+        local: LocalOverride::default(),
     }
 }
 
-fn raw_zip(entries: &[RawEntry<'_>]) -> Vec<u8> {
+/// Header fields from "version needed" to "extra field length" (26 bytes), as
+/// the local header and the central directory both carry them.
+fn header_fields(
+    flags: u16,
+    method: u16,
+    crc: u32,
+    compressed: u32,
+    uncompressed: u32,
+    name: &[u8],
+) -> Vec<u8> {
     let (dos_time, dos_date) = (0x4000u16, 0x5B77u16); // 2025-11-23 08:00:00
+    let mut h = Vec::new();
+    h.extend_from_slice(&20u16.to_le_bytes()); // version needed
+    h.extend_from_slice(&flags.to_le_bytes());
+    h.extend_from_slice(&method.to_le_bytes());
+    h.extend_from_slice(&dos_time.to_le_bytes());
+    h.extend_from_slice(&dos_date.to_le_bytes());
+    h.extend_from_slice(&crc.to_le_bytes());
+    h.extend_from_slice(&compressed.to_le_bytes());
+    h.extend_from_slice(&uncompressed.to_le_bytes());
+    h.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    h.extend_from_slice(&0u16.to_le_bytes());
+    h
+}
+
+fn raw_zip(entries: &[RawEntry<'_>]) -> Vec<u8> {
+    const UTF8_NAMES: u16 = 0x0800;
     let mut out = Vec::new();
     let mut central = Vec::new();
     for e in entries {
         let offset = out.len() as u32;
         let crc = crc32fast::hash(e.data);
         let name = e.name.as_bytes();
-        let mut local = Vec::new();
-        local.extend_from_slice(b"PK\x03\x04");
-        local.extend_from_slice(&20u16.to_le_bytes()); // version needed
-        local.extend_from_slice(&0x0800u16.to_le_bytes()); // UTF-8 names
-        local.extend_from_slice(&e.method.to_le_bytes());
-        local.extend_from_slice(&dos_time.to_le_bytes());
-        local.extend_from_slice(&dos_date.to_le_bytes());
-        local.extend_from_slice(&crc.to_le_bytes());
-        local.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
-        local.extend_from_slice(&(e.data.len() as u32).to_le_bytes());
-        local.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        local.extend_from_slice(&0u16.to_le_bytes());
-        local.extend_from_slice(name);
-        out.extend_from_slice(&local);
+        let len = e.data.len() as u32;
+        let l = e.local;
+        let local_name = l.name.map_or(name, str::as_bytes);
+        assert_eq!(
+            local_name.len(),
+            name.len(),
+            "a local name keeps the layout"
+        );
+        out.extend_from_slice(b"PK\x03\x04");
+        out.extend_from_slice(&header_fields(
+            l.flags.unwrap_or(UTF8_NAMES),
+            l.method.unwrap_or(e.method),
+            l.crc32.unwrap_or(crc),
+            l.compressed.unwrap_or(len),
+            l.uncompressed.unwrap_or(len),
+            local_name,
+        ));
+        out.extend_from_slice(local_name);
         out.extend_from_slice(e.data);
         central.extend_from_slice(b"PK\x01\x02");
         central.extend_from_slice(&0x031Eu16.to_le_bytes()); // made by Unix, 3.0
-        central.extend_from_slice(&local[4..30]);
+        central.extend_from_slice(&header_fields(UTF8_NAMES, e.method, crc, len, len, name));
         central.extend_from_slice(&0u16.to_le_bytes()); // comment len
         central.extend_from_slice(&0u16.to_le_bytes()); // disk
         central.extend_from_slice(&0u16.to_le_bytes()); // internal attrs
@@ -341,38 +417,13 @@ fn regenerate_vectors() {
         .get(&"sz-nanshan-court".parse().expect("id"))
         .expect("peer");
     let futian_id = age_identity(&futian);
-    let created: Timestamp = "2026-11-23T08:00:00Z".parse().expect("time");
+    let created: Timestamp = VECTORS_CREATED.parse().expect("time");
     let work = tempfile::tempdir().expect("tempdir");
 
     // A tiny application (small files keep the vectors small); the ok_ vectors
     // also carry the real fixtures.
     let tiny = work.path().join("tiny");
-    fs::create_dir(&tiny).expect("mkdir");
-    fs::copy(
-        common::fixtures().join("applications/zhang-wei-futian/application.toml"),
-        tiny.join("application.toml"),
-    )
-    .expect("manifest");
-    fs::write(
-        tiny.join("财产保全申请书.pdf"),
-        b"%PDF-1.7\n% tiny preservation application\n%%EOF\n",
-    )
-    .expect("w");
-    fs::write(
-        tiny.join("仲裁申请书.pdf"),
-        b"%PDF-1.7\n% tiny arbitration application\n%%EOF\n",
-    )
-    .expect("w");
-    fs::write(
-        tiny.join("受理通知书.pdf"),
-        b"%PDF-1.7\n% tiny acceptance notice\n%%EOF\n",
-    )
-    .expect("w");
-    fs::write(
-        tiny.join("证据-工资流水.jpg"),
-        [0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0],
-    )
-    .expect("w");
+    write_tiny_app(&tiny, TINY_EVIDENCE);
 
     let seal = |app_dir: &Path,
                 to: &sealpost::config::Peer,
@@ -380,24 +431,8 @@ fn regenerate_vectors() {
                 key: &sealpost::pki::SigningKey,
                 at: Timestamp,
                 name: &str| {
-        let app = sealpost::application::Application::load(app_dir, &lac.limits, &lac.directory)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let input = SealInput {
-            id: BundleId::generate(),
-            kind: Kind::PreservationApplication,
-            created_at: at,
-            sender,
-            signer: key,
-            recipient: to,
-            archive: None,
-            case_ref: app.case_number.clone(),
-            refers_to: None,
-            application: Some((&app).into()),
-            body: None,
-            documents: app.documents.iter().map(Into::into).collect(),
-        };
         let out = work.path().join(format!("{name}.sealpost"));
-        bundle::seal(&input, &out).unwrap_or_else(|e| panic!("{name}: {e}"));
+        seal_application(&lac, app_dir, to, sender, key, at, &out);
         out
     };
     let me = lac.me();
@@ -496,6 +531,7 @@ fn regenerate_vectors() {
             data: b"/etc/sealpost/sign.key",
             mode: 0o120777,
             method: 0,
+            local: LocalOverride::default(),
         };
         put(
             "fail_symlink-entry__signer-links-to-the-signing-key",
@@ -783,6 +819,225 @@ fn regenerate_vectors() {
         );
     }
     let _ = &futian;
+
+    added_vectors(&dir);
+}
+
+/// The tiny application's evidence photo (a JPEG by its magic bytes).
+const TINY_EVIDENCE: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10, b'J', b'F', b'I', b'F', 0];
+
+/// A tiny application (small files keep the vectors small) in `dir`, with the
+/// real fixture's `application.toml` and `evidence` as its evidence photo.
+fn write_tiny_app(dir: &Path, evidence: &[u8]) {
+    fs::create_dir(dir).expect("mkdir");
+    fs::copy(
+        common::fixtures().join("applications/zhang-wei-futian/application.toml"),
+        dir.join("application.toml"),
+    )
+    .expect("manifest");
+    fs::write(
+        dir.join("财产保全申请书.pdf"),
+        b"%PDF-1.7\n% tiny preservation application\n%%EOF\n",
+    )
+    .expect("w");
+    fs::write(
+        dir.join("仲裁申请书.pdf"),
+        b"%PDF-1.7\n% tiny arbitration application\n%%EOF\n",
+    )
+    .expect("w");
+    fs::write(
+        dir.join("受理通知书.pdf"),
+        b"%PDF-1.7\n% tiny acceptance notice\n%%EOF\n",
+    )
+    .expect("w");
+    fs::write(dir.join("证据-工资流水.jpg"), evidence).expect("w");
+}
+
+/// Seals the application in `app_dir` with the reference writer into `out`.
+fn seal_application(
+    lac: &Config,
+    app_dir: &Path,
+    to: &sealpost::config::Peer,
+    sender: &sealpost::config::Peer,
+    key: &sealpost::pki::SigningKey,
+    at: Timestamp,
+    out: &Path,
+) {
+    let name = out.display();
+    let app = sealpost::application::Application::load(app_dir, &lac.limits, &lac.directory)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let input = SealInput {
+        id: BundleId::generate(),
+        kind: Kind::PreservationApplication,
+        created_at: at,
+        sender,
+        signer: key,
+        recipient: to,
+        archive: None,
+        case_ref: app.case_number.clone(),
+        refers_to: None,
+        application: Some((&app).into()),
+        body: None,
+        documents: app.documents.iter().map(Into::into).collect(),
+    };
+    bundle::seal(&input, out).unwrap_or_else(|e| panic!("{name}: {e}"));
+}
+
+#[test]
+#[ignore = "writes the vectors added since the first generation, leaving the others as they are"]
+fn generate_added_vectors() {
+    added_vectors(&vdir());
+}
+
+/// The vectors added after the first generation. They are built from the
+/// committed `ok_application_tiny` and the vector PKI, so that writing them
+/// changes no other vector (`regenerate_vectors` calls this too).
+fn added_vectors(dir: &Path) {
+    local_header_vectors(dir);
+    chunk_authentication_vectors(dir);
+}
+
+/// `local-header-mismatch`: the central directory describes the canonical
+/// bundle, one local file header says something else.
+fn local_header_vectors(dir: &Path) {
+    let g = entries(&dir.join("ok_application_tiny.sealpost"));
+    // The zip writer is unchanged: from the same entries it still writes a
+    // committed vector byte for byte.
+    let mut swapped = g.clone();
+    swapped.swap(0, 1);
+    assert_eq!(
+        zip_of(&swapped),
+        fs::read(dir.join("fail_container-layout__envelope-before-payload.sealpost"))
+            .expect("committed vector"),
+        "raw_zip no longer writes what it wrote for the committed vectors"
+    );
+    let len = |i: usize| g[i].1.len() as u32;
+    let crc = crc32fast::hash(&g[0].1);
+    let cases: [(&str, usize, LocalOverride); 7] = [
+        (
+            "name-differs",
+            2,
+            LocalOverride {
+                name: Some("envelope.SIG"),
+                ..LocalOverride::default()
+            },
+        ),
+        (
+            "method-differs",
+            0,
+            LocalOverride {
+                method: Some(8),
+                ..LocalOverride::default()
+            },
+        ),
+        (
+            "encryption-flag-only-in-local-header",
+            1,
+            LocalOverride {
+                flags: Some(0x0801),
+                ..LocalOverride::default()
+            },
+        ),
+        (
+            "data-descriptor-flag-only-in-local-header",
+            3,
+            LocalOverride {
+                flags: Some(0x0808),
+                ..LocalOverride::default()
+            },
+        ),
+        (
+            "crc-differs",
+            0,
+            LocalOverride {
+                crc32: Some(crc ^ 0x0100_0000),
+                ..LocalOverride::default()
+            },
+        ),
+        (
+            "compressed-size-differs",
+            1,
+            LocalOverride {
+                compressed: Some(len(1) + 1),
+                ..LocalOverride::default()
+            },
+        ),
+        (
+            "uncompressed-size-differs",
+            3,
+            LocalOverride {
+                uncompressed: Some(len(3) - 1),
+                ..LocalOverride::default()
+            },
+        ),
+    ];
+    for (what, index, local) in cases {
+        let mut raws: Vec<RawEntry<'_>> = g.iter().map(|(n, d)| raw(n, d)).collect();
+        raws[index].local = local;
+        fs::write(
+            dir.join(format!("fail_local-header-mismatch__{what}.sealpost")),
+            raw_zip(&raws),
+        )
+        .expect("write vector");
+    }
+}
+
+/// `decryption-failed`: one flipped ciphertext byte in the first, then in the
+/// last age chunk of a payload of several chunks, in a bundle whose envelope
+/// is re-signed over the changed payload (so the digest checks pass and only
+/// age's chunk authentication can tell).
+fn chunk_authentication_vectors(dir: &Path) {
+    const ENCRYPTED_CHUNK: usize = 64 * 1024 + 16;
+    let lac = load("sz-lac");
+    let futian_peer = lac
+        .directory
+        .get(&"sz-futian-court".parse().expect("id"))
+        .expect("peer");
+    let created: Timestamp = VECTORS_CREATED.parse().expect("time");
+    let work = tempfile::tempdir().expect("tempdir");
+    // A 70 KiB evidence photo: the payload spans two age chunks.
+    let mut photo = TINY_EVIDENCE.to_vec();
+    photo.extend((0..70 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    let app = work.path().join("app");
+    write_tiny_app(&app, &photo);
+    let sealed = work.path().join("two-chunks.sealpost");
+    let key = &lac.keys.signing;
+    seal_application(&lac, &app, futian_peer, lac.me(), key, created, &sealed);
+    let e = entries(&sealed);
+    let env: Envelope = serde_json::from_slice(get(&e, "envelope.json")).expect("envelope");
+    let payload = get(&e, "payload.age");
+    // age v1: the text header ends with the "--- <mac>" line; a 16-byte nonce
+    // follows, then the chunks (64 KiB of plaintext + a 16-byte tag each).
+    let mac_line = payload
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .expect("age header MAC line");
+    let header_end = mac_line
+        + 1
+        + payload[mac_line + 1..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("end of the MAC line")
+        + 1;
+    let first = header_end + 16;
+    let chunks = (payload.len() - first).div_ceil(ENCRYPTED_CHUNK);
+    assert!(chunks >= 2, "the payload has only {chunks} chunk");
+    let last = first + (chunks - 1) * ENCRYPTED_CHUNK;
+    for (what, pos) in [
+        ("flipped-byte-in-first-chunk", first + 1000),
+        (
+            "flipped-byte-in-last-chunk",
+            last + (payload.len() - last) / 2,
+        ),
+    ] {
+        let mut flipped = payload.clone();
+        flipped[pos] ^= 0x20;
+        fs::write(
+            dir.join(format!("fail_decryption-failed__{what}.sealpost")),
+            assemble(env.clone(), flipped, key),
+        )
+        .expect("write vector");
+    }
 }
 
 fn age_identity(c: &Config) -> age::x25519::Identity {

@@ -2,9 +2,10 @@
 //!
 //! Canonical means: exactly the four entries of [`ENTRY_ORDER`], in that order,
 //! stored (method 0), no encryption, no archive comment, entries contiguous from
-//! offset 0, the central directory right after the last entry and the end record
-//! at the very end of the file. Every deviation is refused with its own error
-//! before any cryptography runs.
+//! offset 0, every local file header agreeing with its central-directory record,
+//! the central directory right after the last entry and the end record at the
+//! very end of the file. Every deviation is refused with its own error before
+//! any cryptography runs.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -17,6 +18,7 @@ use super::{
     SIGNATURE_ENTRY, SIGNER_ENTRY,
 };
 use crate::types::Timestamp;
+use crate::zipcheck::{self, ZipCheckError};
 
 /// The entries of a version-1 bundle, in container order.
 pub const ENTRY_ORDER: [&str; 4] = [PAYLOAD_ENTRY, ENVELOPE_ENTRY, SIGNATURE_ENTRY, SIGNER_ENTRY];
@@ -110,7 +112,7 @@ fn unsafe_name(name: &str) -> bool {
 
 impl Container {
     /// Opens and strictly checks the container structure.
-    pub fn read(mut file: File, max_size: u64) -> Result<Self, BundleError> {
+    pub fn read(file: File, max_size: u64) -> Result<Self, BundleError> {
         let size = file.metadata().map_err(BundleError::Io)?.len();
         if size > max_size {
             return Err(BundleError::TooLarge {
@@ -126,14 +128,17 @@ impl Container {
             ));
         }
         let mut tail = [0u8; 22];
-        file.seek(SeekFrom::Start(size - 22))
+        (&file)
+            .seek(SeekFrom::Start(size - 22))
             .map_err(BundleError::Io)?;
-        file.read_exact(&mut tail).map_err(BundleError::Io)?;
+        (&file).read_exact(&mut tail).map_err(BundleError::Io)?;
         let has_eocd_at_end = tail[..4] == *b"PK\x05\x06" && tail[20..22] == [0, 0];
-        file.rewind().map_err(BundleError::Io)?;
+        (&file).rewind().map_err(BundleError::Io)?;
 
+        // The archive reads through a shared reference, so that the local
+        // headers can be read through another one (`zipcheck`).
         let mut zip =
-            ZipArchive::new(file).map_err(|e| BundleError::ContainerInvalid(e.to_string()))?;
+            ZipArchive::new(&file).map_err(|e| BundleError::ContainerInvalid(e.to_string()))?;
         if !has_eocd_at_end {
             return Err(BundleError::TrailingData);
         }
@@ -225,6 +230,12 @@ impl Container {
             }
             expect = l.data + l.len;
         }
+        // What the central directory says must be what the local headers say:
+        // a streaming reader (or another tool) believes the local headers.
+        zipcheck::check_local_headers(&zip, &mut &file).map_err(|e| match e {
+            ZipCheckError::Io(e) => BundleError::Io(e),
+            other => BundleError::LocalHeaderMismatch(other),
+        })?;
         if expect != zip.central_directory_start() {
             return Err(BundleError::ContainerLayout(
                 "bytes between the last entry and the central directory".into(),
@@ -244,6 +255,7 @@ impl Container {
         let envelope = small(1)?;
         let signature = small(2)?;
         let signer_pem = small(3)?;
+        drop(zip);
         let payload = &locs[0];
         Ok(Self {
             payload_offset: payload.data,
@@ -252,7 +264,7 @@ impl Container {
             envelope,
             signature,
             signer_pem,
-            file: zip.into_inner(),
+            file,
         })
     }
 
@@ -297,5 +309,62 @@ impl Read for PayloadReader<'_> {
         let n = self.inner.read(buf)?;
         self.crc.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    /// A container with these entry bytes, as `ContainerWriter` writes it.
+    fn written(large: bool) -> Vec<u8> {
+        let created: Timestamp = "2026-11-23T08:00:00Z".parse().expect("time");
+        let mut w =
+            ContainerWriter::new(io::Cursor::new(Vec::new()), created, large).expect("writer");
+        w.add(PAYLOAD_ENTRY, &[0xA5; 3000]).expect("payload");
+        w.add(ENVELOPE_ENTRY, b"{\"format\": \"sealpost-bundle/1\"}")
+            .expect("envelope");
+        w.add(SIGNATURE_ENTRY, &[7; 64]).expect("signature");
+        w.add(SIGNER_ENTRY, b"-----BEGIN CERTIFICATE-----\n")
+            .expect("signer");
+        w.finish().expect("finish").into_inner()
+    }
+
+    fn read(bytes: &[u8]) -> Result<Container, BundleError> {
+        let mut f = tempfile::tempfile().expect("temp file");
+        f.write_all(bytes).expect("write");
+        Container::read(f, u64::MAX)
+    }
+
+    #[test]
+    fn local_header_mismatch_check_passes_the_writers_zip64_container() {
+        let bytes = written(true);
+        // The payload really is a zip64 entry: sizes 0xFFFFFFFF in its local header.
+        assert_eq!(bytes[18..26], [0xFF; 8], "payload.age is written as zip64");
+        let c = read(&bytes).unwrap_or_else(|e| panic!("refused [{}] {e}", e.code()));
+        assert_eq!(c.payload_len, 3000);
+        assert_eq!(c.signature, [7; 64]);
+
+        let small = written(false);
+        assert_eq!(small[18..22], 3000u32.to_le_bytes(), "plain sizes");
+        read(&small).unwrap_or_else(|e| panic!("refused [{}] {e}", e.code()));
+    }
+
+    #[test]
+    fn local_header_mismatch_is_refused_with_its_code() {
+        for large in [false, true] {
+            let mut bytes = written(large);
+            // The local header's CRC-32 of payload.age (offset 14), changed
+            // there only: the central directory still has the right one.
+            bytes[14] ^= 0x01;
+            let e = read(&bytes).expect_err("refused");
+            assert_eq!(e.code(), "local-header-mismatch", "large {large}: {e}");
+            assert!(
+                e.to_string().contains("payload.age") && e.to_string().contains("CRC-32"),
+                "{e}"
+            );
+        }
     }
 }

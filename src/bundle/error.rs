@@ -60,6 +60,11 @@ pub enum BundleError {
     /// Entries out of order, gaps, overlaps, data before the first entry.
     #[error("container layout is not canonical: {0}")]
     ContainerLayout(String),
+    /// A local file header disagrees with its central-directory record (name,
+    /// method, flags, CRC-32 or sizes), so tools reading the local headers
+    /// would see another container than the central directory describes.
+    #[error("a local file header disagrees with the central directory: {0}")]
+    LocalHeaderMismatch(#[source] crate::zipcheck::ZipCheckError),
     /// `envelope.json` is not a valid envelope.
     #[error("malformed envelope: {0}")]
     EnvelopeMalformed(String),
@@ -160,6 +165,7 @@ impl BundleError {
             E::EntryNotStored(_) => "entry-not-stored",
             E::EntryTooLarge { .. } => "entry-too-large",
             E::ContainerLayout(_) => "container-layout",
+            E::LocalHeaderMismatch(_) => "local-header-mismatch",
             E::EnvelopeMalformed(_) => "envelope-malformed",
             E::UnsupportedFormat(_) => "unsupported-format",
             E::SignerCertInvalid(_) => "signer-cert-invalid",

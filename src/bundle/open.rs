@@ -8,6 +8,7 @@
 //! being hashed, and the directory is renamed into place only after every check
 //! has passed. On any failure nothing is left behind.
 
+use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -412,10 +413,46 @@ fn extract(
 ) -> Result<Extracted, BundleError> {
     let decryptor =
         age::Decryptor::new_buffered(ciphertext).map_err(|_| BundleError::DecryptionFailed)?;
-    let mut plain = decryptor
+    let plain = decryptor
         .decrypt(std::iter::once(identity.as_age() as &dyn age::Identity))
         .map_err(|_| BundleError::DecryptionFailed)?;
-    let mut archive = tar::Archive::new(&mut plain);
+    // A chunk that fails to authenticate surfaces as a read error in whichever
+    // layer reads it (tar header, document copy, trailer, end padding); the
+    // decryptor's own record of it decides the code, not that layer.
+    let failed = Cell::new(false);
+    let mut plain = Decrypting {
+        inner: plain,
+        failed: &failed,
+    };
+    let unpacked = unpack(&mut plain, dir, limits);
+    if failed.get() {
+        return Err(BundleError::DecryptionFailed);
+    }
+    unpacked
+}
+
+/// The age plaintext reader, recording in `failed` that a read from it failed.
+/// Its ciphertext source ([`ChunkReceiver`]) cannot fail (a failed reader stage
+/// is reported by the caller before anything found here), so every read error
+/// is age's: an age chunk that does not authenticate, or a truncated stream.
+struct Decrypting<'a, R> {
+    inner: R,
+    failed: &'a Cell<bool>,
+}
+
+impl<R: Read> Read for Decrypting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).inspect_err(|e| {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.failed.set(true);
+            }
+        })
+    }
+}
+
+/// Unpacks the payload archive from its plaintext into `dir`.
+fn unpack(plain: &mut impl Read, dir: &Path, limits: &Limits) -> Result<Extracted, BundleError> {
+    let mut archive = tar::Archive::new(&mut *plain);
     let mut x = Extracted {
         documents: Vec::new(),
         letter: None,

@@ -110,7 +110,7 @@ impl Pusher {
         let signed: SignedReceipt = serde_json::from_slice(&bytes)
             .map_err(|e| Failure::Refused(format!("the answer is not a receipt: {e}")))?;
         let receipt = signed
-            .verify(&self.config.trust, &self.config.directory)
+            .verify(&self.config.trust, &self.config.directory, Timestamp::now())
             .map_err(|e| Failure::Refused(format!("[{}] {e}", e.code())))?;
         receipt
             .check(

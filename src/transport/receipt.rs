@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::bundle::MAX_CLOCK_SKEW_SECS;
 use crate::config::Directory;
 use crate::pki::{ExchangeCa, IssuanceError, SignerCert, SigningKey};
 use crate::types::{AgencyId, BundleId, Sha256, Timestamp};
@@ -65,6 +66,14 @@ pub enum ReceiptError {
     /// The signer is not the receiver, or not registered for it.
     #[error("the receipt is not signed by the registered signing key of \"{0}\"")]
     NotReceiver(AgencyId),
+    /// `received_at` lies further in the future than the allowed clock skew.
+    #[error("the receipt says it was made at {received_at}, more than {} s after this node's time {now}", MAX_CLOCK_SKEW_SECS)]
+    InFuture {
+        /// The receipt's `received_at`.
+        received_at: Timestamp,
+        /// The verifier's current time.
+        now: Timestamp,
+    },
     /// The receipt names another bundle, sender, receiver or other digests.
     #[error("the receipt does not match the bundle: {0}")]
     Mismatch(String),
@@ -78,6 +87,7 @@ impl ReceiptError {
             ReceiptError::BadSignature => "receipt-signature-invalid",
             ReceiptError::Signer(_) => "receipt-signer-invalid",
             ReceiptError::NotReceiver(_) => "receipt-signer-not-receiver",
+            ReceiptError::InFuture { .. } => "receipt-in-future",
             ReceiptError::Mismatch(_) => "receipt-mismatch",
         }
     }
@@ -97,12 +107,15 @@ impl Receipt {
 
 impl SignedReceipt {
     /// Verifies signature, signer certificate (exchange CA, valid at
-    /// `received_at`, registered in the directory for the receiver) and returns
-    /// the receipt. Does not compare it with any bundle: see [`Receipt::check`].
+    /// `received_at`, registered in the directory for the receiver) and that
+    /// `received_at` is not further than [`MAX_CLOCK_SKEW_SECS`] after `now`
+    /// (the verifier's clock), and returns the receipt. Does not compare it
+    /// with any bundle: see [`Receipt::check`].
     pub fn verify(
         &self,
         trust: &ExchangeCa,
         directory: &Directory,
+        now: Timestamp,
     ) -> Result<Receipt, ReceiptError> {
         let bytes = B64
             .decode(&self.receipt)
@@ -135,6 +148,14 @@ impl SignedReceipt {
                 .is_some_and(|p| p.has_signing_cert(&cert))
         {
             return Err(ReceiptError::NotReceiver(r.receiver.clone()));
+        }
+        // The receiver's own claim, but not one from the future: the same
+        // clock-skew allowance as for a bundle's created_at.
+        if r.received_at.unix() > now.unix() + MAX_CLOCK_SKEW_SECS {
+            return Err(ReceiptError::InFuture {
+                received_at: r.received_at,
+                now,
+            });
         }
         Ok(r)
     }
