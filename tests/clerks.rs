@@ -234,12 +234,10 @@ fn a_drop_the_node_may_not_move_is_retried_with_backoff_noted_for_the_clerk_and_
     let mut node = common::spawn_run(&net, COMMITTEE, FAST, Stdio::null());
     node.wait_ready();
     // A folder the node cannot move (immutable: "Operation not permitted"
-    // even for root), complete with READY.
-    let staging = net.out("staging-stuck");
-    tiny_app(&staging, "深劳人仲案〔2026〕9301号", FUTIAN);
-    fs::write(staging.join("READY"), b"").expect("marker");
+    // even for root). Made in place without READY, so that it is immutable
+    // well before it settles and is claimed.
     let stuck = root.join("intake/stuck");
-    fs::rename(&staging, &stuck).expect("drop");
+    tiny_app(&stuck, "深劳人仲案〔2026〕9301号", FUTIAN);
     let guard = Immutable::set(&stuck);
     let note = root.join("problems/stuck.txt");
     wait_until(Duration::from_secs(10), "the clerks' note", || {

@@ -504,10 +504,29 @@ pub fn spawn_daemon(
     env: &[(&str, &str)],
     stdout: std::process::Stdio,
 ) -> Daemon {
+    spawn_daemon_via(&[], config, label, env, stdout)
+}
+
+/// Like [`spawn_daemon`], with the daemon started by `prefix` (a command that
+/// ends by exec'ing its arguments, so the daemon keeps the child's pid).
+pub fn spawn_daemon_via(
+    prefix: &[&str],
+    config: &Path,
+    label: &str,
+    env: &[(&str, &str)],
+    stdout: std::process::Stdio,
+) -> Daemon {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&path).expect("notify socket");
-    let mut cmd = std::process::Command::new(bin());
+    let mut cmd = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(bin());
+            c
+        }
+        None => std::process::Command::new(bin()),
+    };
     cmd.args(["-c", config.to_str().expect("utf-8"), "run"]);
     cmd.env("NOTIFY_SOCKET", &path);
     cmd.env("SEALPOST_LOG", "info");

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{random_u64, spawn_run, tiny_app, wait_until, Daemon, Net, COMMITTEE, FUTIAN};
+use super::{random_u64, tiny_app, wait_until, Daemon, Net, COMMITTEE, FUTIAN};
 
 /// A committee daemon serving the API on a free port, with its stdout lines.
 pub struct Node {
@@ -21,6 +21,12 @@ pub fn start(net: &Net) -> Node {
 }
 
 pub fn start_with(net: &Net, env: &[(&str, &str)]) -> Node {
+    start_via(net, &[], env)
+}
+
+/// [`start_with`], the daemon started through `prefix` (see
+/// [`super::spawn_daemon_via`]).
+pub fn start_via(net: &Net, prefix: &[&str], env: &[(&str, &str)]) -> Node {
     let cfg = net.config_path(COMMITTEE);
     let text = fs::read_to_string(&cfg).expect("config");
     if !text.contains("[server]") {
@@ -35,7 +41,13 @@ pub fn start_with(net: &Net, env: &[(&str, &str)]) -> Node {
         ("SEALPOST_INTAKE__SCAN_INTERVAL", "50ms"),
     ];
     all.extend_from_slice(env);
-    let mut child = spawn_run(net, COMMITTEE, &all, Stdio::piped());
+    let mut child = super::spawn_daemon_via(
+        prefix,
+        &net.config_path(COMMITTEE),
+        COMMITTEE,
+        &all,
+        Stdio::piped(),
+    );
     let (tx, lines) = mpsc::channel();
     let out = child.take_stdout();
     std::thread::spawn(move || {
