@@ -1496,7 +1496,7 @@ fn extract_zip(
         )
     })?;
     let compressed_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut z = zip::ZipArchive::new(file).map_err(|e| {
+    let mut z = zip::ZipArchive::new(&file).map_err(|e| {
         reject(
             C::ZipInvalid,
             "不是有效的 zip 压缩包（压缩包结构无法识别，可能已损坏或复制不完整）。请重新压缩，或直接放入文件夹。".to_owned(),
@@ -1513,6 +1513,35 @@ fn extract_zip(
     let max_entries = limits.max_documents + 8;
     if z.len() > max_entries {
         return Err(bomb(&format!("{} entries", z.len())));
+    }
+    let prefix = crate::zipcheck::prefix_len(&z);
+    if prefix > 0 {
+        return Err(reject(
+            C::ZipLeadingData,
+            format!("压缩包的第一个文件之前还有 {prefix} 字节的其他数据（例如自解压程序）。请用普通的 zip 压缩，或直接放入文件夹。"),
+            format!("The zip has {prefix} bytes of something else before its first entry (a self-extracting archive, for example). Make a plain zip, or drop a plain folder."),
+        ));
+    }
+    // Every tool must read the same files from it: local headers agree with
+    // the central directory (the directory is what is checked below).
+    if let Err(e) = crate::zipcheck::check_local_headers(&z, &mut &file) {
+        return Err(match e {
+            crate::zipcheck::ZipCheckError::Io(e) => reject(
+                C::Unreadable,
+                format!("无法读取（{}）。", crate::application::zh_io(&e)),
+                format!("Cannot be read ({e})."),
+            ),
+            crate::zipcheck::ZipCheckError::Mismatch { entry, field, .. } => reject(
+                C::ZipHeaderMismatch,
+                format!("压缩包里 “{}” 的文件头前后不一致（{field}），不同的软件会解出不同的内容。请重新压缩，或直接放入文件夹。", printable(&entry)),
+                format!("In the zip, the headers of \"{}\" disagree ({field}), so different tools would extract different files. Zip it again, or drop a plain folder.", printable(&entry)),
+            ),
+            other => reject(
+                C::ZipInvalid,
+                "压缩包已损坏（结构无法读取，可能复制不完整）。".to_owned(),
+                format!("The zip is damaged ({}).", printable(&other.to_string())),
+            ),
+        });
     }
     // Pass 1: names, types, declared sizes, overlap. Nothing written yet.
     let mut declared_total: u64 = 0;

@@ -318,3 +318,114 @@ fn a_drop_named_with_escape_and_line_feed_cannot_forge_a_log_line_or_a_note() {
     assert!(!text.contains('\u{1b}'), "{text}");
     assert!(text.contains("evil\\u{1b}[31m\\u{a}"), "{text}");
 }
+
+// ---------------------------------------------------------------- what clerks read
+
+/// Drops `make`'s folder into a fresh intake (library, no daemon) and returns
+/// the text of its `REJECTED.txt`.
+fn rejected_text(net: &Net, name: &str, make: impl FnOnce(&std::path::Path)) -> String {
+    let cfg = net.config(COMMITTEE);
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+    let intake = sealpost::intake::Intake::new(&cfg, &outbox).expect("intake");
+    let dir = intake.dirs().intake.join(name);
+    tiny_app(&dir, "深劳人仲案〔2026〕9601号", FUTIAN);
+    make(&dir);
+    match intake
+        .take(&[std::ffi::OsString::from(name)])
+        .pop()
+        .expect("one")
+        .expect("no intake error")
+    {
+        sealpost::intake::Outcome::Rejected { dir, .. } => {
+            fs::read_to_string(dir.join("REJECTED.txt")).expect("REJECTED.txt")
+        }
+        other => panic!("not rejected: {other:?}"),
+    }
+}
+
+#[test]
+fn a_folder_with_ten_thousand_stray_files_gets_a_short_rejection_note() {
+    let net = Net::new();
+    let text = rejected_text(&net, "many", |dir| {
+        for i in 0..10_000 {
+            fs::write(dir.join(format!("scan-{i:05}.tmp")), b"x").expect("write");
+        }
+    });
+    assert!(
+        text.len() < 16 * 1024,
+        "REJECTED.txt is {} bytes for one problem repeated",
+        text.len()
+    );
+    assert_eq!(text.matches("[document-unlisted]").count(), 20, "{text}");
+    assert!(text.contains("以及另外 9980 项"), "{text}");
+    assert!(text.contains("and 9980 more"), "{text}");
+    let json: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            net.agency(COMMITTEE)
+                .dir
+                .join("data/clerk/rejected/many/rejection.json"),
+        )
+        .expect("rejection.json"),
+    )
+    .expect("json");
+    assert_eq!(json["reasons"].as_array().map(Vec::len), Some(10_000));
+}
+
+#[test]
+fn one_byte_over_a_limit_is_shown_in_exact_bytes() {
+    let net = Net::new();
+    let cfg = net.config_path(COMMITTEE);
+    let text = fs::read_to_string(&cfg).expect("config");
+    fs::write(
+        &cfg,
+        format!("{text}\n[limits]\nmax_document_size = \"64 MiB\"\nmax_total_size = \"1 GiB\"\n"),
+    )
+    .expect("write");
+    let text = rejected_text(&net, "one-over", |dir| {
+        let mut pdf = b"%PDF-1.7\n".to_vec();
+        pdf.resize((64 << 20) + 1 - 6, b'x');
+        pdf.extend_from_slice(b"%%EOF\n");
+        fs::write(dir.join("证据.pdf"), pdf).expect("write");
+        let manifest = dir.join("application.toml");
+        let m = fs::read_to_string(&manifest).expect("manifest");
+        fs::write(
+            manifest,
+            format!("{m}\n[[documents]]\nfile = \"证据.pdf\"\nrole = \"evidence\"\n"),
+        )
+        .expect("write");
+    });
+    assert!(text.contains("67,108,865 bytes"), "{text}");
+    assert!(text.contains("67,108,864 bytes"), "{text}");
+    assert!(
+        !text.contains("64.0 MiB, over the limit of 64.0 MiB"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_manifest_parser_error_is_explained_in_chinese_with_the_english_beside_it() {
+    let net = Net::new();
+    let text = rejected_text(&net, "typo", |dir| {
+        let manifest = dir.join("application.toml");
+        let m = fs::read_to_string(&manifest).expect("manifest");
+        fs::write(
+            manifest,
+            m.replace("claim_amount = \"1000.00\"", "claim_amount = 1000.00"),
+        )
+        .expect("write");
+    });
+    let lines: Vec<&str> = text.lines().collect();
+    let i = lines
+        .iter()
+        .position(|l| l.contains("[manifest-invalid]"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let (zh, en) = (lines[i + 1], lines[i + 2]);
+    assert!(zh.contains("类型不对"), "{zh}");
+    for english in ["invalid type", "expected", "string"] {
+        assert!(
+            !zh.contains(english),
+            "English parser words in the Chinese line: {zh}"
+        );
+    }
+    assert!(en.contains("invalid type"), "{en}");
+}

@@ -41,9 +41,11 @@ fn a_full_disk_pauses_intake_once_while_serving_goes_on_and_intake_resumes_when_
     // The node's view of its data directory.
     let data: PathBuf = PathBuf::from(format!("/proc/{}/root{}", node.child.id(), mnt_s));
     let clerk = data.join("clerk");
-    wait_until(Duration::from_secs(10), "the intake folders on the tmpfs", || {
-        clerk.join("intake").is_dir()
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "the intake folders on the tmpfs",
+        || clerk.join("intake").is_dir(),
+    );
     assert!(
         !mnt.join("clerk").exists(),
         "the tmpfs is not the node's own: the data went to the host's disk"
@@ -63,10 +65,15 @@ fn a_full_disk_pauses_intake_once_while_serving_goes_on_and_intake_resumes_when_
 
     // Paused: the drop stays, one log line says why, nothing loops.
     wait_until(Duration::from_secs(10), "the pause to be logged", || {
-        node.child.stderr_text().contains("disk full: intake paused")
+        node.child
+            .stderr_text()
+            .contains("disk full: intake paused")
     });
     std::thread::sleep(Duration::from_secs(3));
-    assert!(clerk.join("intake/full").is_dir(), "taken while the disk was full");
+    assert!(
+        clerk.join("intake/full").is_dir(),
+        "taken while the disk was full"
+    );
     let log = node.child.stderr_text();
     assert_eq!(
         log.matches("disk full: intake paused").count(),
@@ -74,7 +81,10 @@ fn a_full_disk_pauses_intake_once_while_serving_goes_on_and_intake_resumes_when_
         "the pause was logged more than once:\n{log}"
     );
     assert!(
-        log.lines().filter(|l| l.contains(" ERROR ") || l.contains(" WARN ")).count() <= 2,
+        log.lines()
+            .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+            .count()
+            <= 2,
         "errors repeat while paused:\n{log}"
     );
     // Serving goes on.

@@ -292,6 +292,43 @@ fn cases() -> Vec<Case> {
         ),
         built("zip-lying-size", zip_lying_size, "zip-invalid", NONE),
         built("zip-overlap-bomb", zip_overlap_bomb, "zip-bomb", NONE),
+        built(
+            "zip-aliased-entries",
+            zip_aliased_entries,
+            "zip-header-mismatch",
+            NONE,
+        ),
+        built(
+            "zip-local-name-differs",
+            zip_local_name_differs,
+            "zip-header-mismatch",
+            NONE,
+        ),
+        built(
+            "zip-local-crc-differs",
+            zip_local_crc_differs,
+            "zip-header-mismatch",
+            NONE,
+        ),
+        built(
+            "zip-leading-data",
+            zip_leading_data,
+            "zip-leading-data",
+            NONE,
+        ),
+        built("zip-hardlinked", zip_hardlinked, "hard-linked-file", NONE),
+        built(
+            "manifest-too-large-chinese",
+            manifest_too_large_chinese,
+            "manifest-too-large",
+            NONE,
+        ),
+        built(
+            "document-truncated-pdf",
+            document_truncated_pdf,
+            "document-truncated",
+            NONE,
+        ),
         built("zip-overlap-many", zip_overlap_many, "zip-bomb", NONE),
         built(
             "zip-too-many-entries",
@@ -1154,6 +1191,8 @@ struct Raw {
     /// Declared uncompressed size, if not `data.len()` (a stored entry).
     size: Option<u32>,
     crc: Option<u32>,
+    /// The name in the local header, if not `name` (the central directory's).
+    local_name: Option<Vec<u8>>,
 }
 
 fn raw(name: &str, data: &[u8]) -> Raw {
@@ -1165,6 +1204,7 @@ fn raw(name: &str, data: &[u8]) -> Raw {
         mode: 0o100644,
         size: None,
         crc: None,
+        local_name: None,
     }
 }
 
@@ -1185,6 +1225,7 @@ fn raw_zip(entries: &[Raw], aliases: &[(String, usize)]) -> Vec<u8> {
         let crc = e.crc.unwrap_or_else(|| crc32fast::hash(&e.data));
         let csize = u32::try_from(e.data.len()).expect("small entry");
         let usize_ = e.size.unwrap_or(csize);
+        let local_name = e.local_name.as_ref().unwrap_or(&e.name);
         let mut fixed = Vec::new();
         fixed.extend_from_slice(&20u16.to_le_bytes()); // version needed
         fixed.extend_from_slice(&e.flags.to_le_bytes());
@@ -1194,11 +1235,11 @@ fn raw_zip(entries: &[Raw], aliases: &[(String, usize)]) -> Vec<u8> {
         fixed.extend_from_slice(&crc.to_le_bytes());
         fixed.extend_from_slice(&csize.to_le_bytes());
         fixed.extend_from_slice(&usize_.to_le_bytes());
-        fixed.extend_from_slice(&u16::try_from(e.name.len()).expect("name").to_le_bytes());
+        fixed.extend_from_slice(&u16::try_from(local_name.len()).expect("name").to_le_bytes());
         fixed.extend_from_slice(&0u16.to_le_bytes()); // extra length
         out.extend_from_slice(b"PK\x03\x04");
         out.extend_from_slice(&fixed);
-        out.extend_from_slice(&e.name);
+        out.extend_from_slice(local_name);
         out.extend_from_slice(&e.data);
         records.push((fixed, offset, e.mode));
     }
@@ -1352,6 +1393,83 @@ fn zip_lying_size(ctx: &Ctx<'_>) -> OsString {
 /// 16 central-directory entries sharing one 256 KiB stored local entry: each
 /// looks harmless (ratio 1:1), together they expand the data 16-fold.
 fn zip_overlap_bomb(ctx: &Ctx<'_>) -> OsString {
+    ctx.zip(&zip_nested_overlap(&base_files()))
+}
+
+/// Overlapping entries with honest headers: one stored entry whose data holds
+/// the next entry (local header and data) inside it, 16 deep, so each byte of
+/// the innermost document is extracted 16 times.
+fn zip_nested_overlap(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let (dos_time, dos_date) = (0x4000u16, 0x5B77u16);
+    let local = |name: &str, data: &[u8]| {
+        let mut h = Vec::new();
+        h.extend_from_slice(b"PK\x03\x04");
+        h.extend_from_slice(&20u16.to_le_bytes());
+        h.extend_from_slice(&0x0800u16.to_le_bytes());
+        h.extend_from_slice(&0u16.to_le_bytes());
+        h.extend_from_slice(&dos_time.to_le_bytes());
+        h.extend_from_slice(&dos_date.to_le_bytes());
+        h.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+        let n = u32::try_from(data.len()).expect("small").to_le_bytes();
+        h.extend_from_slice(&n);
+        h.extend_from_slice(&n);
+        h.extend_from_slice(&u16::try_from(name.len()).expect("name").to_le_bytes());
+        h.extend_from_slice(&0u16.to_le_bytes());
+        h.extend_from_slice(name.as_bytes());
+        h
+    };
+    // Innermost first: each layer's data is the next layer's header + data.
+    let mut data = pdf_of_size(256 << 10);
+    let mut layers = Vec::new();
+    for i in (0..16).rev() {
+        let name = format!("证据-{i:02}.pdf");
+        let header = local(&name, &data);
+        layers.push((name, data.clone(), header.len()));
+        let mut wrapped = header;
+        wrapped.extend_from_slice(&data);
+        data = wrapped;
+    }
+    layers.reverse(); // outermost first
+    let mut out = Vec::new();
+    let mut records = Vec::new();
+    for (name, d) in files {
+        records.push((name.clone(), d.clone(), out.len()));
+        out.extend_from_slice(&local(name, d));
+        out.extend_from_slice(d);
+    }
+    let mut offset = out.len();
+    for (name, d, header_len) in &layers {
+        records.push((name.clone(), d.clone(), offset));
+        offset += header_len;
+    }
+    out.extend_from_slice(&data);
+    let mut central = Vec::new();
+    for (name, d, offset) in &records {
+        let h = local(name, d);
+        central.extend_from_slice(b"PK\x01\x02");
+        central.extend_from_slice(&0x031Eu16.to_le_bytes());
+        central.extend_from_slice(&h[4..26]);
+        central.extend_from_slice(&u16::try_from(name.len()).expect("name").to_le_bytes());
+        central.extend_from_slice(&[0; 8]);
+        central.extend_from_slice(&(0o100644u32 << 16).to_le_bytes());
+        central.extend_from_slice(&u32::try_from(*offset).expect("small").to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let cd_start = u32::try_from(out.len()).expect("small");
+    out.extend_from_slice(&central);
+    let count = u16::try_from(records.len()).expect("few").to_le_bytes();
+    out.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+    out.extend_from_slice(&count);
+    out.extend_from_slice(&count);
+    out.extend_from_slice(&u32::try_from(central.len()).expect("cd").to_le_bytes());
+    out.extend_from_slice(&cd_start.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// The old overlap trick: 16 central-directory entries point at one local
+/// header; their names differ from the one it holds.
+fn zip_aliased_entries(ctx: &Ctx<'_>) -> OsString {
     let mut entries = raws(&base_files());
     entries.push(raw("证据-00.pdf", &pdf_of_size(256 << 10)));
     let shared = entries.len() - 1;
@@ -1359,6 +1477,70 @@ fn zip_overlap_bomb(ctx: &Ctx<'_>) -> OsString {
         .map(|i| (format!("证据-{i:02}.pdf"), shared))
         .collect();
     ctx.zip(&raw_zip(&entries, &aliases))
+}
+
+/// The central directory says `附件.pdf`; the local header says `../../x.pdf`.
+fn zip_local_name_differs(ctx: &Ctx<'_>) -> OsString {
+    let files = base_files();
+    let mut entries = raws(&files);
+    let mut extra = raw("附件.pdf", base_pdf(&files));
+    extra.local_name = Some(b"../../x.pdf".to_vec());
+    entries.push(extra);
+    ctx.zip(&raw_zip(&entries, &[]))
+}
+
+/// One entry's local header carries another CRC than the central directory.
+fn zip_local_crc_differs(ctx: &Ctx<'_>) -> OsString {
+    let mut bytes = zip_of(&base_files());
+    // The first local header's CRC-32 is at offset 14.
+    assert_eq!(&bytes[..4], b"PK\x03\x04");
+    bytes[14] ^= 0xFF;
+    ctx.zip(&bytes)
+}
+
+/// Something glued in front of an ordinary zip (a self-extractor stub).
+fn zip_leading_data(ctx: &Ctx<'_>) -> OsString {
+    let mut bytes = b"MZ\x90\0 a self-extracting stub would be here ".to_vec();
+    bytes.extend_from_slice(&zip_of(&base_files()));
+    ctx.zip(&bytes)
+}
+
+/// A valid zip with a second hard link elsewhere.
+fn zip_hardlinked(ctx: &Ctx<'_>) -> OsString {
+    let name = ctx.zip(&zip_of(&base_files()));
+    fs::hard_link(
+        ctx.intake.join(&name),
+        ctx.net.out("zip-hardlinked-elsewhere.zip"),
+    )
+    .expect("hard link");
+    name
+}
+
+/// A manifest over 64 KiB whose limit falls inside a Chinese character.
+fn manifest_too_large_chinese(ctx: &Ctx<'_>) -> OsString {
+    let dir = ctx.app();
+    edit_manifest(&dir, |m| {
+        let mut m = format!("{m}\n# ");
+        while m.len() < 64 * 1024 + 100 {
+            m.push_str("备注说明");
+        }
+        // Make the 65 537th byte fall inside a three-byte character.
+        while m.len() % 3 != 1 {
+            m.push('x');
+        }
+        m.push('\n');
+        m
+    });
+    ctx.done()
+}
+
+/// The preservation application cut off before its `%%EOF` (a copy that
+/// stopped half-way).
+fn document_truncated_pdf(ctx: &Ctx<'_>) -> OsString {
+    let dir = ctx.app();
+    let pdf = fs::read(dir.join(PRESERVATION)).expect("pdf");
+    fs::write(dir.join(PRESERVATION), &pdf[..pdf.len() / 2]).expect("write");
+    ctx.done()
 }
 
 /// The same trick at scale: 4 000 entries over one 1 MiB stored entry.
