@@ -194,7 +194,12 @@ pub fn run(cli: Cli) -> Exit {
             with_config(&cli.config, |c| open(c, &file, &output, json, out))
         }
         Command::Run => match Config::load(&cli.config) {
-            Ok(c) => run_daemon(std::sync::Arc::new(c)),
+            Ok(c) => {
+                for w in &c.warnings {
+                    tracing::warn!(warning = %w, "configuration");
+                }
+                run_daemon(std::sync::Arc::new(c))
+            }
             Err(e) => report_config_error(&e),
         },
         Command::Receipt(cmd) => with_config(&cli.config, |c| receipt_cmd(c, cmd, out)),
@@ -239,7 +244,11 @@ pub fn check_config(path: &Path, out: &mut impl Write) -> Exit {
     };
     let me = c.me();
     let mut s = String::new();
-    s.push_str(&format!("OK  {}\n\n", c.file.display()));
+    s.push_str(&format!("OK  {}\n", c.file.display()));
+    for w in &c.warnings {
+        s.push_str(&format!("WARNING  {w}\n"));
+    }
+    s.push('\n');
     s.push_str(&format!(
         "node          {}  {}  role {}\n",
         c.node.id,

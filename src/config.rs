@@ -38,10 +38,20 @@ pub struct ConfigError {
     pub key: Option<String>,
     /// What is wrong and, where possible, what to do.
     pub message: String,
+    /// The environment variable that set the key, when it did (the file's
+    /// line is then beside the point).
+    pub env_var: Option<String>,
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(var) = &self.env_var {
+            write!(f, "environment variable {var}")?;
+            if let Some(key) = &self.key {
+                write!(f, " (overrides key `{key}` of {})", self.file.display())?;
+            }
+            return write!(f, ": {}", self.message);
+        }
         write!(f, "{}", self.file.display())?;
         if let Some(line) = self.line {
             write!(f, ":{line}")?;
@@ -277,6 +287,9 @@ pub struct Config {
     pub server_limits: crate::transport::server::Limits,
     /// Local admin/metrics listen address.
     pub admin_listen: Option<SocketAddr>,
+    /// Things that work but should be fixed (a private key readable by
+    /// others): printed by `check-config`, logged at start.
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Config {
@@ -490,16 +503,24 @@ fn split_key(key: &str) -> (&str, Option<usize>, Option<&str>) {
 struct Site<'a> {
     file: &'a Path,
     text: &'a str,
+    /// Dotted key → the `SEALPOST_*` variable that overrides it.
+    env: std::collections::HashMap<String, String>,
 }
 
 impl Site<'_> {
     fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         let key = key.into();
+        let env_var = self.env.get(&key).cloned();
         ConfigError {
             file: self.file.to_owned(),
-            line: locate_key(self.text, &key),
+            line: if env_var.is_some() {
+                None
+            } else {
+                locate_key(self.text, &key)
+            },
             key: Some(key),
             message: message.into(),
+            env_var,
         }
     }
     fn resolve(&self, p: &Path) -> PathBuf {
@@ -535,6 +556,7 @@ impl Config {
             line: None,
             key: None,
             message,
+            env_var: None,
         };
         let text = std::fs::read_to_string(file)
             .map_err(|e| whole_file(format!("cannot read the configuration file: {e}")))?;
@@ -546,6 +568,7 @@ impl Config {
                 line,
                 key: None,
                 message: format!("not valid TOML: {}", e.message()),
+                env_var: None,
             });
         }
         let env_keys: Vec<String> = env.keys().cloned().collect();
@@ -559,18 +582,26 @@ impl Config {
             )
             .build()
             .map_err(|e| whole_file(e.to_string()))?;
-        let site = Site { file, text: &text };
+        let site = Site {
+            file,
+            text: &text,
+            env: env_keys
+                .iter()
+                .map(|var| (env_key(var), var.clone()))
+                .collect(),
+        };
         let raw: RawConfig = built.try_deserialize().map_err(|e| {
             let msg = e.to_string();
             let key = backticked(&msg);
-            let from_env = if env_keys.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " (environment overrides in effect: {})",
-                    env_keys.join(", ")
-                )
-            };
+            let from_env =
+                if env_keys.is_empty() || key.as_ref().is_some_and(|k| site.env.contains_key(k)) {
+                    String::new()
+                } else {
+                    format!(
+                        " (environment overrides in effect: {})",
+                        env_keys.join(", ")
+                    )
+                };
             match key {
                 Some(k) => site.err(k, format!("{msg}{from_env}")),
                 None => whole_file(format!("{msg}{from_env}")),
@@ -786,18 +817,37 @@ impl Config {
                 None => default_policy.max_attempts,
             },
         };
+        // Folders the node must write: checked now, so that `check-config`
+        // catches what `run` would otherwise fail on.
+        check_writable(&data_dir).map_err(|why| site.err("node.data_dir", why))?;
+        if role != Role::Court {
+            let key = if raw.intake.root.is_some() {
+                "intake.root"
+            } else {
+                "node.data_dir"
+            };
+            check_writable(&intake.root).map_err(|why| site.err(key, why))?;
+        }
+        let mut warnings = Vec::new();
+        for (key, path) in [
+            ("pki.tls_key", site.resolve(&raw.pki.tls_key)),
+            ("pki.signing_key", site.resolve(&raw.pki.signing_key)),
+            (
+                "pki.encryption_identity",
+                site.resolve(&raw.pki.encryption_identity),
+            ),
+        ] {
+            if let Some(w) = key_exposure(&path) {
+                warnings.push(site.err(key, w));
+            }
+        }
         let server_listen = parse_listen(raw.server.listen.as_deref(), "server.listen", site)?;
         let admin_listen = parse_listen(raw.admin.listen.as_deref(), "admin.listen", site)?;
 
         let directory_file = site.resolve(&raw.directory.file);
         let directory = load_directory(&directory_file).map_err(|mut e| {
             if e.file == directory_file && e.key.is_none() && e.line.is_none() {
-                e = ConfigError {
-                    key: Some("directory.file".into()),
-                    line: locate_key(site.text, "directory.file"),
-                    file: site.file.to_owned(),
-                    message: e.message,
-                };
+                e = site.err("directory.file", e.message);
             }
             e
         })?;
@@ -893,8 +943,71 @@ impl Config {
             server_listen,
             server_limits,
             admin_listen,
+            warnings,
         })
     }
+}
+
+/// Whether this process can create and change files in `dir` (or, if it does
+/// not exist yet, create it: its nearest existing ancestor must be writable).
+/// The reason in words when it cannot.
+fn check_writable(dir: &Path) -> Result<(), String> {
+    use rustix::fs::{accessat, Access, AtFlags, CWD};
+    let mut p = dir;
+    loop {
+        match std::fs::metadata(p) {
+            Ok(m) if !m.is_dir() => return Err(format!("{} is not a folder", p.display())),
+            Ok(_) => {
+                return accessat(CWD, p, Access::WRITE_OK | Access::EXEC_OK, AtFlags::EACCESS)
+                    .map_err(|e| {
+                        let what = if p == dir {
+                            format!("{} is not writable", p.display())
+                        } else {
+                            format!(
+                                "{} does not exist and cannot be created: {} is not writable",
+                                dir.display(),
+                                p.display()
+                            )
+                        };
+                        format!(
+                            "{what} by this user (uid {}): {}",
+                            rustix::process::geteuid().as_raw(),
+                            std::io::Error::from(e)
+                        )
+                    });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match p.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+                _ => return Err(format!("{} cannot be created", dir.display())),
+            },
+            Err(e) => return Err(format!("{}: {e}", p.display())),
+        }
+    }
+}
+
+/// A warning when a private key file may be read (or written) by others than
+/// its owner.
+fn key_exposure(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "{} is a private key that group or others may access (mode {mode:04o}); make it readable by the sealpost user only: chmod 600 {}",
+            path.display(),
+            path.display()
+        )
+    })
+}
+
+/// The dotted key a `SEALPOST_SECTION__KEY` variable overrides (`section.key`).
+fn env_key(var: &str) -> String {
+    var.strip_prefix(ENV_PREFIX)
+        .and_then(|v| v.strip_prefix('_'))
+        .unwrap_or(var)
+        .split("__")
+        .map(str::to_ascii_lowercase)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn backticked(msg: &str) -> Option<String> {
@@ -994,6 +1107,7 @@ pub fn load_directory(file: &Path) -> Result<Directory, ConfigError> {
         line: None,
         key: None,
         message,
+        env_var: None,
     };
     let text = std::fs::read_to_string(file)
         .map_err(|e| whole(format!("cannot read the peer directory: {e}")))?;
@@ -1002,8 +1116,13 @@ pub fn load_directory(file: &Path) -> Result<Directory, ConfigError> {
         line: e.span().map(|s| text[..s.start].matches('\n').count() + 1),
         key: None,
         message: e.message().to_owned(),
+        env_var: None,
     })?;
-    let site = Site { file, text: &text };
+    let site = Site {
+        file,
+        text: &text,
+        env: Default::default(),
+    };
     let mut peers = BTreeMap::new();
     for (i, p) in raw.peer.into_iter().enumerate() {
         let k = |leaf: &str| format!("peer[{i}].{leaf}");

@@ -510,6 +510,27 @@ impl TlsIdentity {
             path: key_path.to_owned(),
             detail: format!("no private key block found: {e}"),
         })?;
+        // The key must be the certificate's: otherwise the node would start,
+        // fail every handshake (or the server would not start), and restart.
+        let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
+            PkiError::Unsuitable {
+                path: key_path.to_owned(),
+                problem: problem(format!("not a usable TLS private key: {e}")),
+            }
+        })?;
+        let matches = signer
+            .public_key()
+            .is_some_and(|spki| Sha256::of(spki.as_ref()) == summary.spki_sha256);
+        if !matches {
+            return Err(PkiError::Unsuitable {
+                path: key_path.to_owned(),
+                problem: problem(format!(
+                    "this private key does not belong to the TLS certificate {} (serial {})",
+                    cert_path.display(),
+                    summary.serial
+                )),
+            });
+        }
         Ok(Self {
             chain,
             key,

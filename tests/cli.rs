@@ -388,3 +388,153 @@ fn receipt_verify_refuses_a_receipt_from_the_future() {
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(t.contains("VERIFIED RECEIPT"), "{t}");
 }
+
+/// Runs `check-config` on the committee with extra environment.
+fn check_with_env(net: &Net, env: &[(&str, &str)]) -> Output {
+    let cfg = net.config_path(COMMITTEE);
+    Command::new(bin())
+        .args(["check-config", "-c", cfg.to_str().expect("utf-8")])
+        .env_remove("SEALPOST_CONFIG")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run sealpost")
+}
+
+#[test]
+fn check_config_catches_a_tls_key_that_does_not_belong_to_the_tls_certificate() {
+    // Regression: this passed check-config, and `run` then failed to start
+    // (the service restart-looping every 5 s).
+    let (code, err) = broken(|net, t| {
+        let other = net.agency(FUTIAN).dir.join("tls.key");
+        t.replace(
+            "tls_key = \"tls.key\"",
+            &format!("tls_key = \"{}\"", other.display()),
+        )
+    });
+    assert_eq!(code, Some(78), "{err}");
+    assert!(err.contains("sealpost.toml:9: key `pki.tls_key`"), "{err}");
+    assert!(
+        err.contains("does not belong to the TLS certificate"),
+        "{err}"
+    );
+}
+
+/// Sets the immutable attribute on `path` until dropped (root cannot write
+/// into an immutable folder either).
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(path: &std::path::Path) -> Self {
+        let ok = Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .expect("chattr (e2fsprogs) is installed by scripts/test")
+            .success();
+        assert!(
+            ok,
+            "chattr +i failed: this test needs root on ext4, xfs or btrfs"
+        );
+        Self(path.to_owned())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn check_config_catches_data_and_intake_folders_the_node_cannot_write() {
+    let net = Net::new();
+    let data = net.agency(COMMITTEE).dir.join("data");
+    {
+        let _frozen = Immutable::set(&data);
+        let o = check_with_env(&net, &[]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(78), "{t}");
+        assert!(
+            t.contains("key `node.data_dir`") && t.contains("not writable"),
+            "{t}"
+        );
+    }
+    // An intake root elsewhere that does not exist and cannot be created.
+    let parent = net.out("share");
+    fs::create_dir(&parent).expect("mkdir");
+    let _frozen = Immutable::set(&parent);
+    let root = parent.join("clerks");
+    let o = check_with_env(
+        &net,
+        &[("SEALPOST_INTAKE__ROOT", root.to_str().expect("utf-8"))],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(78), "{t}");
+    assert!(
+        t.contains("SEALPOST_INTAKE__ROOT") && t.contains("cannot be created"),
+        "{t}"
+    );
+}
+
+#[test]
+fn check_config_warns_about_private_keys_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let net = Net::new();
+    let key = net.agency(COMMITTEE).dir.join("sign.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = check_with_env(&net, &[]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "a warning is not an error: {t}");
+    let warning = t
+        .lines()
+        .find(|l| l.starts_with("WARNING"))
+        .unwrap_or_else(|| panic!("no warning:\n{t}"));
+    assert!(warning.contains("key `pki.signing_key`"), "{warning}");
+    assert!(
+        warning.contains("0644") && warning.contains("chmod 600"),
+        "{warning}"
+    );
+    // Readable by its owner only: no warning.
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(!text(&check_with_env(&net, &[])).contains("WARNING"));
+}
+
+#[test]
+fn a_bad_environment_override_names_the_variable_not_a_line_of_the_file() {
+    let net = Net::new();
+    for (var, value, key) in [
+        ("SEALPOST_INTAKE__SETTLE", "soon", "intake.settle"),
+        ("SEALPOST_INTAKE__WORKERS", "many", "intake.workers"),
+        ("SEALPOST_SERVER__LISTEN", "everywhere", "server.listen"),
+    ] {
+        let o = check_with_env(&net, &[(var, value)]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(78), "{var}: {t}");
+        assert!(
+            t.contains(&format!(
+                "environment variable {var} (overrides key `{key}`"
+            )),
+            "{var}: {t}"
+        );
+        assert!(
+            !t.contains("sealpost.toml:"),
+            "{var} blamed on a line of the file: {t}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_command_line_exits_64_as_help_promises() {
+    for args in [
+        vec!["--no-such-flag"],
+        vec!["seal"],
+        vec!["outbox", "list", "--state"],
+        vec!["frobnicate"],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(64), "{args:?}: {}", text(&o));
+    }
+    assert_eq!(run(&["--help"]).status.code(), Some(0));
+    assert_eq!(run(&["--version"]).status.code(), Some(0));
+    assert!(text(&run(&["--help"])).contains("64  bad command line"));
+}

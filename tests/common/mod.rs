@@ -135,6 +135,14 @@ fn write(path: &Path, text: &str) {
     fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
+/// Writes a private key readable by its owner only, as a real deployment does.
+fn write_key(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    write(path, text);
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
 impl Net {
     /// The standard exchange: committee sz-lac, courts sz-futian-court and sz-nanshan-court.
     pub fn new() -> Self {
@@ -234,15 +242,15 @@ pub fn write_exchange(
         fs::create_dir_all(dir.join("data")).expect("mkdir");
         let (sign_pem, sign_key) = ca.signing_cert(id, not_before, not_after);
         write(&dir.join("sign.pem"), &sign_pem);
-        write(&dir.join("sign.key"), &sign_key);
+        write_key(&dir.join("sign.key"), &sign_key);
         let (tls_pem, tls_key) = ca.tls_cert_valid(id, not_before, not_after);
         write(&dir.join("tls.pem"), &tls_pem);
-        write(&dir.join("tls.key"), &tls_key);
+        write_key(&dir.join("tls.key"), &tls_key);
         let identity = age::x25519::Identity::generate();
         let age_public = identity.to_public().to_string();
         {
             use age::secrecy::ExposeSecret;
-            write(
+            write_key(
                 &dir.join("age.key"),
                 &format!("# test key\n{}\n", identity.to_string().expose_secret()),
             );
