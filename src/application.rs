@@ -475,6 +475,47 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
+    /// Every code (documented in `docs/application-format.md` §8).
+    pub const ALL: &'static [ReasonCode] = &[
+        ReasonCode::ManifestMissing,
+        ReasonCode::ManifestInvalid,
+        ReasonCode::ManifestTooLarge,
+        ReasonCode::ManifestFormatUnsupported,
+        ReasonCode::CaseNumberInvalid,
+        ReasonCode::CourtUnknown,
+        ReasonCode::ClaimAmountInvalid,
+        ReasonCode::TextFieldInvalid,
+        ReasonCode::EmailInvalid,
+        ReasonCode::MobileInvalid,
+        ReasonCode::LanguageInvalid,
+        ReasonCode::RoleInvalid,
+        ReasonCode::RequiredDocumentMissing,
+        ReasonCode::DocumentMissing,
+        ReasonCode::DocumentUnlisted,
+        ReasonCode::DuplicateFileName,
+        ReasonCode::UnsafeFileName,
+        ReasonCode::DocumentTypeNotAllowed,
+        ReasonCode::DocumentTypeMismatch,
+        ReasonCode::DocumentEmpty,
+        ReasonCode::DocumentTruncated,
+        ReasonCode::DocumentTooLarge,
+        ReasonCode::TotalTooLarge,
+        ReasonCode::TooManyDocuments,
+        ReasonCode::NotARegularFile,
+        ReasonCode::HardLinkedFile,
+        ReasonCode::Unreadable,
+        ReasonCode::NotAnApplication,
+        ReasonCode::ZipInvalid,
+        ReasonCode::ZipUnsafeEntry,
+        ReasonCode::ZipSymlink,
+        ReasonCode::ZipDuplicateEntry,
+        ReasonCode::ZipBomb,
+        ReasonCode::CaseAlreadyQueued,
+        ReasonCode::StillBeingWritten,
+        ReasonCode::ZipHeaderMismatch,
+        ReasonCode::ZipLeadingData,
+    ];
+
     /// The code as text.
     pub fn as_str(self) -> String {
         serde_json::to_value(self)
@@ -1202,6 +1243,61 @@ mod tests {
             "zero\u{200B}width.pdf",
         ] {
             assert!(check_safe_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn every_reason_code_is_listed_and_documented() {
+        // A new variant must be added to ALL: this match stops compiling.
+        for c in ReasonCode::ALL {
+            match c {
+                ReasonCode::ManifestMissing
+                |                ReasonCode::ManifestInvalid
+                |                ReasonCode::ManifestTooLarge
+                |                ReasonCode::ManifestFormatUnsupported
+                |                ReasonCode::CaseNumberInvalid
+                |                ReasonCode::CourtUnknown
+                |                ReasonCode::ClaimAmountInvalid
+                |                ReasonCode::TextFieldInvalid
+                |                ReasonCode::EmailInvalid
+                |                ReasonCode::MobileInvalid
+                |                ReasonCode::LanguageInvalid
+                |                ReasonCode::RoleInvalid
+                |                ReasonCode::RequiredDocumentMissing
+                |                ReasonCode::DocumentMissing
+                |                ReasonCode::DocumentUnlisted
+                |                ReasonCode::DuplicateFileName
+                |                ReasonCode::UnsafeFileName
+                |                ReasonCode::DocumentTypeNotAllowed
+                |                ReasonCode::DocumentTypeMismatch
+                |                ReasonCode::DocumentEmpty
+                |                ReasonCode::DocumentTruncated
+                |                ReasonCode::DocumentTooLarge
+                |                ReasonCode::TotalTooLarge
+                |                ReasonCode::TooManyDocuments
+                |                ReasonCode::NotARegularFile
+                |                ReasonCode::HardLinkedFile
+                |                ReasonCode::Unreadable
+                |                ReasonCode::NotAnApplication
+                |                ReasonCode::ZipInvalid
+                |                ReasonCode::ZipUnsafeEntry
+                |                ReasonCode::ZipSymlink
+                |                ReasonCode::ZipDuplicateEntry
+                |                ReasonCode::ZipBomb
+                |                ReasonCode::CaseAlreadyQueued
+                |                ReasonCode::StillBeingWritten
+                |                ReasonCode::ZipHeaderMismatch
+                |                ReasonCode::ZipLeadingData => {}
+            }
+        }
+        assert_eq!(ReasonCode::ALL.len(), 37);
+        let doc = include_str!("../docs/application-format.md");
+        for c in ReasonCode::ALL {
+            assert!(
+                doc.contains(&format!("`{}`", c.as_str())),
+                "{} is not in docs/application-format.md",
+                c.as_str()
+            );
         }
     }
 

@@ -619,6 +619,28 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
         ),
     );
 
+    // Private keys readable by their owner only, as check-config demands: a
+    // copy of the example keys in the work directory (git does not keep modes).
+    let private_keys = |agency: &str| -> Result<Vec<(String, PathBuf)>, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = work.join("keys").join(agency);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut env = Vec::new();
+        for (file, key) in [
+            ("tls.key", "SEALPOST_PKI__TLS_KEY"),
+            ("sign.key", "SEALPOST_PKI__SIGNING_KEY"),
+            ("age.key", "SEALPOST_PKI__ENCRYPTION_IDENTITY"),
+        ] {
+            let to = dir.join(file);
+            std::fs::copy(src.join("certs-example").join(agency).join(file), &to)
+                .map_err(|e| format!("{}: {e}", to.display()))?;
+            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
+            env.push((key.to_owned(), to));
+        }
+        Ok(env)
+    };
+
     // The committee: intake + mTLS API on a free port.
     let lac_dir = work.join("sz-lac");
     let mut committee = Command::new(&exe)
@@ -627,6 +649,7 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
             &src.join("config/sealpost.example.toml").to_string_lossy(),
             "run",
         ])
+        .envs(private_keys("sz-lac")?)
         .env("SEALPOST_NODE__DATA_DIR", &lac_dir)
         .env("SEALPOST_INTAKE__ROOT", lac_dir.join("clerk"))
         .env("SEALPOST_SERVER__LISTEN", "127.0.0.1:0")
@@ -680,6 +703,7 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
                 "run",
             ])
             .env("SEALPOST_NODE__DATA_DIR", work.join(court))
+            .envs(private_keys(court)?)
             .env("SEALPOST_DIRECTORY__FILE", &peers)
             .env("SEALPOST_CLIENT__WAIT", "30s")
             .stdout(Stdio::null())
