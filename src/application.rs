@@ -962,6 +962,14 @@ impl Application {
             );
             return docs;
         }
+        let unreadable = |r: &mut Reasons, name: &str, e: &std::io::Error| {
+            r.add(
+                C::Unreadable,
+                Some(name),
+                format!("无法读取 “{name}”（{}）。", zh_io(e)),
+                format!("{name:?} cannot be read ({e})."),
+            );
+        };
         let mut seen_lower = BTreeSet::new();
         let mut total: u64 = 0;
         for d in listed {
@@ -1075,12 +1083,7 @@ impl Application {
             let sniffed = match sniff(&mut file) {
                 Ok(t) => t,
                 Err(e) => {
-                    r.add(
-                        C::Unreadable,
-                        Some(name),
-                        format!("无法读取 “{name}”（{}）。", zh_io(&e)),
-                        format!("{name:?} cannot be read ({e})."),
-                    );
+                    unreadable(r, name, &e);
                     continue;
                 }
             };
@@ -1126,12 +1129,7 @@ impl Application {
                     continue;
                 }
                 Err(e) => {
-                    r.add(
-                        C::Unreadable,
-                        Some(name),
-                        format!("无法读取 “{name}”（{}）。", zh_io(&e)),
-                        format!("{name:?} cannot be read ({e})."),
-                    );
+                    unreadable(r, name, &e);
                     continue;
                 }
             }
@@ -1252,42 +1250,42 @@ mod tests {
         for c in ReasonCode::ALL {
             match c {
                 ReasonCode::ManifestMissing
-                |                ReasonCode::ManifestInvalid
-                |                ReasonCode::ManifestTooLarge
-                |                ReasonCode::ManifestFormatUnsupported
-                |                ReasonCode::CaseNumberInvalid
-                |                ReasonCode::CourtUnknown
-                |                ReasonCode::ClaimAmountInvalid
-                |                ReasonCode::TextFieldInvalid
-                |                ReasonCode::EmailInvalid
-                |                ReasonCode::MobileInvalid
-                |                ReasonCode::LanguageInvalid
-                |                ReasonCode::RoleInvalid
-                |                ReasonCode::RequiredDocumentMissing
-                |                ReasonCode::DocumentMissing
-                |                ReasonCode::DocumentUnlisted
-                |                ReasonCode::DuplicateFileName
-                |                ReasonCode::UnsafeFileName
-                |                ReasonCode::DocumentTypeNotAllowed
-                |                ReasonCode::DocumentTypeMismatch
-                |                ReasonCode::DocumentEmpty
-                |                ReasonCode::DocumentTruncated
-                |                ReasonCode::DocumentTooLarge
-                |                ReasonCode::TotalTooLarge
-                |                ReasonCode::TooManyDocuments
-                |                ReasonCode::NotARegularFile
-                |                ReasonCode::HardLinkedFile
-                |                ReasonCode::Unreadable
-                |                ReasonCode::NotAnApplication
-                |                ReasonCode::ZipInvalid
-                |                ReasonCode::ZipUnsafeEntry
-                |                ReasonCode::ZipSymlink
-                |                ReasonCode::ZipDuplicateEntry
-                |                ReasonCode::ZipBomb
-                |                ReasonCode::CaseAlreadyQueued
-                |                ReasonCode::StillBeingWritten
-                |                ReasonCode::ZipHeaderMismatch
-                |                ReasonCode::ZipLeadingData => {}
+                | ReasonCode::ManifestInvalid
+                | ReasonCode::ManifestTooLarge
+                | ReasonCode::ManifestFormatUnsupported
+                | ReasonCode::CaseNumberInvalid
+                | ReasonCode::CourtUnknown
+                | ReasonCode::ClaimAmountInvalid
+                | ReasonCode::TextFieldInvalid
+                | ReasonCode::EmailInvalid
+                | ReasonCode::MobileInvalid
+                | ReasonCode::LanguageInvalid
+                | ReasonCode::RoleInvalid
+                | ReasonCode::RequiredDocumentMissing
+                | ReasonCode::DocumentMissing
+                | ReasonCode::DocumentUnlisted
+                | ReasonCode::DuplicateFileName
+                | ReasonCode::UnsafeFileName
+                | ReasonCode::DocumentTypeNotAllowed
+                | ReasonCode::DocumentTypeMismatch
+                | ReasonCode::DocumentEmpty
+                | ReasonCode::DocumentTruncated
+                | ReasonCode::DocumentTooLarge
+                | ReasonCode::TotalTooLarge
+                | ReasonCode::TooManyDocuments
+                | ReasonCode::NotARegularFile
+                | ReasonCode::HardLinkedFile
+                | ReasonCode::Unreadable
+                | ReasonCode::NotAnApplication
+                | ReasonCode::ZipInvalid
+                | ReasonCode::ZipUnsafeEntry
+                | ReasonCode::ZipSymlink
+                | ReasonCode::ZipDuplicateEntry
+                | ReasonCode::ZipBomb
+                | ReasonCode::CaseAlreadyQueued
+                | ReasonCode::StillBeingWritten
+                | ReasonCode::ZipHeaderMismatch
+                | ReasonCode::ZipLeadingData => {}
             }
         }
         assert_eq!(ReasonCode::ALL.len(), 37);

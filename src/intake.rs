@@ -348,6 +348,26 @@ struct Retry {
     note: Option<PathBuf>,
 }
 
+impl Retry {
+    fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            attempts: 0,
+            next: Instant::now(),
+            note: None,
+        }
+    }
+
+    /// Counts a failed attempt and schedules the next one; returns the
+    /// attempt number and the wait.
+    fn failed(&mut self) -> (u32, Duration) {
+        let wait = crate::retry::delay(self.attempts, FAILED_RETRY.0, FAILED_RETRY.1);
+        self.attempts = self.attempts.saturating_add(1);
+        self.next = Instant::now() + wait;
+        (self.attempts, wait)
+    }
+}
+
 #[derive(Debug, Default)]
 struct Watch {
     was_busy: bool,
@@ -663,12 +683,7 @@ impl<'a> Intake<'a> {
 
     fn held(&self, id: BundleId, name: &str) {
         let mut st = self.state();
-        let r = st.claimed.entry(id).or_insert_with(|| Retry {
-            name: name.to_owned(),
-            attempts: 0,
-            next: Instant::now(),
-            note: None,
-        });
+        let r = st.claimed.entry(id).or_insert_with(|| Retry::new(name));
         if r.attempts == 0 {
             tracing::info!(item = %printable(name), bundle = %id, "still being written; waiting until it is complete");
         }
@@ -682,22 +697,12 @@ impl<'a> Intake<'a> {
             self.pause(e);
             return;
         }
-        let (attempt, wait) = {
-            let mut st = self.state();
-            let r = st
-                .unclaimed
-                .entry(os_name.to_owned())
-                .or_insert_with(|| Retry {
-                    name: name.clone(),
-                    attempts: 0,
-                    next: Instant::now(),
-                    note: None,
-                });
-            let wait = crate::retry::delay(r.attempts, FAILED_RETRY.0, FAILED_RETRY.1);
-            r.attempts = r.attempts.saturating_add(1);
-            r.next = Instant::now() + wait;
-            (r.attempts, wait)
-        };
+        let (attempt, wait) = self
+            .state()
+            .unclaimed
+            .entry(os_name.to_owned())
+            .or_insert_with(|| Retry::new(&name))
+            .failed();
         tracing::warn!(item = %printable(&name), attempt, retry_in = ?wait, error = %e, "cannot take this item; it stays in intake/ and is tried again");
         let note = self.write_note(&name, e, attempt, wait);
         if let Some(r) = self.state().unclaimed.get_mut(os_name) {
@@ -709,27 +714,18 @@ impl<'a> Intake<'a> {
         if e.is_disk_full() {
             self.pause(e);
             // Tried again as soon as intake resumes.
-            self.state().claimed.entry(id).or_insert_with(|| Retry {
-                name: name.to_owned(),
-                attempts: 0,
-                next: Instant::now(),
-                note: None,
-            });
+            self.state()
+                .claimed
+                .entry(id)
+                .or_insert_with(|| Retry::new(name));
             return;
         }
-        let (attempt, wait) = {
-            let mut st = self.state();
-            let r = st.claimed.entry(id).or_insert_with(|| Retry {
-                name: name.to_owned(),
-                attempts: 0,
-                next: Instant::now(),
-                note: None,
-            });
-            let wait = crate::retry::delay(r.attempts, FAILED_RETRY.0, FAILED_RETRY.1);
-            r.attempts = r.attempts.saturating_add(1);
-            r.next = Instant::now() + wait;
-            (r.attempts, wait)
-        };
+        let (attempt, wait) = self
+            .state()
+            .claimed
+            .entry(id)
+            .or_insert_with(|| Retry::new(name))
+            .failed();
         tracing::warn!(item = %printable(name), bundle = %id, attempt, retry_in = ?wait, error = %e, "processing failed; the item stays in .work/ and is tried again");
         let note = self.write_note(name, e, attempt, wait);
         if let Some(r) = self.state().claimed.get_mut(&id) {

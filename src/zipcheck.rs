@@ -161,7 +161,7 @@ struct Header {
     uncompressed: u64,
     /// The local header carries a zip64 extended-information field.
     zip64: bool,
-    /// Local header only: where the entry's data starts.
+    /// Where the entry's data starts (meaningful for a local header).
     data_start: u64,
 }
 
@@ -257,32 +257,71 @@ fn read_up_to<R: Read + Seek>(r: &mut R, at: u64, buf: &mut [u8]) -> Result<usiz
     Ok(filled)
 }
 
-fn read_central<R: Read + Seek>(r: &mut R, at: u64, entry: &str) -> Result<Header, ZipCheckError> {
-    let truncated = || ZipCheckError::Truncated {
-        entry: entry.to_owned(),
-        what: "central directory record",
-    };
-    let mut fixed = [0u8; CENTRAL_FIXED];
-    if !read_at(r, at, &mut fixed)? {
-        return Err(truncated());
-    }
-    if fixed[..4] != CENTRAL_SIG {
-        return Err(ZipCheckError::Malformed {
+/// Where the compared fields sit in a header's fixed part (APPNOTE 4.3.7 for
+/// the local header, 4.3.12 for the central record).
+struct Layout {
+    /// Size of the fixed part (name and extra field follow it).
+    fixed: usize,
+    side: &'static str,
+    what: &'static str,
+    flags: usize,
+    method: usize,
+    crc32: usize,
+    compressed: usize,
+    uncompressed: usize,
+    name_len: usize,
+    extra_len: usize,
+}
+
+const CENTRAL: Layout = Layout {
+    fixed: CENTRAL_FIXED,
+    side: "central",
+    what: "central directory record",
+    flags: 8,
+    method: 10,
+    crc32: 16,
+    compressed: 20,
+    uncompressed: 24,
+    name_len: 28,
+    extra_len: 30,
+};
+
+const LOCAL: Layout = Layout {
+    fixed: LOCAL_FIXED,
+    side: "local",
+    what: "local header",
+    flags: 6,
+    method: 8,
+    crc32: 14,
+    compressed: 18,
+    uncompressed: 22,
+    name_len: 26,
+    extra_len: 28,
+};
+
+/// Reads the name and extra field that follow a header's fixed part at `at`,
+/// and returns the compared fields (zip64 sizes resolved).
+fn parse_header<R: Read + Seek>(
+    r: &mut R,
+    at: u64,
+    fixed: &[u8],
+    layout: &Layout,
+    entry: &str,
+) -> Result<Header, ZipCheckError> {
+    let name_len = usize::from(u16_at(fixed, layout.name_len));
+    let extra_len = usize::from(u16_at(fixed, layout.extra_len));
+    let mut var = vec![0u8; name_len + extra_len];
+    if !read_at(r, at + layout.fixed as u64, &mut var)? {
+        return Err(ZipCheckError::Truncated {
             entry: entry.to_owned(),
-            why: format!("no central directory record at offset {at}"),
+            what: layout.what,
         });
     }
-    let name_len = usize::from(u16_at(&fixed, 28));
-    let extra_len = usize::from(u16_at(&fixed, 30));
-    let mut var = vec![0u8; name_len + extra_len];
-    if !read_at(r, at + CENTRAL_FIXED as u64, &mut var)? {
-        return Err(truncated());
-    }
     let (uncompressed, compressed, zip64) = resolve_zip64(
-        u32_at(&fixed, 24),
-        u32_at(&fixed, 20),
+        u32_at(fixed, layout.uncompressed),
+        u32_at(fixed, layout.compressed),
         &var[name_len..],
-        "central",
+        layout.side,
     )
     .map_err(|why| ZipCheckError::Malformed {
         entry: entry.to_owned(),
@@ -291,23 +330,36 @@ fn read_central<R: Read + Seek>(r: &mut R, at: u64, entry: &str) -> Result<Heade
     var.truncate(name_len);
     Ok(Header {
         name: var,
-        flags: u16_at(&fixed, 8),
-        method: u16_at(&fixed, 10),
-        crc32: u32_at(&fixed, 16),
+        flags: u16_at(fixed, layout.flags),
+        method: u16_at(fixed, layout.method),
+        crc32: u32_at(fixed, layout.crc32),
         compressed,
         uncompressed,
         zip64,
-        data_start: 0,
+        data_start: at + (layout.fixed + name_len + extra_len) as u64,
     })
+}
+
+fn read_central<R: Read + Seek>(r: &mut R, at: u64, entry: &str) -> Result<Header, ZipCheckError> {
+    let mut fixed = [0u8; CENTRAL_FIXED];
+    if !read_at(r, at, &mut fixed)? {
+        return Err(ZipCheckError::Truncated {
+            entry: entry.to_owned(),
+            what: CENTRAL.what,
+        });
+    }
+    if fixed[..4] != CENTRAL_SIG {
+        return Err(ZipCheckError::Malformed {
+            entry: entry.to_owned(),
+            why: format!("no central directory record at offset {at}"),
+        });
+    }
+    parse_header(r, at, &fixed, &CENTRAL, entry)
 }
 
 /// Reads the local header at `at`. A wrong signature is reported as a
 /// [`HeaderField::Signature`] mismatch.
 fn read_local<R: Read + Seek>(r: &mut R, at: u64, entry: &str) -> Result<Header, ZipCheckError> {
-    let truncated = || ZipCheckError::Truncated {
-        entry: entry.to_owned(),
-        what: "local header",
-    };
     let mut fixed = [0u8; LOCAL_FIXED];
     let got = read_up_to(r, at, &mut fixed)?;
     if got < 4 || fixed[..4] != LOCAL_SIG {
@@ -319,35 +371,12 @@ fn read_local<R: Read + Seek>(r: &mut R, at: u64, entry: &str) -> Result<Header,
         });
     }
     if got < LOCAL_FIXED {
-        return Err(truncated());
+        return Err(ZipCheckError::Truncated {
+            entry: entry.to_owned(),
+            what: LOCAL.what,
+        });
     }
-    let name_len = usize::from(u16_at(&fixed, 26));
-    let extra_len = usize::from(u16_at(&fixed, 28));
-    let mut var = vec![0u8; name_len + extra_len];
-    if !read_at(r, at + LOCAL_FIXED as u64, &mut var)? {
-        return Err(truncated());
-    }
-    let (uncompressed, compressed, zip64) = resolve_zip64(
-        u32_at(&fixed, 22),
-        u32_at(&fixed, 18),
-        &var[name_len..],
-        "local",
-    )
-    .map_err(|why| ZipCheckError::Malformed {
-        entry: entry.to_owned(),
-        why,
-    })?;
-    var.truncate(name_len);
-    Ok(Header {
-        name: var,
-        flags: u16_at(&fixed, 6),
-        method: u16_at(&fixed, 8),
-        crc32: u32_at(&fixed, 14),
-        compressed,
-        uncompressed,
-        zip64,
-        data_start: at + (LOCAL_FIXED + name_len + extra_len) as u64,
-    })
+    parse_header(r, at, &fixed, &LOCAL, entry)
 }
 
 /// Compares the data descriptor after the entry's data with the central record.

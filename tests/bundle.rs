@@ -322,7 +322,7 @@ fn with_payload(net: &Net, sealed: &bundle::Sealed, payload: &[u8], out: &std::p
 #[test]
 fn a_flipped_byte_in_any_age_chunk_is_decryption_failed() {
     use std::io::Read;
-    const ENCRYPTED_CHUNK: usize = 64 * 1024 + 16;
+    const ENCRYPTED_CHUNK: usize = common::AGE_CHUNK;
     let net = Net::new();
     // 140 KiB: three age chunks (64 KiB, 64 KiB and the rest).
     let doc: Vec<u8> = (0..140 * 1024u32).map(|i| (i * 31 + 7) as u8).collect();
@@ -336,19 +336,7 @@ fn a_flipped_byte_in_any_age_chunk_is_decryption_failed() {
             .expect("read");
         p
     };
-    // The age header ends with the "--- <mac>" line; a 16-byte nonce follows.
-    let mac = payload
-        .windows(5)
-        .position(|w| w == b"\n--- ")
-        .expect("MAC line");
-    let first = mac
-        + 1
-        + payload[mac + 1..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .expect("end of MAC line")
-        + 1
-        + 16;
+    let first = common::age_first_chunk(&payload);
     let chunks = (payload.len() - first).div_ceil(ENCRYPTED_CHUNK);
     assert_eq!(chunks, 3, "the payload spans three chunks");
     let court = net.config(FUTIAN);

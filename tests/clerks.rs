@@ -198,35 +198,6 @@ fn a_copy_cut_short_after_ready_is_rejected_saying_it_was_still_being_written() 
     node.stop();
 }
 
-/// Clears the immutable attribute on drop (panics included), so the test's
-/// temporary directory can be removed.
-struct Immutable(std::path::PathBuf);
-
-impl Immutable {
-    fn set(path: &std::path::Path) -> Self {
-        let ok = std::process::Command::new("chattr")
-            .arg("+i")
-            .arg(path)
-            .status()
-            .expect("chattr (e2fsprogs) is installed by scripts/test")
-            .success();
-        assert!(
-            ok,
-            "chattr +i failed: this test needs root (CAP_LINUX_IMMUTABLE) on a file system with immutable files (ext4, xfs, btrfs)"
-        );
-        Self(path.to_owned())
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("chattr")
-            .arg("-i")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[test]
 fn a_drop_the_node_may_not_move_is_retried_with_backoff_noted_for_the_clerk_and_blocks_nothing() {
     let net = Net::new();
@@ -238,7 +209,7 @@ fn a_drop_the_node_may_not_move_is_retried_with_backoff_noted_for_the_clerk_and_
     // well before it settles and is claimed.
     let stuck = root.join("intake/stuck");
     tiny_app(&stuck, "深劳人仲案〔2026〕9301号", FUTIAN);
-    let guard = Immutable::set(&stuck);
+    let guard = common::Immutable::set(&stuck);
     let note = root.join("problems/stuck.txt");
     wait_until(Duration::from_secs(10), "the clerks' note", || {
         note.is_file()

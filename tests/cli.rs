@@ -419,38 +419,12 @@ fn check_config_catches_a_tls_key_that_does_not_belong_to_the_tls_certificate() 
     );
 }
 
-/// Sets the immutable attribute on `path` until dropped (root cannot write
-/// into an immutable folder either).
-struct Immutable(std::path::PathBuf);
-
-impl Immutable {
-    fn set(path: &std::path::Path) -> Self {
-        let ok = Command::new("chattr")
-            .arg("+i")
-            .arg(path)
-            .status()
-            .expect("chattr (e2fsprogs) is installed by scripts/test")
-            .success();
-        assert!(
-            ok,
-            "chattr +i failed: this test needs root on ext4, xfs or btrfs"
-        );
-        Self(path.to_owned())
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn check_config_catches_data_and_intake_folders_the_node_cannot_write() {
     let net = Net::new();
     let data = net.agency(COMMITTEE).dir.join("data");
     {
-        let _frozen = Immutable::set(&data);
+        let _frozen = common::Immutable::set(&data);
         let o = check_with_env(&net, &[]);
         let t = text(&o);
         assert_eq!(o.status.code(), Some(78), "{t}");
@@ -462,7 +436,7 @@ fn check_config_catches_data_and_intake_folders_the_node_cannot_write() {
     // An intake root elsewhere that does not exist and cannot be created.
     let parent = net.out("share");
     fs::create_dir(&parent).expect("mkdir");
-    let _frozen = Immutable::set(&parent);
+    let _frozen = common::Immutable::set(&parent);
     let root = parent.join("clerks");
     let o = check_with_env(
         &net,

@@ -987,7 +987,7 @@ fn local_header_vectors(dir: &Path) {
 /// is re-signed over the changed payload (so the digest checks pass and only
 /// age's chunk authentication can tell).
 fn chunk_authentication_vectors(dir: &Path) {
-    const ENCRYPTED_CHUNK: usize = 64 * 1024 + 16;
+    const ENCRYPTED_CHUNK: usize = common::AGE_CHUNK;
     let lac = load("sz-lac");
     let futian_peer = lac
         .directory
@@ -1006,20 +1006,7 @@ fn chunk_authentication_vectors(dir: &Path) {
     let e = entries(&sealed);
     let env: Envelope = serde_json::from_slice(get(&e, "envelope.json")).expect("envelope");
     let payload = get(&e, "payload.age");
-    // age v1: the text header ends with the "--- <mac>" line; a 16-byte nonce
-    // follows, then the chunks (64 KiB of plaintext + a 16-byte tag each).
-    let mac_line = payload
-        .windows(5)
-        .position(|w| w == b"\n--- ")
-        .expect("age header MAC line");
-    let header_end = mac_line
-        + 1
-        + payload[mac_line + 1..]
-            .iter()
-            .position(|b| *b == b'\n')
-            .expect("end of the MAC line")
-        + 1;
-    let first = header_end + 16;
+    let first = common::age_first_chunk(payload);
     let chunks = (payload.len() - first).div_ceil(ENCRYPTED_CHUNK);
     assert!(chunks >= 2, "the payload has only {chunks} chunk");
     let last = first + (chunks - 1) * ENCRYPTED_CHUNK;

@@ -613,3 +613,52 @@ pub fn serial_of(pem_file: &Path) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// Where the first age STREAM chunk of an age v1 file starts: the text header
+/// ends with the "--- <mac>" line, then a 16-byte nonce follows.
+pub fn age_first_chunk(age: &[u8]) -> usize {
+    let mac_line = age
+        .windows(5)
+        .position(|w| w == b"\n--- ")
+        .expect("age header MAC line");
+    let header_end = mac_line
+        + 1
+        + age[mac_line + 1..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .expect("end of the MAC line")
+        + 1;
+    header_end + 16
+}
+
+/// The size of an encrypted age STREAM chunk: 64 KiB of plaintext + a 16-byte tag.
+pub const AGE_CHUNK: usize = 64 * 1024 + 16;
+
+/// Sets the immutable attribute on a file or folder until dropped: even root
+/// can then neither rename it nor write into it (`chattr +i`, e2fsprogs).
+pub struct Immutable(PathBuf);
+
+impl Immutable {
+    pub fn set(path: &Path) -> Self {
+        let ok = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .expect("chattr (e2fsprogs) is installed by scripts/test")
+            .success();
+        assert!(
+            ok,
+            "chattr +i failed: this test needs root (CAP_LINUX_IMMUTABLE) on a file system with immutable files (ext4, xfs, btrfs)"
+        );
+        Self(path.to_owned())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
