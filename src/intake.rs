@@ -23,6 +23,10 @@
 //!    can be taken unfinished: step 3 then finds it still being written, or
 //!    step 4 finds files missing or cut short, and it is rejected with a reason
 //!    that says so — never sealed.
+//!    An item that is complete by these rules but has a file open for
+//!    writing (asked with a file lease, see step 3) is not taken yet: the
+//!    copier can finish where it writes. After `intake.write_timeout` it is
+//!    taken anyway and rejected as still being written.
 //! 2. **Claim.** A fresh bundle id is drawn, `.work/<id>/.claim.json` written and
 //!    fsynced, then the item renamed into `.work/<id>/` and both directories
 //!    fsynced. The rename is atomic: the item is in `intake/` or in `.work/`,
@@ -337,6 +341,9 @@ struct State {
     watched: HashMap<BundleId, Watch>,
     /// Intake is paused for want of disk space, since then.
     paused: Option<Instant>,
+    /// Items in `intake/` that were complete by their marker or settle time
+    /// but still had a file open for writing, since when.
+    writing: HashMap<OsString, Instant>,
 }
 
 #[derive(Debug, Clone)]
@@ -371,6 +378,8 @@ impl Retry {
 #[derive(Debug, Default)]
 struct Watch {
     was_busy: bool,
+    /// Since when it has been seen still being written (before or after its claim).
+    busy_since: Option<Instant>,
     settling: Option<(Snapshot, Instant)>,
 }
 
@@ -602,6 +611,27 @@ impl<'a> Intake<'a> {
     }
 
     fn take_one(&self, os_name: &OsString) -> Option<Result<Outcome, IntakeError>> {
+        // Complete by its marker or its settle time, but a file still open for
+        // writing: not taken yet, so that the copier can finish where it is
+        // writing (for at most `write_timeout`; then it is claimed and rejected
+        // as still being written).
+        let busy_since = match self.writer_in(&self.dirs.intake.join(os_name)) {
+            Some(file) => {
+                let since = *self
+                    .state()
+                    .writing
+                    .entry(os_name.clone())
+                    .or_insert_with(|| {
+                        tracing::info!(item = %printable(&os_name.to_string_lossy()), file = %printable(&file), "complete by its marker or settle time, but a file is still open for writing: not taken yet");
+                        Instant::now()
+                    });
+                if since.elapsed() < self.config.intake.write_timeout {
+                    return None;
+                }
+                Some(since)
+            }
+            None => self.state().writing.remove(os_name),
+        };
         match self.claim(os_name) {
             Ok(None) => {
                 self.forget_unclaimed(os_name);
@@ -609,6 +639,13 @@ impl<'a> Intake<'a> {
             }
             Ok(Some((id, name))) => {
                 self.forget_unclaimed(os_name);
+                if let Some(since) = busy_since {
+                    let mut st = self.state();
+                    st.writing.remove(os_name);
+                    let w = st.watched.entry(id).or_default();
+                    w.was_busy = true;
+                    w.busy_since = Some(since);
+                }
                 Some(self.attempt(id, &name))
             }
             Err(e) => {
@@ -616,6 +653,48 @@ impl<'a> Intake<'a> {
                 Some(Err(e))
             }
         }
+    }
+
+    /// The name of a file of `item` that someone has open for writing, if
+    /// leases can tell (`None` also when they cannot).
+    fn writer_in(&self, item: &Path) -> Option<String> {
+        use crate::fsutil::lease::{self, Probe};
+        if !self.config.intake.use_leases {
+            return None;
+        }
+        let meta = fs::symlink_metadata(item).ok()?;
+        let files: Vec<PathBuf> = if meta.is_file() {
+            vec![item.to_owned()]
+        } else if meta.is_dir() {
+            fs::read_dir(item)
+                .ok()?
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .map(|e| e.path())
+                .take(MAX_LEASED + 1)
+                .collect()
+        } else {
+            return None;
+        };
+        if files.len() > MAX_LEASED {
+            return None;
+        }
+        for f in files {
+            match lease::probe(&f) {
+                Ok(Probe::Busy) => {
+                    return Some(
+                        f.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                    )
+                }
+                Ok(Probe::Unsupported(_)) => return None,
+                // Quiet (the probe's lease ends here), or unreadable: the
+                // claim and validation deal with it.
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Processes a claimed item and keeps its retry schedule.
@@ -647,6 +726,7 @@ impl<'a> Intake<'a> {
     fn forget_vanished(&self, present: &[OsString]) {
         let gone: Vec<(OsString, Retry)> = {
             let mut st = self.state();
+            st.writing.retain(|k, _| present.contains(k));
             let names: Vec<OsString> = st
                 .unclaimed
                 .keys()
@@ -896,10 +976,17 @@ impl<'a> Intake<'a> {
                     .and_then(|b| serde_json::from_slice::<Claim>(&b).ok())
                     .map(|c| c.claimed_at)
                     .unwrap_or_else(Timestamp::now);
-                let waited = Timestamp::now().unix() - claimed_at.unix();
-                if waited
-                    >= i64::try_from(self.config.intake.write_timeout.as_secs()).unwrap_or(i64::MAX)
-                {
+                let since_claim = u64::try_from(Timestamp::now().unix() - claimed_at.unix())
+                    .map(Duration::from_secs)
+                    .unwrap_or_default();
+                let since_busy = self
+                    .state()
+                    .watched
+                    .get(&id)
+                    .and_then(|w| w.busy_since)
+                    .map(|t| t.elapsed())
+                    .unwrap_or_default();
+                if since_claim.max(since_busy) >= self.config.intake.write_timeout {
                     let rejection = Rejection {
                         reasons: vec![still_being_written(
                             name,
@@ -995,7 +1082,11 @@ impl<'a> Intake<'a> {
                 match lease::probe(f) {
                     Ok(Probe::Quiet(l)) => leases.push(l),
                     Ok(Probe::Busy) => {
-                        self.state().watched.entry(*id).or_default().was_busy = true;
+                        let mut st = self.state();
+                        let w = st.watched.entry(*id).or_default();
+                        w.was_busy = true;
+                        w.busy_since.get_or_insert_with(Instant::now);
+                        drop(st);
                         let shown = f
                             .file_name()
                             .map(|n| n.to_string_lossy().into_owned())

@@ -169,7 +169,7 @@ fn without_leases_a_ready_drop_waits_until_it_stops_changing_after_the_claim() {
 #[test]
 fn a_copy_cut_short_after_ready_is_rejected_saying_it_was_still_being_written() {
     // The copier wrote READY first, was still writing one file when the folder
-    // was taken, and never got to the last file (its path had moved away).
+    // was complete by its marker, and never got to the last file.
     let net = Net::new();
     let root = clerk_root(&net);
     let mut node = common::spawn_run(&net, COMMITTEE, FAST, Stdio::null());

@@ -21,8 +21,9 @@
 //! ## Taking a bundle in ([`deliver`])
 //!
 //! 1. Verify it completely (public keys); its sender must be the peer it came from.
-//! 2. **Claim the id** in `received/`: the first bundle with an id fixes its
-//!    sender and envelope digest. The same (sender, envelope) again is a repeat
+//! 2. **Claim the id** in `received/`: the first bundle with an id that
+//!    passes step 1 fixes its sender and envelope digest (even if opening it
+//!    then fails: a writer draws a fresh id for every bundle it seals). The same (sender, envelope) again is a repeat
 //!    and continues below; anything else with that id is a clash
 //!    ([`InboxError::Conflict`]) and learns nothing about the first.
 //! 3. Open it into `inbox/<case>/<bundle-id>/` (the folder appears only when

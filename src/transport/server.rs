@@ -681,9 +681,9 @@ async fn list(api: &Arc<Api>, peer: &AgencyId, query: &str) -> Response<ResBody>
             }
         },
     };
-    let limit: usize = match query_param(query, "limit").map(|l| l.parse::<usize>()) {
+    let limit = match query_param(query, "limit").map(|l| saturating_digits(&l)) {
         None => 50,
-        Some(Ok(n)) if (1..=500).contains(&n) => n,
+        Some(Some(n)) if (1..=500).contains(&n) => n as usize,
         _ => return bad("limit must be a whole number from 1 to 500"),
     };
     let wait = match query_param(query, "wait") {
@@ -1006,6 +1006,7 @@ async fn receipt(
             "Not deliverable",
             e.to_string(),
         ),
+        Err(e) if crate::fsutil::chain_is_disk_full(&e) => insufficient_storage(0),
         Err(e) => internal(e),
     }
 }
