@@ -11,20 +11,20 @@
 //! | [`pki`] | the exchange CA, signing keys and certificates, TLS identity, age encryption keys |
 //! | [`application`] | an application folder (`application.toml` + documents) and its validation, with clerk-readable reasons |
 //! | [`bundle`] | the sealed bundle, format version 1: seal, verify, open (spec: `docs/bundle-format.md`) |
-//! | [`intake`] | the watched folder: completeness, claim by rename, validation, reject/accept, crash recovery |
+//! | [`intake`] | the watched folder: completeness, claim by rename, quiet check (file leases), validation, reject/accept, per-item retries, disk-full pause, crash recovery |
 //! | [`outbox`] | bundle files + sled index of deliveries; the delivery state machine and its deadlines |
-//! | [`transport`] | mTLS: server TLS configuration with CRLs, peer identification (the HTTP API follows) |
-//! | [`cli`] | the `sealpost` command's subcommands (the binary's `main` is a thin shell over this) |
-//! | [`zipcheck`] | format helper: a zip file's local headers checked against its central directory, and the bytes before its first entry (used by the bundle reader; independent of sealpost types, for clerks' zip files too) |
+//! | [`transport`] | mTLS: TLS configuration with CRLs and live reload ([`transport::tls`]), the HTTP API with its connection budgets ([`transport::server`]), the court's poller ([`transport::client`]), pushes ([`transport::push`]), the receiving inbox ([`transport::inbox`]) and signed receipts ([`transport::receipt`]) |
+//! | [`cli`] | the `sealpost` command's subcommands, the daemon and the demo (the binary's `main` is a thin shell over this) |
+//! | [`zipcheck`] | format helper: a zip file's local headers checked against its central directory, and the bytes before its first entry (used by the bundle reader and by intake for clerks' zip files) |
 //!
 //! Shared helpers: [`types`] (newtypes for ids, digests, times; [`types::printable`]
 //! for names shown in logs and notes), [`fsutil`] (atomic, durable file
-//! publication, free space) and [`retry`] (capped exponential backoff with jitter,
-//! for every retry loop).
+//! publication, free space, Linux file leases) and [`retry`] (capped exponential
+//! backoff with jitter, for every retry loop).
 //!
-//! Modules still to come with later work: the HTTP API and court client in
-//! `transport`, `notify` (e-mail), `audit` (hash-chained log), `ops` (metrics,
-//! admin socket).
+//! Modules still to come with later work: `daemon` (the composition root, now in
+//! `cli`), `notify` (e-mail), `audit` (hash-chained log), `ops` (metrics, admin
+//! socket).
 
 pub mod application;
 pub mod bundle;
