@@ -277,12 +277,12 @@ impl Drop for AtomicDir {
 /// process has the file open for writing. While it is held, an `open` for
 /// writing (or a truncate) blocks for up to `/proc/sys/fs/lease-break-time`
 /// seconds and the kernel signals the holder (SIGIO, which this module
-/// ignores) and marks the lease as being broken, which [`Lease::intact`] sees.
+/// ignores) and marks the lease as being broken, which [`lease::Lease::intact`] sees.
 /// The lease ends when the file is closed.
 ///
 /// Leases need the file to belong to this process's user, or `CAP_LEASE`
 /// (the systemd unit grants it), and a file system that supports them (local
-/// ones do; network file systems often do not): [`Probe::Unsupported`] says so
+/// ones do; network file systems often do not): [`lease::Probe::Unsupported`] says so
 /// and the caller falls back to watching sizes and times.
 pub mod lease {
     use std::fs::{File, OpenOptions};

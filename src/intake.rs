@@ -843,7 +843,7 @@ impl<'a> Intake<'a> {
     }
 
     /// Whether intake is paused now. A paused intake checks the free space
-    /// (at most every [`PAUSE_CHECK`]) and resumes when there is room.
+    /// (every couple of seconds) and resumes when there is room.
     pub fn is_paused(&self) -> bool {
         let since = self.state().paused;
         let Some(since) = since else {
