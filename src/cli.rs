@@ -1,7 +1,11 @@
-//! The `sealpost` command: argument definitions and one function per subcommand.
+//! The `sealpost` command: argument definitions and one function per
+//! subcommand. It parses and dispatches: the daemon is [`crate::daemon`], the
+//! demo [`crate::demo`], and `ctl` talks to the running daemon through its
+//! admin socket ([`crate::ops::admin`]).
 //!
-//! `main` parses arguments, sets up logging and calls [`run`]; each subcommand
-//! returns an [`Exit`] code from the BSD `sysexits` set, documented in `--help`.
+//! `main` parses arguments and calls [`run`], which sets up logging (from the
+//! configuration, for `run`); each subcommand returns an [`Exit`] code from the
+//! BSD `sysexits` set, documented in `--help`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -9,9 +13,9 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, Subcommand};
 
 use crate::application::Application;
-use crate::bundle::{self, ApplicationInfo, DocumentSource, Kind, SealInput, Verifier};
+use crate::bundle::{self, Verifier};
 use crate::config::{Config, ConfigError};
-use crate::types::{human_bytes, AgencyId, BundleId, Timestamp};
+use crate::types::{human_bytes, printable, AgencyId, BundleId, Timestamp};
 
 /// Exit codes (BSD sysexits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +27,16 @@ pub enum Exit {
     Usage = 64,
     /// The input was refused: a bundle failed verification or an application was rejected (EX_DATAERR).
     DataErr = 65,
-    /// An input file does not exist or cannot be read (EX_NOINPUT).
+    /// An input file does not exist or cannot be read, or no such delivery (EX_NOINPUT).
     NoInput = 66,
+    /// The daemon cannot be reached (EX_UNAVAILABLE).
+    Unavailable = 69,
     /// The output cannot be created, e.g. it already exists (EX_CANTCREAT).
     CantCreat = 73,
     /// An I/O error (EX_IOERR).
     IoErr = 74,
+    /// Not allowed: the admin socket is for root and the service user (EX_NOPERM).
+    NoPerm = 77,
     /// The configuration is invalid (EX_CONFIG).
     Config = 78,
 }
@@ -37,10 +45,13 @@ const EXIT_HELP: &str = "\
 Exit codes:
   0   success
   64  bad command line
-  65  refused: the bundle failed verification, or the application was rejected
-  66  an input file does not exist or cannot be read
+  65  refused: the bundle failed verification, the application was rejected,
+      or the daemon refused the change (for example, retrying a delivered bundle)
+  66  an input file does not exist or cannot be read; no such delivery
+  69  the daemon cannot be reached (ctl: is `sealpost run` running?)
   73  the output cannot be created (for example, it already exists)
   74  I/O error while reading or writing
+  77  not allowed (ctl: root or the service user only)
   78  the configuration is invalid (the message names file, line and key)";
 
 /// sealpost — signed, end-to-end encrypted exchange of property-preservation
@@ -108,23 +119,100 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run the node: watch the intake folder, seal and queue applications.
-    /// Stops cleanly on SIGTERM or SIGINT (finishing the items in hand).
+    /// Run the node (the daemon): intake, the mTLS API, polling or pushing,
+    /// metrics and the admin socket. SIGHUP reloads the configuration;
+    /// SIGTERM or SIGINT stops it cleanly (finishing the items in hand).
     #[command(after_help = EXIT_HELP)]
     Run,
+    /// Talk to the running daemon through its admin socket: status, the
+    /// deliveries, retries, backups, reload.
+    #[command(after_help = EXIT_HELP)]
+    Ctl {
+        /// The admin socket (default: `[admin] socket` of the configuration).
+        #[arg(long, global = true, env = "SEALPOST_ADMIN_SOCKET")]
+        socket: Option<PathBuf>,
+        /// What to do.
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
     /// Make or check a signed receipt (proof of delivery).
     #[command(subcommand, after_help = EXIT_HELP)]
     Receipt(ReceiptCommand),
-    /// Inspect and repair the outbox (with the daemon stopped).
+    /// Repair the outbox with the daemon stopped (`ctl` does everything else,
+    /// with the daemon running).
     #[command(subcommand, after_help = EXIT_HELP)]
     Outbox(OutboxCommand),
     /// Walk the example applications end to end (committee seals, court verifies
-    /// and opens) with the example PKI and configs from the source tree.
+    /// and opens) with the example PKI and configs (installed with the package,
+    /// or from the source tree).
     Demo {
         /// Where to put the demo's files (default: a new directory under /tmp).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Write the man page and shell completions into a folder (for packaging).
+    #[command(hide = true)]
+    Assets {
+        /// The folder (created).
+        dir: PathBuf,
+    },
+}
+
+/// `ctl` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// The node: version, uptime, readiness of every part, queue depths.
+    Status {
+        /// Print the daemon's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List deliveries in queue order.
+    List {
+        /// Only deliveries in this state (queued, fetched, delivered, failed, dead, cancelled).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only deliveries for this peer.
+        #[arg(long)]
+        peer: Option<String>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one delivery (JSON).
+    Show {
+        /// Bundle id.
+        id: String,
+    },
+    /// Offer a fetched, failed or dead delivery again at its old position
+    /// (the deadline restarts).
+    Retry {
+        /// Bundle id.
+        id: String,
+    },
+    /// Offer a delivery again at the end of the queue (a new position, so a
+    /// recipient polling with a cursor sees it again).
+    Requeue {
+        /// Bundle id.
+        id: String,
+    },
+    /// Withdraw a delivery that has not been delivered.
+    Cancel {
+        /// Bundle id.
+        id: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Copy the node's state (outbox store, bundles, receipts, inbox)
+    /// consistently into a new folder while the daemon runs.
+    Backup {
+        /// The folder to create (must not exist, or be empty).
+        dir: PathBuf,
+    },
+    /// Reload the configuration, peer directory, certificates and CRLs (as
+    /// SIGHUP does), and report the outcome.
+    Reload,
 }
 
 /// Receipt subcommands.
@@ -143,42 +231,22 @@ pub enum ReceiptCommand {
     },
 }
 
-/// Outbox subcommands.
+/// Outbox subcommands (daemon stopped).
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
-    /// List deliveries in queue order.
-    List {
-        /// Only deliveries in this state (queued, fetched, delivered, failed, dead, cancelled).
-        #[arg(long)]
-        state: Option<String>,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show one delivery.
-    Show {
-        /// Bundle id.
-        id: String,
-    },
-    /// Offer a fetched, failed or dead delivery again (the deadline restarts).
-    Retry {
-        /// Bundle id.
-        id: String,
-    },
-    /// Withdraw a delivery that has not been delivered.
-    Cancel {
-        /// Bundle id.
-        id: String,
-        /// Why (recorded).
-        #[arg(long)]
-        reason: String,
-    },
     /// Recreate the index from the bundle files (every bundle queued again).
     Rebuild,
 }
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> Exit {
+    if let Command::Run = cli.command {
+        // Logs as configured; its threads write to standard output, so it
+        // must not be locked here.
+        return run_daemon(&cli.config);
+    }
+    // Warnings and errors on standard error.
+    crate::ops::logging::init(crate::config::LogFormat::Text, "warn");
     let out = &mut std::io::stdout().lock();
     match cli.command {
         Command::CheckConfig => check_config(&cli.config, out),
@@ -193,18 +261,80 @@ pub fn run(cli: Cli) -> Exit {
         Command::Open { file, output, json } => {
             with_config(&cli.config, |c| open(c, &file, &output, json, out))
         }
-        Command::Run => match Config::load(&cli.config) {
-            Ok(c) => {
-                for w in &c.warnings {
-                    tracing::warn!(warning = %w, "configuration");
-                }
-                run_daemon(std::sync::Arc::new(c))
-            }
-            Err(e) => report_config_error(&e),
-        },
+        Command::Run => unreachable!("dispatched above"),
+        Command::Ctl { socket, command } => ctl(&cli.config, socket, command, out),
         Command::Receipt(cmd) => with_config(&cli.config, |c| receipt_cmd(c, cmd, out)),
         Command::Outbox(cmd) => with_config(&cli.config, |c| outbox_cmd(c, cmd, out)),
-        Command::Demo { dir } => demo(dir, out),
+        Command::Demo { dir } => {
+            if crate::demo::demo(dir, out) {
+                Exit::Ok
+            } else {
+                Exit::IoErr
+            }
+        }
+        Command::Assets { dir } => assets(&dir, out),
+    }
+}
+
+/// `run`: loads the configuration, sets up logging as it says, and runs the
+/// daemon until SIGTERM.
+fn run_daemon(path: &Path) -> Exit {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => return report_config_error(&e),
+    };
+    crate::ops::logging::init(config.log.format, &config.log.level);
+    match crate::daemon::run(config, tokio_util::sync::CancellationToken::new()) {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            tracing::error!(error = %e, "sealpost cannot run");
+            eprintln!("sealpost: {e}");
+            if e.is_config() {
+                Exit::Config
+            } else {
+                Exit::IoErr
+            }
+        }
+    }
+}
+
+/// The hidden `assets` command: `sealpost.1` and completions for bash, zsh
+/// and fish, generated from these definitions.
+fn assets(dir: &Path, out: &mut impl Write) -> Exit {
+    use clap::CommandFactory;
+    let write = || -> std::io::Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir)?;
+        let mut written = Vec::new();
+        let cmd = Cli::command();
+        let man = dir.join("sealpost.1");
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+        std::fs::write(&man, buf)?;
+        written.push(man);
+        for (shell, name) in [
+            (clap_complete::Shell::Bash, "sealpost.bash"),
+            (clap_complete::Shell::Zsh, "_sealpost"),
+            (clap_complete::Shell::Fish, "sealpost.fish"),
+        ] {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd.clone(), "sealpost", &mut buf);
+            let path = dir.join(name);
+            std::fs::write(&path, buf)?;
+            written.push(path);
+        }
+        Ok(written)
+    };
+    match write() {
+        Ok(files) => {
+            for f in files {
+                let _ = writeln!(out, "{}", f.display());
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("sealpost: cannot write into {}: {e}", dir.display());
+            Exit::CantCreat
+        }
     }
 }
 
@@ -392,7 +522,7 @@ pub fn seal(c: &Config, input: &Path, to: &str, output: &Path, out: &mut impl Wr
         );
         return Exit::Usage;
     }
-    match seal_application(c, &app, recipient, output) {
+    match crate::intake::seal_application(c, &app, recipient, output) {
         Ok(s) => {
             let _ = writeln!(
                 out,
@@ -416,49 +546,6 @@ pub fn seal(c: &Config, input: &Path, to: &str, output: &Path, out: &mut impl Wr
             }
         }
     }
-}
-
-/// Seals a validated application for `recipient` with this node's keys.
-pub fn seal_application(
-    c: &Config,
-    app: &Application,
-    recipient: &crate::config::Peer,
-    output: &Path,
-) -> Result<bundle::Sealed, bundle::SealError> {
-    seal_application_as(
-        c,
-        app,
-        recipient,
-        output,
-        BundleId::generate(),
-        Timestamp::now(),
-    )
-}
-
-/// Seals with a given bundle id and time (intake fixes the id when it claims).
-pub fn seal_application_as(
-    c: &Config,
-    app: &Application,
-    recipient: &crate::config::Peer,
-    output: &Path,
-    id: BundleId,
-    created_at: Timestamp,
-) -> Result<bundle::Sealed, bundle::SealError> {
-    let input = SealInput {
-        id,
-        kind: Kind::PreservationApplication,
-        created_at,
-        sender: c.me(),
-        signer: &c.keys.signing,
-        recipient,
-        archive: c.keys.archive.as_ref(),
-        case_ref: app.case_number.clone(),
-        refers_to: None,
-        application: Some(ApplicationInfo::from(app)),
-        body: None,
-        documents: app.documents.iter().map(DocumentSource::from).collect(),
-    };
-    bundle::seal(&input, output)
 }
 
 fn verifier(c: &Config, any_recipient: bool) -> Verifier<'_> {
@@ -566,608 +653,208 @@ pub fn open(c: &Config, file: &Path, output: &Path, json: bool, out: &mut impl W
     }
 }
 
-/// `demo`: two nodes on loopback. A committee daemon (mTLS API on a free
-/// port) and two court daemons (polling it) run as child processes with the
-/// example PKI and configs; the example applications are dropped into the
-/// committee's intake folder and followed into each court's inbox and back as
-/// verified receipts.
-pub fn demo(dir: Option<PathBuf>, out: &mut impl Write) -> Exit {
-    match run_demo(dir, out) {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("sealpost demo: {e}");
-            Exit::IoErr
-        }
-    }
-}
-
-struct Daemon(std::process::Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let pid = rustix::process::Pid::from_raw(i32::try_from(self.0.id()).unwrap_or(0));
-        if let Some(pid) = pid {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let _ = self.0.wait();
-    }
-}
-
-fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let work = dir.unwrap_or_else(|| {
-        std::env::temp_dir().join(format!(
-            "sealpost-demo-{}",
-            &BundleId::generate().as_str()[..8]
-        ))
-    });
-    std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let say = |out: &mut dyn Write, s: String| {
-        let _ = writeln!(out, "{s}");
-        let _ = out.flush();
-    };
-    say(
-        out,
-        format!(
-            "sealpost demo — two nodes on loopback, example PKI from {}\nwork dir: {}\n",
-            src.display(),
-            work.display()
-        ),
-    );
-
-    // Private keys readable by their owner only, as check-config demands: a
-    // copy of the example keys in the work directory (git does not keep modes).
-    let private_keys = |agency: &str| -> Result<Vec<(String, PathBuf)>, String> {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = work.join("keys").join(agency);
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let mut env = Vec::new();
-        for (file, key) in [
-            ("tls.key", "SEALPOST_PKI__TLS_KEY"),
-            ("sign.key", "SEALPOST_PKI__SIGNING_KEY"),
-            ("age.key", "SEALPOST_PKI__ENCRYPTION_IDENTITY"),
-        ] {
-            let to = dir.join(file);
-            std::fs::copy(src.join("certs-example").join(agency).join(file), &to)
-                .map_err(|e| format!("{}: {e}", to.display()))?;
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| e.to_string())?;
-            env.push((key.to_owned(), to));
-        }
-        Ok(env)
-    };
-
-    // The committee: intake + mTLS API on a free port.
-    let lac_dir = work.join("sz-lac");
-    let mut committee = Command::new(&exe)
-        .args([
-            "-c",
-            &src.join("config/sealpost.example.toml").to_string_lossy(),
-            "run",
-        ])
-        .envs(private_keys("sz-lac")?)
-        .env("SEALPOST_NODE__DATA_DIR", &lac_dir)
-        .env("SEALPOST_INTAKE__ROOT", lac_dir.join("clerk"))
-        .env("SEALPOST_SERVER__LISTEN", "127.0.0.1:0")
-        .env("SEALPOST_INTAKE__SETTLE", "1s")
-        .env("SEALPOST_INTAKE__SCAN_INTERVAL", "200ms")
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the committee node: {e}"))?;
-    let stdout = committee.stdout.take().ok_or("no stdout")?;
-    let committee = Daemon(committee);
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    let first = lines
-        .next()
-        .and_then(Result::ok)
-        .ok_or("the committee node did not start")?;
-    let addr = first
-        .strip_prefix("LISTENING ")
-        .ok_or_else(|| format!("unexpected output {first:?}"))?
-        .to_owned();
-    let port = addr.rsplit(':').next().unwrap_or("0").to_owned();
-    say(
-        out,
-        format!("committee  sz-lac            serving the mTLS API on {addr}"),
-    );
-    // Keep draining the committee's output so it never blocks.
-    std::thread::spawn(move || for _ in lines {});
-
-    // The courts' view of the directory: the committee at its real port.
-    let peers_src = src.join("certs-example/peers.toml");
-    let text =
-        std::fs::read_to_string(&peers_src).map_err(|e| format!("{}: {e}", peers_src.display()))?;
-    let abs = src.join("certs-example");
-    let text = text
-        .replace(
-            "signing_cert = \"",
-            &format!("signing_cert = \"{}/", abs.display()),
-        )
-        .replace(
-            "endpoint = \"https://localhost:8443\"",
-            &format!("endpoint = \"https://localhost:{port}\""),
-        );
-    let peers = work.join("peers.toml");
-    std::fs::write(&peers, text).map_err(|e| e.to_string())?;
-    let mut courts = Vec::new();
-    for court in ["sz-futian-court", "sz-nanshan-court"] {
-        let child = Command::new(&exe)
-            .args([
-                "-c",
-                &src.join(format!("config/{court}.example.toml"))
-                    .to_string_lossy(),
-                "run",
-            ])
-            .env("SEALPOST_NODE__DATA_DIR", work.join(court))
-            .envs(private_keys(court)?)
-            .env("SEALPOST_DIRECTORY__FILE", &peers)
-            .env("SEALPOST_CLIENT__WAIT", "30s")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {court}: {e}"))?;
-        courts.push(Daemon(child));
-        say(
-            out,
-            format!("court      {court:<17} polling https://localhost:{port} (long-poll)"),
-        );
-    }
-
-    // Drop the example applications as a clerk would (each appears at once).
-    let apps = src.join("fixtures/applications");
-    let mut names: Vec<String> = std::fs::read_dir(&apps)
-        .map_err(|e| format!("{}: {e}", apps.display()))?
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    let clerk = lac_dir.join("clerk");
-    let staging = work.join("staging");
-    let wait_for = |what: &str, mut cond: Box<dyn FnMut() -> bool + '_>| -> Result<(), String> {
-        let start = Instant::now();
-        while !cond() {
-            if start.elapsed() > Duration::from_secs(60) {
-                return Err(format!("timed out waiting for {what}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    };
-    wait_for(
-        "the intake folder",
-        Box::new(|| clerk.join("intake").is_dir()),
-    )?;
-    say(out, String::new());
-    for name in &names {
-        let from = apps.join(name);
-        let to = staging.join(name);
-        std::fs::create_dir_all(&to).map_err(|e| e.to_string())?;
-        for f in std::fs::read_dir(&from)
-            .map_err(|e| e.to_string())?
-            .flatten()
-        {
-            std::fs::copy(f.path(), to.join(f.file_name())).map_err(|e| e.to_string())?;
-        }
-        std::fs::write(to.join("READY"), b"").map_err(|e| e.to_string())?;
-        let dropped = Instant::now();
-        std::fs::rename(&to, clerk.join("intake").join(name)).map_err(|e| e.to_string())?;
-        say(
-            out,
-            format!("── {name}: dropped into {}", clerk.join("intake").display()),
-        );
-        let note = clerk.join("accepted").join(format!("{name}.txt"));
-        wait_for("the committee to accept it", Box::new(|| note.is_file()))?;
-        let note_text = std::fs::read_to_string(&note).map_err(|e| e.to_string())?;
-        let id = note_text
-            .split_whitespace()
-            .find_map(|w| w.parse::<BundleId>().ok())
-            .ok_or("no bundle id in the acceptance note")?;
-        let delivery = crate::outbox::Outbox::bundle_path_in(&lac_dir, &id);
-        say(
-            out,
-            format!(
-                "   1. committee accepted, sealed and queued it: bundle {id} ({})",
-                human_bytes(std::fs::metadata(&delivery).map(|m| m.len()).unwrap_or(0))
-            ),
-        );
-        let app = Application::load(
-            &from,
-            &crate::config::Limits::default(),
-            &crate::config::load_directory(&peers).map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-        let inbox = work
-            .join(app.court.as_str())
-            .join("inbox")
-            .join(app.case_number.as_str())
-            .join(id.as_str());
-        wait_for(
-            "the court's inbox",
-            Box::new(|| inbox.join(".done").exists()),
-        )?;
-        say(
-            out,
-            format!(
-                "   2. {} fetched it over mTLS, verified it and opened it into\n      {}",
-                app.court,
-                inbox.display()
-            ),
-        );
-        for d in &app.documents {
-            let same = std::fs::read(inbox.join("documents").join(&d.name)).ok()
-                == std::fs::read(&d.path).ok();
-            if !same {
-                return Err(format!("{} differs from the original", d.name));
-            }
-        }
-        say(out, format!("      ✓ {} documents byte-identical to the originals, 转办函 transfer-letter.txt included", app.documents.len()));
-        let receipt = lac_dir.join("outbox/receipts").join(format!("{id}.json"));
-        wait_for("the signed receipt", Box::new(|| receipt.is_file()))?;
-        say(out, format!("   3. the court's signed receipt came back; delivered after {:.2} s\n      proof of delivery: {}", dropped.elapsed().as_secs_f64(), receipt.display()));
-    }
-    drop(courts);
-    drop(committee);
-    say(out, format!("\nAll example applications travelled sealed, were opened only by their court, and came back as signed receipts.\nEverything is in {}", work.display()));
-    Ok(())
-}
-
-/// `run`: the daemon. Intake runs on this thread; the mTLS API (when
-/// `server.listen` is set) and signal handling on a tokio runtime. SIGTERM or
-/// SIGINT: intake finishes the items in hand, the API stops accepting and
-/// drains; SIGHUP: the TLS configuration is rebuilt with the CRLs re-read and
-/// swapped in for new connections.
-pub fn run_daemon(config: std::sync::Arc<Config>) -> Exit {
-    use crate::transport::{server, tls};
-    let c = &*config;
-    let outbox = match crate::outbox::Outbox::open(&c.node.data_dir, c.outbox) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!(
-                "sealpost: cannot open the outbox in {}: {e}",
-                c.node.data_dir.display()
-            );
-            return Exit::IoErr;
-        }
-    };
-    // Before anything can touch the inbox: remove partial plaintext and
-    // uploads left by an interrupted run, finish what was half stored.
-    if let Err(e) = crate::transport::inbox::recover(c) {
-        eprintln!("sealpost: cannot recover the inbox: {e}");
-        return Exit::IoErr;
-    }
-    // Courts receive; only committee (and platform) nodes take applications in.
-    let takes_applications = c.node.role != crate::config::Role::Court;
-    let intake = if takes_applications {
-        match crate::intake::Intake::new(c, &outbox).and_then(|i| i.clean_uploads().map(|()| i)) {
-            Ok(i) => Some(i),
-            Err(e) => {
-                eprintln!("sealpost: cannot prepare the intake folders: {e}");
-                return Exit::IoErr;
-            }
-        }
-    } else {
-        None
-    };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("sealpost: cannot start the runtime: {e}");
-            return Exit::IoErr;
-        }
-    };
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let (tx, rx) = std::sync::mpsc::channel();
-
-    // The mTLS API.
-    let mut server_task = None;
-    let mut reload: Option<std::sync::Arc<dyn Fn() + Send + Sync>> = None;
-    if let Some(addr) = c.server_listen {
-        let live = match tls::Live::build(config.clone()) {
-            Ok(l) => tls::Shared::new(std::sync::Arc::new(l)),
-            Err(e) => {
-                eprintln!("sealpost: {e}");
-                return Exit::Config;
-            }
-        };
-        let listener = match rt.block_on(tokio::net::TcpListener::bind(addr)) {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("sealpost: cannot listen on {addr}: {e}");
-                return Exit::IoErr;
-            }
-        };
-        let local = listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        println!("LISTENING {local}");
-        let api = std::sync::Arc::new(server::Api::new(live, outbox.clone(), c.server_limits));
-        server_task = Some(rt.spawn(server::serve(listener, api.clone(), shutdown.clone())));
-        let file = c.file.clone();
-        reload = Some(std::sync::Arc::new(move || {
-            // Rebuild from the files as they are now; keep serving on failure.
-            let fresh = Config::load(&file)
-                .map_err(|e| e.to_string())
-                .and_then(|cfg| {
-                    tls::Live::build(std::sync::Arc::new(cfg)).map_err(|e| e.to_string())
-                });
-            match fresh {
-                Ok(next) => {
-                    let closed = api.reload(next);
-                    tracing::info!(
-                        closed,
-                        "configuration, peer directory, TLS configuration and CRLs reloaded"
-                    );
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "reload failed; the previous configuration stays in force")
-                }
-            }
-        }));
-    }
-
-    // A CRL file that changes (the CA publishes a new one) reloads like SIGHUP.
-    let _crl_watcher = match (&reload, c.crl_files.is_empty()) {
-        (Some(r), false) => watch_crls(&c.crl_files, r.clone()),
-        _ => None,
-    };
-
-    // Signals. The handlers are installed here, synchronously, before READY=1
-    // is announced: a SIGTERM that arrives once the node says it is ready must
-    // find them (installed lazily inside the task, it could kill the process).
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let shutdown = shutdown.clone();
-        let tx = tx.clone();
-        let _in_runtime = rt.enter();
-        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) else {
-            eprintln!("sealpost: cannot install signal handlers");
-            return Exit::IoErr;
-        };
-        rt.spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = term.recv() => break,
-                    _ = int.recv() => break,
-                    _ = hup.recv() => {
-                        if let Some(r) = &reload {
-                            r();
-                        }
-                    }
-                }
-            }
-            tracing::info!("stopping: finishing the items in hand");
-            shutdown.cancel();
-            let _ = tx.send(crate::intake::Wake::Stop);
-        });
-    }
-
-    // Bundles for peers that take pushes are offered to them.
-    for peer in c
-        .directory
-        .iter()
-        .filter(|p| p.delivery == crate::config::DeliveryMode::Push && p.id != c.node.id)
-    {
-        match crate::transport::push::Pusher::new(
-            config.clone(),
-            outbox.clone(),
-            peer.clone(),
-            crate::transport::push::system_clock(),
-        ) {
-            Ok(p) => {
-                tracing::info!(peer = %peer.id, "pushing");
-                rt.spawn(p.run(shutdown.clone()));
-            }
-            Err(e) => {
-                eprintln!("sealpost: cannot push to {}: {e}", peer.id);
-                return Exit::Config;
-            }
-        }
-    }
-    // Court nodes poll every committee that has an endpoint.
-    if c.node.role == crate::config::Role::Court {
-        for peer in c
-            .directory
-            .iter()
-            .filter(|p| p.role == crate::config::Role::Committee && p.endpoint.is_some())
-        {
-            match crate::transport::client::Poller::new(config.clone(), peer.clone(), c.client_wait)
-            {
-                Ok(p) => {
-                    tracing::info!(peer = %peer.id, "polling");
-                    rt.spawn(p.run(shutdown.clone()));
-                }
-                Err(e) => {
-                    eprintln!("sealpost: cannot poll {}: {e}", peer.id);
-                    return Exit::Config;
-                }
-            }
-        }
-    }
-    let _watcher = intake.as_ref().and_then(|i| match crate::intake::watch(&i.dirs().intake, tx.clone()) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the intake folder; relying on periodic scans");
-            None
-        }
-    });
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    tracing::info!(node = %c.node.id, role = %c.node.role, "sealpost running");
-    let Some(intake) = intake else {
-        // Nothing to do on this thread but wait for the stop signal.
-        while !matches!(rx.recv(), Ok(crate::intake::Wake::Stop) | Err(_)) {}
-        shutdown.cancel();
-        rt.shutdown_timeout(std::time::Duration::from_secs(10));
-        return Exit::Ok;
-    };
-    let result = crate::intake::run(&intake, &rx, |o| {
-        let mut stdout = std::io::stdout().lock();
-        let _ = match o {
-            crate::intake::Outcome::Accepted { name, id } => {
-                writeln!(
-                    stdout,
-                    "ACCEPTED  {}  bundle {id}",
-                    crate::types::printable(name)
-                )
-            }
-            crate::intake::Outcome::Rejected { name, codes, .. } => {
-                let codes: Vec<String> = codes.iter().map(|c| c.as_str()).collect();
-                writeln!(
-                    stdout,
-                    "REJECTED  {}  [{}]",
-                    crate::types::printable(name),
-                    codes.join(", ")
-                )
-            }
-            crate::intake::Outcome::Held { .. } => Ok(()),
-        };
-    });
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    shutdown.cancel();
-    if let Some(task) = server_task {
-        // The timer must be created inside the runtime, hence the async block.
-        let drained = rt.block_on(async {
-            tokio::time::timeout(std::time::Duration::from_secs(30), task).await
-        });
-        if drained.is_err() {
-            tracing::warn!("connections still open after 30 s; closing them");
-        }
-    }
-    rt.shutdown_timeout(std::time::Duration::from_secs(1));
-    match result {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("sealpost: intake stopped: {e}");
-            Exit::IoErr
-        }
-    }
-}
-
-fn outbox_error(e: &crate::outbox::OutboxError) -> Exit {
-    use crate::outbox::OutboxError as E;
-    eprintln!("sealpost: {e}");
-    match e {
-        E::NotFound(_) => Exit::NoInput,
-        E::Transition(_) => Exit::DataErr,
-        _ => Exit::IoErr,
-    }
-}
-
-/// `outbox …` (offline: the daemon must be stopped; sled holds a lock).
+/// `outbox rebuild` (offline: the daemon must be stopped; sled holds a lock).
 pub fn outbox_cmd(c: &Config, cmd: OutboxCommand, out: &mut impl Write) -> Exit {
     use crate::outbox::Outbox;
-    let now = Timestamp::now();
-    if let OutboxCommand::Rebuild = cmd {
-        return match Outbox::rebuild(&c.node.data_dir, c.outbox, now) {
-            Ok(n) => {
-                let _ = writeln!(
-                    out,
-                    "REBUILT  {n} bundles indexed, all queued; the old index was moved aside"
-                );
-                Exit::Ok
-            }
-            Err(e) => outbox_error(&e),
-        };
-    }
-    let outbox = match Outbox::open(&c.node.data_dir, c.outbox) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!(
-                "sealpost: cannot open the outbox (is the daemon running? stop it first): {e}"
+    let OutboxCommand::Rebuild = cmd;
+    match Outbox::rebuild(&c.node.data_dir, c.outbox, Timestamp::now()) {
+        Ok(n) => {
+            let _ = writeln!(
+                out,
+                "REBUILT  {n} bundles indexed, all queued; the old index was moved aside"
             );
-            return Exit::IoErr;
+            Exit::Ok
         }
+        Err(e) => {
+            eprintln!("sealpost: {e} (is the daemon running? stop it first)");
+            Exit::IoErr
+        }
+    }
+}
+
+/// `ctl …`: one request to the running daemon over its admin socket.
+pub fn ctl(config: &Path, socket: Option<PathBuf>, cmd: CtlCommand, out: &mut impl Write) -> Exit {
+    use crate::ops::admin::{call, Request};
+    let socket = match socket.map_or_else(|| crate::config::admin_socket_of(config), Ok) {
+        Ok(s) => s,
+        Err(e) => return report_config_error(&e),
     };
-    let parse = |id: &str| -> Result<BundleId, Exit> {
-        id.parse().map_err(|e| {
+    let id = |s: &str| -> Result<BundleId, Exit> {
+        s.parse().map_err(|e| {
             eprintln!("sealpost: {e}");
             Exit::Usage
         })
     };
-    let result = match cmd {
-        OutboxCommand::List { state, json } => outbox.list().map(|list| {
-            for d in list
-                .iter()
-                .filter(|d| state.as_deref().is_none_or(|s| s == d.state.name()))
-            {
-                let _ = if json {
-                    writeln!(out, "{}", serde_json::to_string(d).unwrap_or_default())
-                } else {
-                    writeln!(
-                        out,
-                        "{:<26}  {:<9}  {:<18}  {}  {}  {}",
-                        d.id,
-                        d.state.name(),
-                        d.peer.as_str(),
-                        d.queued_at,
-                        d.case_ref,
-                        d.source.as_deref().unwrap_or("")
-                    )
-                };
+    let req = match &cmd {
+        CtlCommand::Status { .. } => Request::Status,
+        CtlCommand::List { state, peer, .. } => Request::List {
+            state: state.clone(),
+            peer: peer.clone(),
+        },
+        CtlCommand::Show { id: s } => match id(s) {
+            Ok(id) => Request::Show { id },
+            Err(e) => return e,
+        },
+        CtlCommand::Retry { id: s } => match id(s) {
+            Ok(id) => Request::Retry { id },
+            Err(e) => return e,
+        },
+        CtlCommand::Requeue { id: s } => match id(s) {
+            Ok(id) => Request::Requeue { id },
+            Err(e) => return e,
+        },
+        CtlCommand::Cancel { id: s, reason } => match id(s) {
+            Ok(id) => Request::Cancel {
+                id,
+                reason: reason.clone(),
+            },
+            Err(e) => return e,
+        },
+        CtlCommand::Backup { dir } => match std::path::absolute(dir) {
+            Ok(dir) => Request::Backup { dir },
+            Err(e) => {
+                eprintln!("sealpost: {}: {e}", dir.display());
+                return Exit::Usage;
             }
-        }),
-        OutboxCommand::Show { id } => {
-            let id = match parse(&id) {
-                Ok(id) => id,
-                Err(e) => return e,
-            };
-            outbox
-                .get(&id)
-                .and_then(|d| d.ok_or(crate::outbox::OutboxError::NotFound(id)))
-                .map(|d| {
-                    let _ = writeln!(
-                        out,
-                        "{}",
-                        serde_json::to_string_pretty(&d).unwrap_or_default()
-                    );
-                })
-        }
-        OutboxCommand::Retry { id } | OutboxCommand::Cancel { id, .. } if parse(&id).is_err() => {
-            return Exit::Usage
-        }
-        OutboxCommand::Retry { id } => {
-            let id = parse(&id).expect("checked above");
-            outbox
-                .transition(&id, now, |d| d.retry(now, &c.outbox))
-                .map(|d| {
-                    let _ = writeln!(
-                        out,
-                        "QUEUED  {} is queued again (deadline {})",
-                        d.id, d.deadline
-                    );
-                })
-        }
-        OutboxCommand::Cancel { id, reason } => {
-            let id = parse(&id).expect("checked above");
-            outbox
-                .transition(&id, now, |d| d.cancel(now, reason.clone()))
-                .map(|d| {
-                    let _ = writeln!(out, "CANCELLED  {}", d.id);
-                })
-        }
-        OutboxCommand::Rebuild => Ok(()),
+        },
+        CtlCommand::Reload => Request::Reload,
     };
-    match result {
-        Ok(()) => Exit::Ok,
-        Err(e) => outbox_error(&e),
+    // A backup or a reload may take a while; the rest answers at once.
+    let timeout = std::time::Duration::from_secs(match req {
+        Request::Backup { .. } | Request::Reload => 3600,
+        _ => 60,
+    });
+    let reply = match call(&socket, &req, timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sealpost: {e}");
+            return match e {
+                crate::ops::admin::ClientError::Connect { .. } => Exit::Unavailable,
+                _ => Exit::IoErr,
+            };
+        }
+    };
+    if !reply.ok {
+        let code = reply.code.as_deref().unwrap_or("failed");
+        eprintln!(
+            "sealpost: [{code}] {}",
+            reply.error.as_deref().unwrap_or("the daemon refused")
+        );
+        return match code {
+            "not-found" => Exit::NoInput,
+            "refused" => Exit::DataErr,
+            "bad-request" => Exit::Usage,
+            "forbidden" => Exit::NoPerm,
+            _ => Exit::IoErr,
+        };
     }
+    let d = &reply.data;
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    let _ = match cmd {
+        CtlCommand::Status { json: false } => writeln!(out, "{}", render_status(d)),
+        CtlCommand::List { json: false, .. } => {
+            for x in d.as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    out,
+                    "{:<26}  {:<9}  {:<18}  {}  {}  {}",
+                    s(&x["id"]),
+                    s(&x["state"]["state"]),
+                    s(&x["peer"]),
+                    s(&x["queued_at"]),
+                    s(&x["case_ref"]),
+                    printable(&s(&x["source"]))
+                );
+            }
+            Ok(())
+        }
+        CtlCommand::List { json: true, .. } => {
+            for x in d.as_array().into_iter().flatten() {
+                let _ = writeln!(out, "{x}");
+            }
+            Ok(())
+        }
+        CtlCommand::Retry { .. } | CtlCommand::Requeue { .. } => writeln!(
+            out,
+            "QUEUED  {} is queued again (position {}, deadline {})",
+            s(&d["id"]),
+            d["seq"],
+            s(&d["deadline"])
+        ),
+        CtlCommand::Cancel { .. } => writeln!(out, "CANCELLED  {}", s(&d["id"])),
+        CtlCommand::Backup { .. } => writeln!(
+            out,
+            "BACKED UP  {} deliveries, {} bundles, {} receipts, {} inbox folders into {}\n  restore: {}",
+            d["outbox"]["deliveries"],
+            d["outbox"]["bundles"],
+            d["outbox"]["receipts"],
+            d["inbox"]["folders"],
+            match &req {
+                Request::Backup { dir } => dir.display().to_string(),
+                _ => String::new(),
+            },
+            s(&d["restore"])
+        ),
+        CtlCommand::Reload => writeln!(out, "RELOADED  {}", s(&d["reloaded"])),
+        _ => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(d).unwrap_or_default()
+        ),
+    };
+    Exit::Ok
+}
+
+/// `ctl status` for people.
+fn render_status(d: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
+    let up = d["uptime_seconds"].as_u64().unwrap_or(0);
+    let mut t = format!(
+        "sealpost {} · node {} ({}) · pid {} · up {}\nconfig {}\n",
+        s(&d["version"]),
+        s(&d["node"]),
+        s(&d["role"]),
+        d["pid"],
+        humantime::format_duration(std::time::Duration::from_secs(up)),
+        s(&d["config"]),
+    );
+    let ready = d["ready"].as_bool().unwrap_or(false);
+    t.push_str(if ready { "ready: yes\n" } else { "ready: NO\n" });
+    for (name, p) in d["parts"].as_object().into_iter().flatten() {
+        let mark = if p["ok"].as_bool().unwrap_or(false) {
+            "ok  "
+        } else {
+            "FAIL"
+        };
+        t.push_str(&format!(
+            "  {mark}  {name:<28} {}  (since {})\n",
+            printable(&s(&p["detail"])),
+            s(&p["since"])
+        ));
+    }
+    t.push_str("deliveries:\n");
+    let deliveries = d["deliveries"].as_object();
+    if deliveries.is_none_or(|m| m.is_empty()) {
+        t.push_str("  none yet\n");
+    }
+    for (peer, states) in deliveries.into_iter().flatten() {
+        let counts: Vec<String> = states
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(state, n)| format!("{state} {n}"))
+            .collect();
+        t.push_str(&format!("  {peer:<20} {}\n", counts.join(", ")));
+    }
+    t.push_str(&format!(
+        "intake since start: {} accepted, {} rejected",
+        d["intake"]["accepted"], d["intake"]["rejected"]
+    ));
+    t
 }
 
 /// `receipt make|verify`.
 pub fn receipt_cmd(c: &Config, cmd: ReceiptCommand, out: &mut impl Write) -> Exit {
-    use crate::transport::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT};
+    use crate::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT};
     match cmd {
         ReceiptCommand::Make { bundle } => match verifier(c, false).verify(&bundle) {
             Ok(v) => {
@@ -1227,42 +914,4 @@ pub fn receipt_cmd(c: &Config, cmd: ReceiptCommand, out: &mut impl Write) -> Exi
             }
         }
     }
-}
-
-/// Watches the folders of the CRL files and calls `reload` when one of the
-/// files is written, replaced or renamed into place.
-fn watch_crls(
-    files: &[PathBuf],
-    reload: std::sync::Arc<dyn Fn() + Send + Sync>,
-) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let names: Vec<PathBuf> = files.to_vec();
-    let mut w = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(ev) = res else { return };
-        let relevant = matches!(
-            ev.kind,
-            notify::EventKind::Create(_) | notify::EventKind::Modify(_)
-        ) && ev
-            .paths
-            .iter()
-            .any(|p| names.iter().any(|n| p.file_name() == n.file_name()));
-        if relevant {
-            tracing::info!("a CRL file changed; reloading");
-            reload();
-        }
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch the CRL files; reload them with SIGHUP");
-            return None;
-        }
-    };
-    let mut dirs: Vec<&Path> = files.iter().map(|f| crate::fsutil::parent_of(f)).collect();
-    dirs.dedup();
-    for d in dirs {
-        if let Err(e) = w.watch(d, notify::RecursiveMode::NonRecursive) {
-            tracing::warn!(dir = %d.display(), error = %e, "cannot watch a CRL folder; reload with SIGHUP");
-        }
-    }
-    Some(w)
 }

@@ -26,15 +26,23 @@
 //! `cli`), `notify` (e-mail), `audit` (hash-chained log), `ops` (metrics, admin
 //! socket).
 
+pub mod api;
 pub mod application;
 pub mod bundle;
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod delivery;
+pub mod demo;
 pub mod fsutil;
+pub mod inbox;
 pub mod intake;
+pub mod ops;
 pub mod outbox;
 pub mod pki;
+pub mod receipt;
 pub mod retry;
+pub mod status;
 pub mod transport;
 pub mod types;
 pub mod zipcheck;

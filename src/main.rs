@@ -1,4 +1,5 @@
-//! The `sealpost` binary: parse arguments, set up logging, run, map to an exit code.
+//! The `sealpost` binary: parse arguments, run, map to an exit code. Logging
+//! is set up by the command itself (`run` logs as its configuration says).
 
 use clap::Parser as _;
 
@@ -16,14 +17,5 @@ fn main() -> std::process::ExitCode {
             });
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SEALPOST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        // Colour only on a terminal: never escape codes in journald or a pipe.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
     std::process::ExitCode::from(sealpost::cli::run(cli) as u8)
 }

@@ -83,6 +83,49 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError>
     }
 }
 
+/// Reads every CRL in the given PEM files.
+pub fn load_crls(
+    paths: &[PathBuf],
+) -> Result<Vec<rustls_pki_types::CertificateRevocationListDer<'static>>, PkiError> {
+    let mut out = Vec::new();
+    for path in paths {
+        let bytes = std::fs::read(path).map_err(|e| PkiError::Read {
+            path: path.clone(),
+            source: e,
+        })?;
+        let crls: Result<Vec<_>, _> =
+            rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(&bytes).collect();
+        let crls = crls.map_err(|e| PkiError::Pem {
+            path: path.clone(),
+            detail: format!("malformed CRL PEM: {e}"),
+        })?;
+        if crls.is_empty() {
+            return Err(PkiError::Pem {
+                path: path.clone(),
+                detail: "no \"-----BEGIN X509 CRL-----\" block".into(),
+            });
+        }
+        out.extend(crls);
+    }
+    Ok(out)
+}
+
+/// When each CRL in a PEM file says the next one is due (`nextUpdate`); `None`
+/// for a CRL without one.
+pub fn crl_next_update(path: &Path) -> Result<Vec<Option<Timestamp>>, PkiError> {
+    let mut out = Vec::new();
+    for der in load_crls(&[path.to_owned()])? {
+        let (_, crl) =
+            x509_parser::revocation_list::CertificateRevocationList::from_der(der.as_ref())
+                .map_err(|e| PkiError::Pem {
+                    path: path.to_owned(),
+                    detail: format!("not a valid CRL: {e}"),
+                })?;
+        out.push(crl.next_update().map(asn1_to_ts));
+    }
+    Ok(out)
+}
+
 /// Facts common to every certificate we show or check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertSummary {

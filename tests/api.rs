@@ -145,8 +145,7 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
                 .expect("b64"),
         )
         .expect("json");
-        let mut wrong: sealpost::transport::receipt::Receipt =
-            serde_json::from_value(inner).expect("receipt");
+        let mut wrong: sealpost::receipt::Receipt = serde_json::from_value(inner).expect("receipt");
         wrong.payload_sha256 = sealpost::types::Sha256([7; 32]);
         let signed = wrong.sign(&net.config(FUTIAN).keys.signing);
         let p = net.out("wrong-digest.json");
@@ -157,7 +156,7 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
             (422, Some("receipt-mismatch"))
         );
         // Signed by the other court's key: not the receiver.
-        let mut theirs: sealpost::transport::receipt::Receipt = serde_json::from_slice(
+        let mut theirs: sealpost::receipt::Receipt = serde_json::from_slice(
             &b64.decode(receipt["receipt"].as_str().expect("r"))
                 .expect("b64"),
         )
@@ -171,7 +170,7 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
             (422, Some("receipt-mismatch"))
         );
         // The right receipt, dated an hour ahead of the committee's clock.
-        let mut future: sealpost::transport::receipt::Receipt = serde_json::from_slice(
+        let mut future: sealpost::receipt::Receipt = serde_json::from_slice(
             &b64.decode(receipt["receipt"].as_str().expect("r"))
                 .expect("b64"),
         )
@@ -257,18 +256,10 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
         "a client without a certificate got an answer"
     );
 
+    let (code, out, err) = common::ctl(&net, COMMITTEE, &["show", &id]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("\"state\": \"delivered\""), "{out}");
     node.child.stop();
-    let o = Command::new(common::bin())
-        .args([
-            "-c",
-            net.config_path(COMMITTEE).to_str().expect("utf-8"),
-            "outbox",
-            "show",
-            &id,
-        ])
-        .output()
-        .expect("outbox show");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("\"state\": \"delivered\""));
     let stored_receipt = net
         .agency(COMMITTEE)
         .dir
@@ -366,7 +357,7 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
         .expect("receipt make");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     fs::write(pre.join("receipt.json"), &o.stdout).expect("receipt");
-    let signed: sealpost::transport::receipt::SignedReceipt =
+    let signed: sealpost::receipt::SignedReceipt =
         serde_json::from_slice(&o.stdout).expect("signed receipt");
     let received_at = signed.unverified_received_at().expect("received_at");
     fs::write(pre.join(".done"), received_at.to_string()).expect("done");
@@ -438,23 +429,15 @@ fn two_nodes_committee_to_court_inbox_and_receipt_back() {
     );
 
     court.stop();
-    committee.child.stop();
     for bundle in [&first, &id] {
-        let o = Command::new(common::bin())
-            .args([
-                "-c",
-                net.config_path(COMMITTEE).to_str().expect("utf-8"),
-                "outbox",
-                "show",
-                bundle,
-            ])
-            .output()
-            .expect("show");
+        let (code, out, err) = common::ctl(&net, COMMITTEE, &["show", bundle]);
+        assert_eq!(code, Some(0), "{err}");
         assert!(
-            String::from_utf8_lossy(&o.stdout).contains("\"state\": \"delivered\""),
-            "{bundle} not delivered"
+            out.contains("\"state\": \"delivered\""),
+            "{bundle} not delivered: {out}"
         );
     }
+    committee.child.stop();
 }
 
 #[test]
@@ -817,7 +800,7 @@ fn push_delivers_into_the_courts_inbox_and_repeats_return_the_same_receipt() {
     let app = sealpost::application::Application::load(&app_dir, &other.limits, &other.directory)
         .expect("valid application");
     let clash = net.out("clash.sealpost");
-    sealpost::cli::seal_application_as(
+    sealpost::intake::seal_application_as(
         &other,
         &app,
         other

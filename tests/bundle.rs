@@ -135,7 +135,7 @@ fn fixture_applications_seal_and_open_with_transfer_letter() {
         let app = Application::load(&dir, &c.limits, &c.directory).expect("fixture is valid");
         let recipient = c.directory.get(&app.court).expect("court");
         let out = net.out(&format!("{fixture}.sealpost"));
-        let sealed = sealpost::cli::seal_application(&c, &app, recipient, &out).expect("seal");
+        let sealed = sealpost::intake::seal_application(&c, &app, recipient, &out).expect("seal");
         let cc = net.config(court);
         let opened_dir = net.out(&format!("{fixture}-opened"));
         let opened = verifier(&cc)
@@ -175,7 +175,7 @@ fn archive_recipient_can_also_open() {
     let dir = net.out("app");
     copy_fixture("zhang-wei-futian", &dir, FUTIAN);
     let app = Application::load(&dir, &c.limits, &c.directory).expect("valid");
-    let sealed = sealpost::cli::seal_application(
+    let sealed = sealpost::intake::seal_application(
         &c,
         &app,
         c.directory.get(&app.court).expect("court"),
@@ -235,7 +235,7 @@ fn seal_refuses_existing_output() {
     let dir = net.out("app");
     copy_fixture("zhang-wei-futian", &dir, FUTIAN);
     let app = Application::load(&dir, &c.limits, &c.directory).expect("valid");
-    let err = sealpost::cli::seal_application(
+    let err = sealpost::intake::seal_application(
         &c,
         &app,
         c.directory.get(&app.court).expect("court"),

@@ -297,7 +297,8 @@ fn a_drop_named_with_escape_and_line_feed_cannot_forge_a_log_line_or_a_note() {
 fn rejected_text(net: &Net, name: &str, make: impl FnOnce(&std::path::Path)) -> String {
     let cfg = net.config(COMMITTEE);
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = sealpost::intake::Intake::new(&cfg, &outbox).expect("intake");
+    let intake =
+        sealpost::intake::Intake::new(std::sync::Arc::new(cfg), outbox.clone()).expect("intake");
     let dir = intake.dirs().intake.join(name);
     tiny_app(&dir, "深劳人仲案〔2026〕9601号", FUTIAN);
     make(&dir);

@@ -337,7 +337,7 @@ fn the_readme_demo_runs_two_nodes_end_to_end() {
 
 #[test]
 fn receipt_verify_refuses_a_receipt_from_the_future() {
-    use sealpost::transport::receipt::{Receipt, RECEIPT_FORMAT};
+    use sealpost::receipt::{Receipt, RECEIPT_FORMAT};
     use sealpost::types::{BundleId, Sha256, Timestamp};
     let net = Net::new();
     let court = net.config(FUTIAN);
@@ -502,7 +502,7 @@ fn a_bad_command_line_exits_64_as_help_promises() {
     for args in [
         vec!["--no-such-flag"],
         vec!["seal"],
-        vec!["outbox", "list", "--state"],
+        vec!["ctl", "list", "--state"],
         vec!["frobnicate"],
     ] {
         let o = run(&args);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::node::*;
 use common::{wait_until, Net, COMMITTEE, FUTIAN};
-use sealpost::transport::receipt::SignedReceipt;
+use sealpost::receipt::SignedReceipt;
 use sealpost::types::Timestamp;
 
 fn accepted_id(node: &Node, name: &str) -> String {

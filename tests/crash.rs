@@ -368,10 +368,10 @@ fn both_nodes_killed_at_random_moments_deliver_every_application_exactly_once() 
         );
         let dest = case.join(d.id.as_str());
         assert!(dest.join(".done").is_file(), "{name}: no .done");
-        let at_court: sealpost::transport::receipt::SignedReceipt =
+        let at_court: sealpost::receipt::SignedReceipt =
             serde_json::from_slice(&fs::read(dest.join("receipt.json")).expect("receipt.json"))
                 .expect("receipt");
-        let at_committee: sealpost::transport::receipt::SignedReceipt = serde_json::from_slice(
+        let at_committee: sealpost::receipt::SignedReceipt = serde_json::from_slice(
             &fs::read(outbox.receipt_path(&d.id)).expect("committee's receipt"),
         )
         .expect("receipt");

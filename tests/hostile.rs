@@ -496,7 +496,7 @@ fn valid_controls_are_accepted() {
     let net = common::Net::new();
     let cfg = net.config(common::COMMITTEE);
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let intake = Intake::new(std::sync::Arc::new(cfg), outbox.clone()).expect("intake");
     let dirs = intake.dirs().clone();
     // Each with its own case number, or the later ones would be case-already-queued.
     let files = |n: u32| -> Vec<(String, Vec<u8>)> {
@@ -556,7 +556,7 @@ fn run_case(case: &Case) {
         cfg.limits.max_total_size = SMALL_TOTAL;
     }
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let intake = Intake::new(std::sync::Arc::new(cfg), outbox.clone()).expect("intake");
     let dirs = intake.dirs().clone();
 
     let mut queued = 0;
@@ -781,7 +781,7 @@ fn run_case(case: &Case) {
     );
 }
 
-fn take_one(intake: &Intake<'_>, name: &OsStr) -> Outcome {
+fn take_one(intake: &Intake, name: &OsStr) -> Outcome {
     let mut r = intake.take(&[name.to_owned()]);
     assert_eq!(r.len(), 1, "take {name:?}");
     r.remove(0)

@@ -6,7 +6,7 @@ mod common;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{tiny_app, wait_until, Net, COMMITTEE, FUTIAN, NANSHAN};
@@ -15,12 +15,7 @@ use sealpost::outbox::Outbox;
 
 /// Drops a small valid application named `name` for `court` and takes it;
 /// returns its bundle id.
-fn accept_one(
-    intake: &Intake<'_>,
-    name: &str,
-    case: &str,
-    court: &str,
-) -> sealpost::types::BundleId {
+fn accept_one(intake: &Intake, name: &str, case: &str, court: &str) -> sealpost::types::BundleId {
     tiny_app(&intake.dirs().intake.join(name), case, court);
     match intake
         .take(&[OsString::from(name)])
@@ -164,7 +159,7 @@ fn two_hundred_drops_at_once_are_each_processed_exactly_once() {
     let net = Net::new();
     let cfg = net.config(COMMITTEE);
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let intake = Intake::new(std::sync::Arc::new(cfg), outbox.clone()).expect("intake");
     let mut names = Vec::new();
     for i in 0..200 {
         let name = format!("drop-{i:03}");
@@ -230,121 +225,13 @@ fn a_drop_made_while_the_daemon_is_down_is_taken_at_start() {
     assert!(out.contains("ACCEPTED  while-down"), "{out}");
 }
 
-fn cli(net: &Net, args: &[&str]) -> (Option<i32>, String) {
-    let o = Command::new(common::bin())
-        .args(["-c", net.config_path(COMMITTEE).to_str().expect("utf-8")])
-        .args(args)
-        .output()
-        .expect("run");
-    (
-        o.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
-}
-
-#[test]
-fn operators_list_show_retry_cancel_and_rebuild_by_command() {
-    let net = Net::new();
-    let ids: Vec<String> = {
-        let cfg = net.config(COMMITTEE);
-        let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-        let intake = Intake::new(&cfg, &outbox).expect("intake");
-        for i in 0..3 {
-            tiny_app(
-                &intake.dirs().intake.join(format!("op-{i}")),
-                &format!("深劳人仲案〔2026〕{}号", 9100 + i),
-                FUTIAN,
-            );
-        }
-        let names: Vec<OsString> = (0..3).map(|i| OsString::from(format!("op-{i}"))).collect();
-        intake
-            .take(&names)
-            .into_iter()
-            .for_each(|r| drop(r.expect("accepted")));
-        let mut list = outbox.list().expect("list");
-        list.sort_by_key(|d| d.seq);
-        let first = list[0].id;
-        // Simulate the court having fetched it (transport work will do this).
-        outbox
-            .transition(&first, sealpost::types::Timestamp::now(), |d| {
-                d.fetch(sealpost::types::Timestamp::now(), &cfg.outbox)
-            })
-            .expect("fetch");
-        list.iter().map(|d| d.id.to_string()).collect()
-    };
-    let (code, out) = cli(&net, &["outbox", "list"]);
-    assert_eq!(code, Some(0), "{out}");
-    assert_eq!(out.lines().count(), 3, "{out}");
-    assert!(
-        out.contains("fetched") && out.contains("queued") && out.contains("op-1"),
-        "{out}"
-    );
-    let (code, out) = cli(&net, &["outbox", "list", "--state", "fetched", "--json"]);
-    assert_eq!(code, Some(0));
-    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("one json line");
-    assert_eq!(v["id"], ids[0].as_str());
-
-    let (code, out) = cli(&net, &["outbox", "show", &ids[1]]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("\"state\": \"queued\""), "{out}");
-
-    // Retry the fetched one; retrying a queued one is refused with a clear message.
-    let (code, out) = cli(&net, &["outbox", "retry", &ids[0]]);
-    assert_eq!(code, Some(0), "{out}");
-    let (code, out) = cli(&net, &["outbox", "retry", &ids[1]]);
-    assert_eq!(code, Some(65), "{out}");
-    assert!(
-        out.contains("cannot retry a delivery that is queued"),
-        "{out}"
-    );
-
-    let (code, out) = cli(
-        &net,
-        &[
-            "outbox",
-            "cancel",
-            &ids[2],
-            "--reason",
-            "applicant withdrew",
-        ],
-    );
-    assert_eq!(code, Some(0), "{out}");
-    let (code, out) = cli(&net, &["outbox", "cancel", &ids[2], "--reason", "again"]);
-    assert_eq!(code, Some(65), "{out}");
-    let (code, _) = cli(&net, &["outbox", "show", "aaaaaaaaaaaaaaaaaaaaaaaaaa"]);
-    assert_eq!(code, Some(66));
-    let (code, _) = cli(&net, &["outbox", "show", "not-an-id"]);
-    assert_eq!(code, Some(64));
-
-    // Lose the index entirely: rebuild recreates it from the bundle files.
-    let index = net.agency(COMMITTEE).dir.join("data/outbox/index");
-    fs::remove_dir_all(&index).expect("rm index");
-    fs::create_dir(&index).expect("mkdir");
-    fs::write(index.join("db"), b"garbage, not a sled database").expect("corrupt");
-    let (code, out) = cli(&net, &["outbox", "rebuild"]);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("3 bundles indexed"), "{out}");
-    let (code, out) = cli(&net, &["outbox", "list"]);
-    assert_eq!(code, Some(0), "{out}");
-    for id in &ids {
-        assert!(
-            out.contains(id.as_str()),
-            "{id} missing after rebuild: {out}"
-        );
-    }
-}
-
 #[test]
 fn outbox_state_survives_reopening() {
     let net = Net::new();
-    let cfg = net.config(COMMITTEE);
+    let cfg = std::sync::Arc::new(net.config(COMMITTEE));
     let id = {
         let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-        let intake = Intake::new(&cfg, &outbox).expect("intake");
+        let intake = Intake::new(cfg.clone(), outbox.clone()).expect("intake");
         tiny_app(
             &intake.dirs().intake.join("x"),
             "深劳人仲案〔2026〕9200号",
@@ -389,7 +276,7 @@ fn archive_retention_prunes_only_finished_deliveries() {
     let cfg =
         sealpost::config::Config::load_with_env(&net.config_path(COMMITTEE), env).expect("config");
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let intake = Intake::new(std::sync::Arc::new(cfg), outbox.clone()).expect("intake");
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(accept_one(
@@ -418,9 +305,9 @@ fn archive_retention_prunes_only_finished_deliveries() {
 #[test]
 fn each_waiting_state_has_its_deadline_and_warning() {
     let net = Net::new();
-    let cfg = net.config(COMMITTEE);
+    let cfg = std::sync::Arc::new(net.config(COMMITTEE));
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let intake = Intake::new(cfg.clone(), outbox.clone()).expect("intake");
     let mut ids = Vec::new();
     for i in 0..2 {
         ids.push(accept_one(
@@ -489,7 +376,7 @@ fn a_valid_application_with_a_very_long_folder_name_is_accepted_and_noted() {
     let net = Net::new();
     let cfg = net.config(COMMITTEE);
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let intake = Intake::new(std::sync::Arc::new(cfg), outbox.clone()).expect("intake");
     let name = "张".repeat(84);
     assert_eq!(name.len(), 252);
     tiny_app(
@@ -522,7 +409,7 @@ fn the_same_case_dropped_twice_at_once_is_queued_once() {
     let net = Net::new();
     let cfg = net.config(COMMITTEE);
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let intake = Intake::new(std::sync::Arc::new(cfg), outbox.clone()).expect("intake");
     let names: Vec<OsString> = (0..6)
         .map(|i| OsString::from(format!("twin-{i}")))
         .collect();

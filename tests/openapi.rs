@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use sealpost::transport::server::{Limits, PROBLEM_CODES};
+use sealpost::api::PROBLEM_CODES;
+use sealpost::config::ServerLimits as Limits;
 
 const BUNDLE_TYPE: &str = "application/vnd.sealpost.bundle+zip";
 
@@ -170,7 +171,7 @@ fn bundle_fault_codes() -> BTreeSet<String> {
 }
 
 fn receipt_codes() -> BTreeSet<String> {
-    let codes = codes_of("src/transport/receipt.rs");
+    let codes = codes_of("src/receipt.rs");
     assert!(codes.contains("receipt-in-future"), "{codes:?}");
     codes
 }
@@ -208,7 +209,7 @@ fn expected_codes() -> BTreeMap<String, u16> {
         want.insert((*c).to_owned(), status_of_server_code(c));
     }
     // The inbox's codes (push): bundle-id-conflict and internal.
-    for c in codes_of("src/transport/inbox.rs")
+    for c in codes_of("src/inbox/mod.rs")
         .into_iter()
         .chain(["bundle-id-conflict".to_owned()])
     {

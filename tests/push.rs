@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{tiny_app, Net, COMMITTEE, FUTIAN};
+use sealpost::delivery::{backoff, Clock, Pusher};
 use sealpost::intake::{Intake, Outcome};
 use sealpost::outbox::Outbox;
-use sealpost::transport::push::{backoff, Clock, Pusher};
 use sealpost::types::Timestamp;
 
 #[test]
@@ -45,7 +45,7 @@ async fn an_unreachable_peer_is_retried_with_backoff_until_the_deadline() {
     );
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
     let id = {
-        let intake = Intake::new(&cfg, &outbox).expect("intake");
+        let intake = Intake::new(cfg.clone(), outbox.clone()).expect("intake");
         tiny_app(
             &intake.dirs().intake.join("p"),
             "深劳人仲案〔2026〕8801号",
@@ -75,7 +75,8 @@ async fn an_unreachable_peer_is_retried_with_backoff_until_the_deadline() {
         .clone();
     let pusher = Pusher::new(cfg.clone(), outbox.clone(), peer, clock).expect("pusher");
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(pusher.run(shutdown.clone()));
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move { pusher.run(stop).await });
 
     // Ten virtual minutes: several attempts, each further apart, still failing.
     tokio::time::sleep(Duration::from_secs(600)).await;

@@ -80,7 +80,7 @@ fn the_documented_recipe_opens_a_bundle_with_stock_tools() {
     copy_fixture("zhang-wei-futian", &app_dir, FUTIAN);
     let app = Application::load(&app_dir, &c.limits, &c.directory).expect("valid");
     let bundle = net.out("b.sealpost");
-    sealpost::cli::seal_application(
+    sealpost::intake::seal_application(
         &c,
         &app,
         c.directory.get(&app.court).expect("court"),

@@ -1,18 +1,14 @@
 //! Transport: HTTPS with mutual TLS between nodes (and court software).
 //!
-//! This is the first slice of the transport work: [`tls`] builds the server's
-//! TLS configuration (client certificate required, chained to the exchange CA,
-//! checked against CRLs, no session resumption) and maps an authenticated
-//! client certificate to exactly one peer of the directory. The HTTP API, the
-//! court-side client and receipts build on it.
+//! [`tls`] builds the server's TLS configuration (client certificate required,
+//! chained to the exchange CA, checked against CRLs, no session resumption),
+//! keeps it live across reloads, and maps an authenticated client certificate to
+//! exactly one peer of the directory; [`client`] is the HTTPS client for peers;
+//! [`FileBody`] streams a file as an HTTP body. The API server is
+//! [`crate::api`]; what travels is in [`crate::bundle`] and [`crate::receipt`].
 
 pub mod client;
-pub mod inbox;
-pub mod receipt;
-pub mod server;
 pub mod tls;
-
-pub mod push;
 
 use std::io;
 use std::pin::Pin;

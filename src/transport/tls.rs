@@ -12,10 +12,8 @@
 //!   exactly one peer by its URI SAN and/or SPKI pin; no match, or more than
 //!   one, means the connection gets nothing.
 
-use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
@@ -29,43 +27,11 @@ use crate::pki::{summarize, CertProblem};
 #[non_exhaustive]
 pub enum TlsError {
     /// A CRL file could not be read or parsed.
-    #[error("CRL {path}: {detail}")]
-    Crl {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
+    #[error("{0}")]
+    Crl(String),
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(String),
-}
-
-/// Reads every CRL in the given PEM files.
-pub fn load_crls(
-    paths: &[PathBuf],
-) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
-    let mut out = Vec::new();
-    for path in paths {
-        let bytes = std::fs::read(path).map_err(|e| TlsError::Crl {
-            path: path.clone(),
-            detail: e.to_string(),
-        })?;
-        let crls: Result<Vec<_>, _> =
-            CertificateRevocationListDer::pem_slice_iter(&bytes).collect();
-        let crls = crls.map_err(|e| TlsError::Crl {
-            path: path.clone(),
-            detail: format!("malformed PEM: {e}"),
-        })?;
-        if crls.is_empty() {
-            return Err(TlsError::Crl {
-                path: path.clone(),
-                detail: "no \"-----BEGIN X509 CRL-----\" block".into(),
-            });
-        }
-        out.extend(crls);
-    }
-    Ok(out)
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -185,7 +151,8 @@ impl std::fmt::Debug for Live {
 impl Live {
     /// Builds from a validated configuration, reading its CRL files now.
     pub fn build(config: Arc<Config>) -> Result<Self, TlsError> {
-        let crls = load_crls(&config.crl_files)?;
+        let crls =
+            crate::pki::load_crls(&config.crl_files).map_err(|e| TlsError::Crl(e.to_string()))?;
         let verifier = client_verifier(&config, crls)?;
         let server = server_config_with(&config, verifier.clone())?;
         Ok(Self {

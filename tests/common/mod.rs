@@ -293,6 +293,25 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_sealpost"))
 }
 
+/// `sealpost -c <config of agency> ctl <args>` against that agency's running
+/// daemon: (exit code, standard output, standard error).
+pub fn ctl(net: &Net, agency: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let o = std::process::Command::new(bin())
+        .args([
+            "-c",
+            net.config_path(agency).to_str().expect("utf-8"),
+            "ctl",
+        ])
+        .args(args)
+        .output()
+        .expect("sealpost ctl");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
 /// Writes a small valid application for `court` with case number `case` into
 /// `dir` (created): three tiny PDFs and an `application.toml`.
 pub fn tiny_app(dir: &Path, case: &str, court: &str) {

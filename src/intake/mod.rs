@@ -72,13 +72,24 @@
 //! accepted note present). Each application is therefore always in exactly one
 //! place: `intake/`, `.work/`, `rejected/`, or outbox + `archive/`.
 
+mod notes;
+mod scan;
+mod seal;
+mod zipdrop;
+
+use notes::*;
+pub use notes::{render_acceptance, render_rejection, MAX_LISTED_REASONS};
+pub use scan::Scanner;
+use scan::{snapshot, Snapshot};
+pub use seal::{seal_application, seal_application_as};
+
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -87,6 +98,7 @@ use crate::application::{Application, Reason, ReasonCode, Rejection};
 use crate::config::Config;
 use crate::fsutil::{rename_noreplace, sync_dir, write_new_atomic};
 use crate::outbox::{Outbox, OutboxError};
+use crate::status::Health;
 use crate::types::{printable, BundleId, Timestamp};
 
 /// Marker a producer may write last to say "this folder is complete".
@@ -230,104 +242,19 @@ struct Claim {
     claimed_at: Timestamp,
 }
 
-/// Decides when an item is complete (see the module doc).
-#[derive(Debug, Default)]
-pub struct Scanner {
-    seen: HashMap<OsString, (Snapshot, Instant)>,
-    present: Vec<OsString>,
-}
-
-/// One entry of a [`Snapshot`]: name, inode, size, modification and change
-/// times (ctime changes on every write, whoever makes it), whether a folder.
-type Stamp = (OsString, u64, u64, (i64, i64), (i64, i64), bool);
-
-/// File set, sizes and times of an item (the item and its direct entries).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Snapshot(Vec<Stamp>);
-
-fn stamp(name: OsString, m: &fs::Metadata) -> Stamp {
-    (
-        name,
-        m.ino(),
-        m.size(),
-        (m.mtime(), m.mtime_nsec()),
-        (m.ctime(), m.ctime_nsec()),
-        m.is_dir(),
-    )
-}
-
-fn snapshot(path: &Path) -> io::Result<Snapshot> {
-    let meta = fs::symlink_metadata(path)?;
-    let mut v = vec![stamp(OsString::new(), &meta)];
-    if meta.is_dir() {
-        for e in fs::read_dir(path)? {
-            let e = e?;
-            let m = e.metadata()?;
-            v.push(stamp(e.file_name(), &m));
-        }
-    }
-    v.sort();
-    Ok(Snapshot(v))
-}
-
-impl Scanner {
-    /// Items in `intake/` that are complete now. Call once per scan.
-    pub fn ready(
-        &mut self,
-        intake: &Path,
-        settle: Duration,
-        now: Instant,
-    ) -> io::Result<Vec<OsString>> {
-        let mut ready = Vec::new();
-        let mut present = Vec::new();
-        for e in fs::read_dir(intake)? {
-            let e = e?;
-            let name = e.file_name();
-            if name.as_encoded_bytes().starts_with(b".") {
-                continue; // hidden: partial uploads by some clients (.~lock, .tmp)
-            }
-            present.push(name.clone());
-            let path = e.path();
-            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if is_dir && path.join(READY).symlink_metadata().is_ok() {
-                ready.push(name);
-                continue;
-            }
-            let Ok(snap) = snapshot(&path) else { continue };
-            match self.seen.get(&name) {
-                Some((prev, since)) if *prev == snap => {
-                    if now.duration_since(*since) >= settle {
-                        ready.push(name);
-                    }
-                }
-                _ => {
-                    self.seen.insert(name, (snap, now));
-                }
-            }
-        }
-        self.seen.retain(|k, _| present.contains(k));
-        for r in &ready {
-            self.seen.remove(r);
-        }
-        ready.sort();
-        self.present = present;
-        Ok(ready)
-    }
-
-    /// The (visible) names found in `intake/` by the last scan.
-    pub fn present(&self) -> Vec<OsString> {
-        self.present.clone()
-    }
-}
-
 /// Takes applications from `intake/` into the outbox.
 #[derive(Debug)]
-pub struct Intake<'a> {
-    config: &'a Config,
-    outbox: &'a Outbox,
+pub struct Intake {
+    /// The configuration in force; a reload replaces it ([`Intake::reconfigure`]).
+    config: RwLock<Arc<Config>>,
+    outbox: Outbox,
     dirs: Dirs,
     state: Mutex<State>,
+    health: Health,
 }
+
+/// The name intake reports its health under.
+pub const HEALTH_PART: &str = "intake";
 
 /// Retry schedules, per item, and the disk-full pause.
 #[derive(Debug, Default)]
@@ -442,18 +369,41 @@ impl Drop for CaseLock {
     }
 }
 
-impl<'a> Intake<'a> {
+impl Intake {
     /// Prepares the folders.
-    pub fn new(config: &'a Config, outbox: &'a Outbox) -> Result<Self, IntakeError> {
+    pub fn new(config: Arc<Config>, outbox: Outbox) -> Result<Self, IntakeError> {
         let dirs = Dirs::create(&config.intake.root)?;
         crate::fsutil::remove_stale_temps(&dirs.accepted)
             .map_err(io_err("cannot clean accepted/"))?;
         Ok(Self {
-            config,
+            config: RwLock::new(config),
             outbox,
             dirs,
             state: Mutex::new(State::default()),
+            health: Health::default(),
         })
+    }
+
+    /// Reports the loop's health (scanning, paused, failing) to `health`.
+    #[must_use]
+    pub fn reporting_to(mut self, health: Health) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts a reloaded configuration in force for the items taken from now
+    /// on (limits, the peer directory, keys, timings). The folders stay where
+    /// they are: a new `intake.root` takes effect at the next start.
+    pub fn reconfigure(&self, next: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = next;
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -517,7 +467,7 @@ impl<'a> Intake<'a> {
     /// delivery is final (delivered or cancelled). Never touches anything whose
     /// delivery is still under way. Returns how many were removed.
     pub fn prune_archive(&self, now: Timestamp) -> Result<usize, IntakeError> {
-        let Some(keep) = self.config.intake.archive_retention else {
+        let Some(keep) = self.config().intake.archive_retention else {
             return Ok(0);
         };
         let mut removed = 0;
@@ -595,7 +545,7 @@ impl<'a> Intake<'a> {
         let queue = Mutex::new(items.iter().collect::<Vec<_>>());
         let results = Mutex::new(Vec::new());
         std::thread::scope(|s| {
-            for _ in 0..self.config.intake.workers.min(items.len().max(1)) {
+            for _ in 0..self.config().intake.workers.min(items.len().max(1)) {
                 s.spawn(|| loop {
                     let next = queue.lock().map(|mut q| q.pop()).unwrap_or(None);
                     let Some(item) = next else { break };
@@ -625,7 +575,7 @@ impl<'a> Intake<'a> {
                         tracing::info!(item = %printable(&os_name.to_string_lossy()), file = %printable(&file), "complete by its marker or settle time, but a file is still open for writing: not taken yet");
                         Instant::now()
                     });
-                if since.elapsed() < self.config.intake.write_timeout {
+                if since.elapsed() < self.config().intake.write_timeout {
                     return None;
                 }
                 Some(since)
@@ -659,7 +609,7 @@ impl<'a> Intake<'a> {
     /// leases can tell (`None` also when they cannot).
     fn writer_in(&self, item: &Path) -> Option<String> {
         use crate::fsutil::lease::{self, Probe};
-        if !self.config.intake.use_leases {
+        if !self.config().intake.use_leases {
             return None;
         }
         let meta = fs::symlink_metadata(item).ok()?;
@@ -838,7 +788,7 @@ impl<'a> Intake<'a> {
         let mut st = self.state();
         if st.paused.is_none() {
             st.paused = Some(Instant::now());
-            tracing::error!(error = %e, min_free = %crate::types::human_bytes(self.config.intake.min_free_space), "disk full: intake paused (the API goes on serving); it resumes by itself when there is room again");
+            tracing::error!(error = %e, min_free = %crate::types::human_bytes(self.config().intake.min_free_space), "disk full: intake paused (the API goes on serving); it resumes by itself when there is room again");
         }
     }
 
@@ -869,8 +819,8 @@ impl<'a> Intake<'a> {
     /// Whether the intake root and the data directory have at least
     /// `intake.min_free_space` free.
     fn has_room(&self) -> bool {
-        let min = self.config.intake.min_free_space;
-        [&self.config.intake.root, &self.config.node.data_dir]
+        let min = self.config().intake.min_free_space;
+        [&self.config().intake.root, &self.config().node.data_dir]
             .iter()
             .all(|p| crate::fsutil::free_space(p).map_or(true, |free| free >= min))
     }
@@ -911,7 +861,7 @@ impl<'a> Intake<'a> {
     /// (never claimed: the platform got no answer and submits again). Call once
     /// at start, before the API serves.
     pub fn clean_uploads(&self) -> Result<(), IntakeError> {
-        let dir = Self::uploads_dir(&self.config.intake.root);
+        let dir = Self::uploads_dir(&self.config().intake.root);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -986,12 +936,12 @@ impl<'a> Intake<'a> {
                     .and_then(|w| w.busy_since)
                     .map(|t| t.elapsed())
                     .unwrap_or_default();
-                if since_claim.max(since_busy) >= self.config.intake.write_timeout {
+                if since_claim.max(since_busy) >= self.config().intake.write_timeout {
                     let rejection = Rejection {
                         reasons: vec![still_being_written(
                             name,
                             &busy,
-                            self.config.intake.write_timeout,
+                            self.config().intake.write_timeout,
                         )],
                     };
                     return self.reject(id, name, rejection);
@@ -1011,7 +961,7 @@ impl<'a> Intake<'a> {
                         still_being_written(
                             name,
                             &Busy::Changing,
-                            self.config.intake.write_timeout,
+                            self.config().intake.write_timeout,
                         ),
                     );
                 }
@@ -1076,7 +1026,7 @@ impl<'a> Intake<'a> {
             }
         }
         let mut leases = Vec::new();
-        let mut watch_instead = !self.config.intake.use_leases;
+        let mut watch_instead = !self.config().intake.use_leases;
         if !watch_instead {
             for f in &files {
                 match lease::probe(f) {
@@ -1109,7 +1059,7 @@ impl<'a> Intake<'a> {
         let snap = snapshot(item).map_err(io_err("cannot read a claimed item"))?;
         let taken_by_marker = meta.is_dir() && item.join(READY).symlink_metadata().is_ok();
         if watch_instead && taken_by_marker {
-            let settle = self.config.intake.settle;
+            let settle = self.config().intake.settle;
             let mut st = self.state();
             let w = st.watched.entry(*id).or_default();
             match &w.settling {
@@ -1178,7 +1128,7 @@ impl<'a> Intake<'a> {
             }
             let dest = work.join(EXTRACTED);
             let _ = fs::remove_dir_all(&dest);
-            extract_zip(item, &dest, &self.config.limits, name)?
+            zipdrop::extract_zip(item, &dest, &self.config().limits, name)?
         } else {
             return Err(one(
                 ReasonCode::NotAnApplication,
@@ -1186,7 +1136,7 @@ impl<'a> Intake<'a> {
                 "This is neither an application folder nor a .zip. Put the documents and application.toml in one folder and drop that.".into(),
             ));
         };
-        Application::load(&folder, &self.config.limits, &self.config.directory)
+        Application::load(&folder, &self.config().limits, &self.config().directory)
     }
 
     fn reject(
@@ -1236,6 +1186,16 @@ impl<'a> Intake<'a> {
         let work = self.dirs.work.join(id.as_str());
         let bundle = self.outbox.bundle_path(&id);
         let now = Timestamp::now();
+        // One configuration for the whole item, even if a reload lands now.
+        let config = self.config();
+        let Some(court) = config.directory.get(&app.court) else {
+            // The court left the directory in a reload since validation: the
+            // item waits and is validated again (and rejected) next time.
+            return Err(IntakeError::Io {
+                context: format!("{} is no longer in the peer directory", app.court),
+                source: io::Error::from(io::ErrorKind::NotFound),
+            });
+        };
         if self.outbox.get(&id)?.is_none() {
             let (envelope, bytes, size) = if bundle.exists() {
                 // Published by an earlier run, after its own unchanged-check.
@@ -1244,21 +1204,10 @@ impl<'a> Intake<'a> {
                     source: io::Error::other(e.to_string()),
                 })?
             } else {
-                let recipient = self
-                    .config
-                    .directory
-                    .get(&app.court)
-                    .expect("validated: the court is in the directory");
+                let recipient = court;
                 let pending = self.outbox.pending_path(&id);
                 let _ = fs::remove_file(&pending);
-                let sealed = match crate::cli::seal_application_as(
-                    self.config,
-                    app,
-                    recipient,
-                    &pending,
-                    id,
-                    now,
-                ) {
+                let sealed = match seal_application_as(&config, app, recipient, &pending, id, now) {
                     Ok(s) => s,
                     Err(crate::bundle::SealError::DocumentChanged(_)) => {
                         return Ok(self.changed_while_sealing(id, name, &pending));
@@ -1292,11 +1241,6 @@ impl<'a> Intake<'a> {
             )?;
         }
         let _ = fs::remove_dir_all(work.join(EXTRACTED));
-        let court = self
-            .config
-            .directory
-            .get(&app.court)
-            .expect("validated court");
         let note = render_acceptance(name, &id, now, app, court);
         if !accepted_note_exists(&self.dirs.accepted, name, &id) {
             let dest = free_name(&self.dirs.accepted, name, &id, ".txt");
@@ -1324,469 +1268,6 @@ impl<'a> Intake<'a> {
             name: name.to_owned(),
             id,
         }
-    }
-}
-
-/// The reason given when an item was still being written.
-fn still_being_written(name: &str, busy: &Busy, timeout: Duration) -> Reason {
-    let shown = printable(name);
-    let (zh_what, en_what) = match busy {
-        Busy::Writing(f) => {
-            let f = printable(f);
-            (
-                format!("文件 “{f}” 在被接收后仍在被写入"),
-                format!("the file \"{f}\" was still being written after the item was taken"),
-            )
-        }
-        Busy::Changing => (
-            "材料在被接收后仍在变化（文件仍在复制或被修改）".to_owned(),
-            "the item kept changing after it was taken (files still being copied or edited)"
-                .to_owned(),
-        ),
-    };
-    Reason::new(
-        ReasonCode::StillBeingWritten,
-        Some(name),
-        format!(
-            "“{shown}”：{zh_what}，等待 {} 秒后仍未完成，无法保证封装的就是最终内容。请先把所有文件复制完，最后再放 READY 文件（或整个文件夹复制完成后再放入 intake）。",
-            timeout.as_secs()
-        ),
-        format!(
-            "\"{shown}\": {en_what}, and it was not finished within {} s, so what would be sealed could not be guaranteed to be the final content. Copy every file first and write READY last (or move the finished folder into intake/ in one step).",
-            timeout.as_secs()
-        ),
-    )
-}
-
-/// Removes a clerk's note, if there is one.
-fn remove_note(note: Option<&Path>) {
-    if let Some(p) = note {
-        let _ = fs::remove_file(p);
-    }
-}
-
-/// The clerk's `problems/<name>.txt`.
-fn render_problem(
-    name: &str,
-    e: &IntakeError,
-    attempt: u32,
-    now: Timestamp,
-    wait: Duration,
-) -> String {
-    let (zh, en) = if e.is_permission_denied() {
-        (
-            "系统没有权限移动或读取这份材料（权限不足）。请联系信息科检查共享文件夹的权限：sealpost 服务必须能移动放入 intake 的文件夹和文件。",
-            "The node is not allowed to move or read this item (permission denied). Ask IT to check the share's permissions: the sealpost service must be able to move what is dropped into intake/.",
-        )
-    } else if e.is_disk_full() {
-        (
-            "服务器磁盘已满，暂停接收。请联系信息科。",
-            "The server's disk is full; intake is paused. Ask IT.",
-        )
-    } else {
-        (
-            "处理时服务器出错，系统会自动重试。如果一直出现，请联系信息科。",
-            "The node failed while handling this item and will try again by itself. If this persists, ask IT.",
-        )
-    };
-    let next = Timestamp::from_unix(now.unix() + i64::try_from(wait.as_secs()).unwrap_or(0))
-        .unwrap_or(now);
-    let shown = printable(name);
-    format!(
-        "暂时无法处理 / NOT TAKEN YET\n==========================================\n\n\
-材料 / Item:      {shown}\n\
-时间 / Time:      {time}（北京时间 / Beijing time）\n\
-已尝试 / Tries:   {attempt}\n\
-下次重试 / Next:  {next}（北京时间 / Beijing time）\n\n\
-问题：{zh}\n\n\
-Problem: {en}\n\
-Detail: {detail}\n\n\
-材料原样留在原处，不需要重新放入。处理成功后本说明会自动删除。\n\
-The item stays where it is; there is no need to drop it again. This note is removed once the item is taken.\n",
-        time = beijing(now),
-        next = beijing(next),
-        detail = printable(&e.to_string()),
-    )
-}
-
-fn reason_file_names(item: &str) -> (&'static str, &'static str) {
-    if item == "REJECTED.txt" || item == "rejection.json" {
-        ("REJECTED (sealpost).txt", "rejection (sealpost).json")
-    } else {
-        ("REJECTED.txt", "rejection.json")
-    }
-}
-
-/// Appended to the claim name of an item whose name is not UTF-8.
-const INVALID_NAME: &str = ".invalid-name";
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-fn truncate_utf8(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// The two names a note or folder for `name` may take in `dir`: `<name><suffix>`,
-/// or `<name> (<short id>)<suffix>` when that is taken. Long names are shortened
-/// so that either fits the 255-byte limit of file names.
-fn candidate_names(name: &str, id: &BundleId, suffix: &str) -> [String; 2] {
-    let short = &id.as_str()[..8];
-    let stem = truncate_utf8(name, 255 - suffix.len() - short.len() - 3);
-    let plain = if name.len() + suffix.len() <= 255 {
-        name
-    } else {
-        stem
-    };
-    [
-        format!("{plain}{suffix}"),
-        format!("{stem} ({short}){suffix}"),
-    ]
-}
-
-/// The first free candidate name in `dir` (see [`candidate_names`]).
-fn free_name(dir: &Path, name: &str, id: &BundleId, suffix: &str) -> PathBuf {
-    let [plain, tagged] = candidate_names(name, id, suffix);
-    let plain = dir.join(plain);
-    if plain.symlink_metadata().is_err() {
-        return plain;
-    }
-    dir.join(tagged)
-}
-
-fn accepted_note_exists(dir: &Path, name: &str, id: &BundleId) -> bool {
-    candidate_names(name, id, ".txt")
-        .iter()
-        .any(|f| fs::read_to_string(dir.join(f)).is_ok_and(|t| t.contains(id.as_str())))
-}
-
-fn beijing(t: Timestamp) -> String {
-    let b = t
-        .datetime()
-        .to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("UTC+8"));
-    format!(
-        "{}-{:02}-{:02} {:02}:{:02}",
-        b.year(),
-        u8::from(b.month()),
-        b.day(),
-        b.hour(),
-        b.minute()
-    )
-}
-
-/// The most reasons `REJECTED.txt` lists; the rest are counted (all of them
-/// are in `rejection.json`).
-pub const MAX_LISTED_REASONS: usize = 20;
-
-/// The clerk's `REJECTED.txt`.
-pub fn render_rejection(name: &str, id: &BundleId, now: Timestamp, r: &Rejection) -> String {
-    let name = printable(name);
-    let mut s = String::new();
-    s.push_str("申请未被接收 / APPLICATION NOT ACCEPTED\n");
-    s.push_str("==========================================\n\n");
-    s.push_str(&format!("材料 / Item:      {name}\n"));
-    s.push_str(&format!(
-        "时间 / Time:      {}（北京时间 / Beijing time）\n",
-        beijing(now)
-    ));
-    s.push_str(&format!("退件编号 / Ref:   {id}\n\n"));
-    s.push_str(&format!(
-        "发现以下问题（共 {} 项） / Problems found ({}):\n\n",
-        r.reasons.len(),
-        r.reasons.len()
-    ));
-    for (i, reason) in r.reasons.iter().take(MAX_LISTED_REASONS).enumerate() {
-        let file = reason
-            .file
-            .as_deref()
-            .map(|f| format!(" — {}", printable(f)))
-            .unwrap_or_default();
-        s.push_str(&format!(
-            "{}. [{}]{file}\n   {}\n   {}\n\n",
-            i + 1,
-            reason.code.as_str(),
-            printable(&reason.zh),
-            printable(&reason.en)
-        ));
-    }
-    if r.reasons.len() > MAX_LISTED_REASONS {
-        let more = r.reasons.len() - MAX_LISTED_REASONS;
-        s.push_str(&format!(
-            "……以及另外 {more} 项，完整列表见本文件夹中的 rejection.json。\n\
-...and {more} more; rejection.json in this folder lists them all.\n\n"
-        ));
-    }
-    s.push_str("怎样处理：按上面的说明改正后，把整个文件夹重新放入 intake 文件夹。\n");
-    s.push_str(&format!(
-        "原件完整保存在本文件夹的 “{name}” 中，未作任何改动。\n\n"
-    ));
-    s.push_str("What to do: correct the problems as described above and drop the whole folder into the intake folder again.\n");
-    s.push_str(&format!(
-        "The original is kept, unchanged, in \"{name}\" inside this folder.\n"
-    ));
-    s
-}
-
-/// The clerk's `accepted/<name>.txt`. It promises only what this node does:
-/// it does not notify applicants (yet), so it says so.
-pub fn render_acceptance(
-    name: &str,
-    id: &BundleId,
-    now: Timestamp,
-    app: &Application,
-    court: &crate::config::Peer,
-) -> String {
-    format!(
-        "申请已接收 / APPLICATION ACCEPTED\n==========================================\n\n\
-材料 / Item:          {name}\n\
-案号 / Case:          {case}\n\
-受理法院 / Court:     {zh}\n                      {en}\n\
-电子文件编号 / Bundle: {id}\n\
-接收时间 / Accepted:  {time}（北京时间 / Beijing time）\n\n\
-下一步：申请已签名并加密，只有{zh}能够打开，正在等待法院系统取件；法院签收后，法院的签收回执会保存在本系统中。本系统不会自动通知申请人，请按现行方式告知申请人。原件已归档在 archive/{id}/。\n\n\
-Next: the application is signed and encrypted so that only the court can open it, and waits for the court's system to collect it; when the court signs for it, its signed receipt is kept by this node. This node does not notify the applicant: tell them as you do today. The originals are archived in archive/{id}/.\n",
-        name = printable(name),
-        case = printable(app.case_number.as_str()),
-        zh = court.name_zh,
-        en = court.name_en,
-        time = beijing(now),
-    )
-}
-
-/// Checks a dropped zip and extracts it into `dest` (a new folder), refusing
-/// hostile archives before a byte is written. Returns the application folder:
-/// `dest` itself, or the single top-level folder the zip contains.
-fn extract_zip(
-    zip_path: &Path,
-    dest: &Path,
-    limits: &crate::config::Limits,
-    name: &str,
-) -> Result<PathBuf, Rejection> {
-    use ReasonCode as C;
-    let reject = |code, zh: String, en: String| Rejection {
-        reasons: vec![Reason::new(code, Some(name), zh, en)],
-    };
-    let bomb = |why: &str| {
-        reject(
-            C::ZipBomb,
-            format!("压缩包异常（{why}），可能是“压缩炸弹”，已拒收。请直接放入文件夹。"),
-            format!("The zip is abnormal ({why}) and may be a decompression bomb. Drop a plain folder instead."),
-        )
-    };
-    let file = crate::fsutil::open_regular_nofollow(zip_path).map_err(|e| {
-        reject(
-            C::Unreadable,
-            format!("无法读取（{}）。", crate::application::zh_io(&e)),
-            format!("Cannot be read ({e})."),
-        )
-    })?;
-    let compressed_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut z = zip::ZipArchive::new(&file).map_err(|e| {
-        reject(
-            C::ZipInvalid,
-            "不是有效的 zip 压缩包（压缩包结构无法识别，可能已损坏或复制不完整）。请重新压缩，或直接放入文件夹。".to_owned(),
-            format!("Not a valid zip archive ({e}). Zip it again, or drop a plain folder."),
-        )
-    })?;
-    if z.has_duplicate_names() {
-        return Err(reject(
-            C::ZipDuplicateEntry,
-            "压缩包里有重名的文件。".into(),
-            "The zip contains two entries with the same name.".into(),
-        ));
-    }
-    let max_entries = limits.max_documents + 8;
-    if z.len() > max_entries {
-        return Err(bomb(&format!("{} entries", z.len())));
-    }
-    let prefix = crate::zipcheck::prefix_len(&z);
-    if prefix > 0 {
-        return Err(reject(
-            C::ZipLeadingData,
-            format!("压缩包的第一个文件之前还有 {prefix} 字节的其他数据（例如自解压程序）。请用普通的 zip 压缩，或直接放入文件夹。"),
-            format!("The zip has {prefix} bytes of something else before its first entry (a self-extracting archive, for example). Make a plain zip, or drop a plain folder."),
-        ));
-    }
-    // Every tool must read the same files from it: local headers agree with
-    // the central directory (the directory is what is checked below).
-    if let Err(e) = crate::zipcheck::check_local_headers(&z, &mut &file) {
-        return Err(match e {
-            crate::zipcheck::ZipCheckError::Io(e) => reject(
-                C::Unreadable,
-                format!("无法读取（{}）。", crate::application::zh_io(&e)),
-                format!("Cannot be read ({e})."),
-            ),
-            crate::zipcheck::ZipCheckError::Mismatch { entry, field, .. } => reject(
-                C::ZipHeaderMismatch,
-                format!("压缩包里 “{}” 的文件头前后不一致（{field}），不同的软件会解出不同的内容。请重新压缩，或直接放入文件夹。", printable(&entry)),
-                format!("In the zip, the headers of \"{}\" disagree ({field}), so different tools would extract different files. Zip it again, or drop a plain folder.", printable(&entry)),
-            ),
-            other => reject(
-                C::ZipInvalid,
-                "压缩包已损坏（结构无法读取，可能复制不完整）。".to_owned(),
-                format!("The zip is damaged ({}).", printable(&other.to_string())),
-            ),
-        });
-    }
-    // Pass 1: names, types, declared sizes, overlap. Nothing written yet.
-    let mut declared_total: u64 = 0;
-    let mut ranges = Vec::new();
-    let mut plan = Vec::new();
-    let mut top_dirs = std::collections::BTreeSet::new();
-    for i in 0..z.len() {
-        let f = z.by_index_raw(i).map_err(|e| {
-            reject(
-                C::ZipInvalid,
-                "压缩包已损坏（结构无法读取，可能复制不完整）。".to_owned(),
-                format!("The zip is damaged ({e})."),
-            )
-        })?;
-        let raw = f.name_raw().to_vec();
-        let entry = String::from_utf8(raw).map_err(|_| {
-            reject(C::ZipUnsafeEntry, "压缩包里的文件名不是 UTF-8 编码。请用支持 UTF-8 的工具重新压缩。".into(), "An entry name in the zip is not UTF-8. Zip it again with a tool that writes UTF-8 names.".into())
-        })?;
-        if entry.starts_with("__MACOSX/") {
-            continue; // resource forks that macOS Finder adds to every zip: not content
-        }
-        let unsafe_name = entry.is_empty()
-            || entry.trim_end_matches('/').split('/').any(str::is_empty)
-            || entry.starts_with('/')
-            || entry.contains('\\')
-            || entry.as_bytes().get(1) == Some(&b':')
-            || entry.split('/').any(|c| c == ".." || c == ".")
-            || entry.chars().any(char::is_control);
-        if unsafe_name {
-            return Err(reject(
-                C::ZipUnsafeEntry,
-                format!("压缩包里的 “{}” 路径不安全（绝对路径、盘符、反斜杠或 ..）。", entry.escape_debug()),
-                format!("The zip entry {entry:?} has an unsafe path (absolute, drive letter, backslash or ..)."),
-            ));
-        }
-        if f.is_symlink() {
-            return Err(reject(
-                C::ZipSymlink,
-                format!("压缩包里的 “{}” 是符号链接。", printable(&entry)),
-                format!("The zip entry {entry:?} is a symbolic link."),
-            ));
-        }
-        let parts: Vec<&str> = entry.trim_end_matches('/').split('/').collect();
-        if parts.len() > 2 {
-            return Err(reject(
-                C::NotARegularFile,
-                format!("压缩包里的 “{}” 嵌套过深。材料应直接放在压缩包（或其中一个文件夹）里。", printable(&entry)),
-                format!("The zip entry {entry:?} is nested too deep; put documents at the top level (or in one folder)."),
-            ));
-        }
-        if parts.len() == 2 || f.is_dir() {
-            top_dirs.insert(parts[0].to_owned());
-        }
-        if f.is_dir() {
-            continue;
-        }
-        let size = f.size();
-        let csize = f.compressed_size().max(1);
-        if size
-            > limits
-                .max_document_size
-                .max(crate::application::MAX_MANIFEST_BYTES)
-        {
-            return Err(bomb(&format!("{entry} would expand to {size} bytes")));
-        }
-        if size / csize > 200 && size > 1 << 20 {
-            return Err(bomb(&format!("{entry} expands {}-fold", size / csize)));
-        }
-        declared_total = declared_total.saturating_add(size);
-        if let Some(start) = f.data_start() {
-            ranges.push((start, start + f.compressed_size(), entry.clone()));
-        }
-        plan.push((i, entry, size));
-    }
-    if declared_total > limits.max_total_size + crate::application::MAX_MANIFEST_BYTES {
-        return Err(bomb(&format!("{declared_total} bytes in total")));
-    }
-    if declared_total > compressed_len.saturating_mul(1000).max(64 << 20) {
-        return Err(bomb("compression ratio over 1000:1"));
-    }
-    ranges.sort();
-    if ranges.windows(2).any(|w| w[1].0 < w[0].1) {
-        return Err(bomb("entries overlap each other"));
-    }
-    if top_dirs.len() > 1 || (top_dirs.len() == 1 && plan.iter().any(|(_, e, _)| !e.contains('/')))
-    {
-        return Err(reject(
-            C::NotARegularFile,
-            "压缩包里有多个文件夹，或文件夹外还有文件。一个压缩包只能装一份申请。".into(),
-            "The zip holds several folders, or files beside a folder. One zip holds one application.".into(),
-        ));
-    }
-    // Pass 2: extract with hard caps (declared sizes may lie) and a time budget.
-    let started = Instant::now();
-    let budget = Duration::from_secs(60);
-    let io_fail = |e: io::Error| {
-        reject(
-            C::Unreadable,
-            format!("无法解压（{}）。", crate::application::zh_io(&e)),
-            format!("Cannot extract ({e})."),
-        )
-    };
-    fs::create_dir(dest).map_err(io_fail)?;
-    for (i, entry, size) in plan {
-        let target = dest.join(&entry);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io_fail)?;
-        }
-        let mut f = z.by_index(i).map_err(|e| {
-            reject(
-                C::ZipInvalid,
-                "压缩包已损坏（结构无法读取，可能复制不完整）。".to_owned(),
-                format!("The zip is damaged ({e})."),
-            )
-        })?;
-        let mut out = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags_nofollow()
-            .open(&target)
-            .map_err(io_fail)?;
-        let mut limited = (&mut f).take(size + 1);
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut written: u64 = 0;
-        loop {
-            let n = limited.read(&mut buf).map_err(|e| {
-                reject(
-                    C::ZipInvalid,
-                    "压缩包已损坏（结构无法读取，可能复制不完整）。".to_owned(),
-                    format!("The zip is damaged ({e})."),
-                )
-            })?;
-            if n == 0 {
-                break;
-            }
-            written += n as u64;
-            if written > size {
-                return Err(bomb(&format!("{entry} expands beyond its declared size")));
-            }
-            out.write_all(&buf[..n]).map_err(io_fail)?;
-            if started.elapsed() > budget {
-                return Err(bomb("extraction takes too long"));
-            }
-        }
-    }
-    Ok(match top_dirs.into_iter().next() {
-        Some(top) => dest.join(top),
-        None => dest.to_owned(),
-    })
-}
-
-trait NoFollow {
-    fn custom_flags_nofollow(&mut self) -> &mut Self;
-}
-impl NoFollow for fs::OpenOptions {
-    fn custom_flags_nofollow(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_NOFOLLOW)
     }
 }
 
@@ -1825,7 +1306,7 @@ pub fn watch(
 /// failed or are still being written are tried again on their own schedule;
 /// while the disk is full nothing is taken (see the module doc).
 pub fn run(
-    intake: &Intake<'_>,
+    intake: &Intake,
     wake: &std::sync::mpsc::Receiver<Wake>,
     mut on_outcome: impl FnMut(&Outcome),
 ) -> Result<(), IntakeError> {
@@ -1833,25 +1314,28 @@ pub fn run(
     for o in intake.recover()? {
         on_outcome(&o);
     }
-    let settings = &intake.config.intake;
-    // Scan often enough that a settled drop is taken within about one interval.
-    let base_tick = settings
-        .scan_interval
-        .min((settings.settle / 2).max(Duration::from_millis(100)));
     let mut scanner = Scanner::default();
     let mut last_prune: Option<Instant> = None;
     let mut scan_failed = 0u32;
     loop {
-        let mut tick = base_tick;
+        // Read each round: a reload may have changed the timings.
+        let config = intake.config();
+        let settings = &config.intake;
+        // Scan often enough that a settled drop is taken within about one interval.
+        let mut tick = settings
+            .scan_interval
+            .min((settings.settle / 2).max(Duration::from_millis(100)));
         if intake.is_paused() {
+            intake.health.set(
+                HEALTH_PART,
+                false,
+                "paused: not enough free disk space (see intake.min_free_space)",
+            );
             tick = tick.max(PAUSE_CHECK);
         } else {
             if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600)) {
                 if let Err(e) = intake.prune_archive(Timestamp::now()) {
                     tracing::warn!(error = %e, "archive pruning failed; retried in an hour");
-                }
-                if let Err(e) = intake.outbox.sweep(Timestamp::now()) {
-                    tracing::warn!(error = %e, "outbox sweep failed; retried in an hour");
                 }
                 last_prune = Some(Instant::now());
             }
@@ -1861,6 +1345,7 @@ pub fn run(
             match scanner.ready(&intake.dirs.intake, settings.settle, Instant::now()) {
                 Ok(ready) => {
                     scan_failed = 0;
+                    intake.health.set(HEALTH_PART, true, "watching intake/");
                     intake.forget_vanished(&scanner.present());
                     let due: Vec<OsString> = ready.into_iter().filter(|n| intake.due(n)).collect();
                     for o in intake.take(&due).into_iter().flatten() {
@@ -1873,6 +1358,9 @@ pub fn run(
                     let wait = crate::retry::delay(scan_failed, FAILED_RETRY.0, FAILED_RETRY.1);
                     scan_failed = scan_failed.saturating_add(1);
                     tracing::error!(error = %e, attempt = scan_failed, retry_in = ?wait, "cannot scan intake/");
+                    intake
+                        .health
+                        .set(HEALTH_PART, false, format!("cannot scan intake/: {e}"));
                     tick = tick.max(wait);
                 }
             }

@@ -1,4 +1,4 @@
-//! The receiving side's inbox, shared by polling ([`super::client`]) and push
+//! The receiving side's inbox, shared by polling ([`poll`]) and push
 //! (`POST /v1/bundles`). The module doc is the specification; keep it true.
 //!
 //! ## On disk
@@ -45,16 +45,18 @@
 //! sender pushes again); a pull's partial download is kept for resumption unless
 //! the bundle is already in the inbox.
 
+pub mod poll;
+
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT};
 use crate::bundle::{BundleError, Envelope, Verifier, ENVELOPE_ENTRY};
 use crate::config::Config;
 use crate::fsutil::write_new_atomic;
+use crate::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT};
 use crate::types::{printable, AgencyId, BundleId, CaseRef, Sha256, Timestamp};
 
 /// This node's signed receipt, kept in the bundle's inbox folder.
@@ -406,6 +408,47 @@ pub fn is_complete(config: &Config, id: &BundleId) -> bool {
         return false;
     };
     dir_for(config, &r.case_ref, id).join(DONE_FILE).exists()
+}
+
+/// What [`backup`] copied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Backed {
+    /// Complete inbox folders (each with its receipt and `.done`).
+    pub folders: usize,
+    /// Entries of the `received/` index.
+    pub received: usize,
+}
+
+/// Copies the inbox's complete folders (those with `.done`: they never change
+/// again) and the `received/` index into `dest/inbox` and `dest/received`.
+/// Folders still being opened are left out (they are finished again from the
+/// download after a restore). Restore by copying both into a data directory.
+pub fn backup(config: &Config, dest: &Path) -> io::Result<Backed> {
+    let mut report = Backed::default();
+    let from = received_dir(config);
+    if from.is_dir() {
+        report.received = crate::fsutil::copy_tree(&from, &dest.join("received"))?;
+    }
+    for case in read_dir_if_exists(&root(config))? {
+        let case = case?;
+        if !case.file_type()?.is_dir() {
+            continue;
+        }
+        for item in read_dir_if_exists(&case.path())? {
+            let item = item?;
+            if item.file_type()?.is_dir() && item.path().join(DONE_FILE).is_file() {
+                crate::fsutil::copy_tree(
+                    &item.path(),
+                    &dest
+                        .join("inbox")
+                        .join(case.file_name())
+                        .join(item.file_name()),
+                )?;
+                report.folders += 1;
+            }
+        }
+    }
+    Ok(report)
 }
 
 fn read_dir_if_exists(dir: &Path) -> io::Result<Vec<io::Result<fs::DirEntry>>> {

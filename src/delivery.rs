@@ -20,10 +20,11 @@ use http::{header, Method, StatusCode};
 use http_body_util::BodyExt;
 use tokio_util::sync::CancellationToken;
 
-use super::client::{ClientError, PeerClient};
-use super::receipt::SignedReceipt;
 use crate::config::{Config, Peer};
 use crate::outbox::{Delivery, Outbox, State};
+use crate::receipt::SignedReceipt;
+use crate::status::Health;
+use crate::transport::client::{ClientError, PeerClient};
 use crate::types::Timestamp;
 
 /// The current time, as the pusher sees it.
@@ -52,6 +53,7 @@ pub struct Pusher {
     outbox: Outbox,
     client: PeerClient,
     clock: Clock,
+    health: Health,
 }
 
 impl std::fmt::Debug for Pusher {
@@ -76,7 +78,16 @@ impl Pusher {
             outbox,
             client,
             clock,
+            health: Health::default(),
         })
+    }
+
+    /// Reports whether the peer takes pushes (part `peer:<id>`, a condition)
+    /// into `health`.
+    #[must_use]
+    pub fn reporting_to(mut self, health: Health) -> Self {
+        self.health = health;
+        self
     }
 
     async fn push_one(&self, d: &Delivery) -> Result<SignedReceipt, Failure> {
@@ -84,7 +95,7 @@ impl Pusher {
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| Failure::Refused(format!("cannot read {}: {e}", path.display())))?;
-        let body = super::FileBody::new(file, d.size).boxed();
+        let body = crate::transport::FileBody::new(file, d.size).boxed();
         let headers = [
             (
                 header::CONTENT_TYPE,
@@ -98,7 +109,7 @@ impl Pusher {
             .await
             .map_err(|e| Failure::Unreachable(e.to_string()))?;
         if resp.status() != StatusCode::OK {
-            let e = super::client::Poller::fail_status("POST /v1/bundles".into(), resp).await;
+            let e = crate::transport::client::fail_status("POST /v1/bundles".into(), resp).await;
             return Err(Failure::Refused(e.to_string()));
         }
         let bytes = resp
@@ -143,17 +154,19 @@ impl Pusher {
     }
 
     /// Offers due bundles until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(&self, shutdown: CancellationToken) {
         let peer = self.client.peer.id.clone();
+        let part = format!("peer:{peer}");
         let policy = *self.outbox.policy();
         let mut peer_pause = Duration::ZERO;
         loop {
             let now = (self.clock)();
             let p = peer.clone();
-            let all = self.record(move |o| o.list()).await.unwrap_or_default();
-            let due: Vec<Delivery> = all
+            let due: Vec<Delivery> = self
+                .record(move |o| o.waiting(&p, 0, usize::MAX))
+                .await
+                .unwrap_or_default()
                 .into_iter()
-                .filter(|d| d.peer == p)
                 .filter(|d| match &d.state {
                     State::Queued => true,
                     State::Failed { retry_at, .. } => *retry_at <= now,
@@ -184,6 +197,8 @@ impl Pusher {
                         .await;
                         tracing::info!(bundle = %id, %peer, "pushed; receipt verified; delivered");
                         peer_pause = Duration::ZERO;
+                        self.health
+                            .set(&part, true, format!("last push delivered at {now}"));
                     }
                     Err(failure) => {
                         let (error, down) = match failure {
@@ -198,8 +213,13 @@ impl Pusher {
                                 o.transition(&id, now, |d| d.fail(now, err.clone(), wait, &policy))
                             })
                             .await;
-                        tracing::warn!(bundle = %id, %peer, error, retry_in = ?wait, state = after.as_ref().map(|d| d.state.name()).unwrap_or("?"), "push failed");
+                        tracing::warn!(bundle = %id, %peer, error, retry_in = ?wait, state = after.as_ref().map(|(d, _)| d.state.name()).unwrap_or("?"), "push failed");
                         if down {
+                            self.health.set(
+                                &part,
+                                false,
+                                format!("cannot reach the peer to push: {error}"),
+                            );
                             unreachable = true;
                             peer_pause = if peer_pause.is_zero() {
                                 wait
@@ -215,11 +235,10 @@ impl Pusher {
             // due, or something new is queued.
             let p = peer.clone();
             let next_retry = self
-                .record(move |o| o.list())
+                .record(move |o| o.waiting(&p, 0, usize::MAX))
                 .await
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|d| d.peer == p)
                 .filter_map(|d| match d.state {
                     State::Failed { retry_at, .. } => Some(retry_at),
                     _ => None,

@@ -10,92 +10,28 @@
 //! Every error names the file, the line where it can be found, the key, and what is
 //! wrong ([`ConfigError`]); `sealpost check-config` prints it and exits 78.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
+mod directory;
+mod site;
+
+use directory::parse_role;
+pub use directory::{load_directory, DeliveryMode, Directory, Peer, Role};
+use site::Site;
+pub use site::{locate_key, ConfigError};
+
 use crate::pki::{
-    EncryptionIdentity, EncryptionRecipient, ExchangeCa, PkiError, SignerCert, SigningKey,
-    TlsIdentity,
+    EncryptionIdentity, EncryptionRecipient, ExchangeCa, PkiError, SigningKey, TlsIdentity,
 };
-use crate::types::{parse_byte_size, AgencyId, Sha256};
+use crate::types::{parse_byte_size, AgencyId};
 
 /// Environment variables with this prefix override file keys:
 /// `SEALPOST_NODE__DATA_DIR=/srv/sealpost` sets `node.data_dir`.
 pub const ENV_PREFIX: &str = "SEALPOST";
-
-/// A configuration that cannot be used, located as precisely as possible.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The file at fault (the main config, the peer directory, or a key file).
-    pub file: PathBuf,
-    /// 1-based line in `file` where the key is set, when known.
-    pub line: Option<usize>,
-    /// The dotted key (`pki.signing_key`, `peer[2].encryption_key`), when known.
-    pub key: Option<String>,
-    /// What is wrong and, where possible, what to do.
-    pub message: String,
-    /// The environment variable that set the key, when it did (the file's
-    /// line is then beside the point).
-    pub env_var: Option<String>,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(var) = &self.env_var {
-            write!(f, "environment variable {var}")?;
-            if let Some(key) = &self.key {
-                write!(f, " (overrides key `{key}` of {})", self.file.display())?;
-            }
-            return write!(f, ": {}", self.message);
-        }
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": key `{key}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// This node's role in the exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// An arbitration committee: takes applications in, seals them for courts.
-    Committee,
-    /// A court: receives bundles, returns receipts and follow-ups.
-    Court,
-    /// The committee's online platform, which submits applications over the API.
-    Platform,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Committee => "committee",
-            Role::Court => "court",
-            Role::Platform => "platform",
-        })
-    }
-}
-
-/// How bundles reach a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DeliveryMode {
-    /// The peer polls this node's API (the default: courts need no inbound port).
-    Pull,
-    /// This node pushes to the peer's endpoint.
-    Push,
-}
 
 /// Size and count limits, for applications and for bundles received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,63 +57,98 @@ impl Default for Limits {
     }
 }
 
-/// One agency in the peer directory.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// Its id.
-    pub id: AgencyId,
-    /// Display name, Chinese.
-    pub name_zh: String,
-    /// Display name, English.
-    pub name_en: String,
-    /// Its role.
-    pub role: Role,
-    /// TLS identity: URI SAN its client certificate must carry, if pinned by name.
-    pub tls_uri: Option<String>,
-    /// TLS identity: SHA-256 of its certificate's SubjectPublicKeyInfo, if pinned by key.
-    pub tls_spki_sha256: Option<Sha256>,
-    /// Its signing certificates (more than one during a rotation).
-    pub signing_certs: Vec<SignerCert>,
-    /// Its age public key; bundles for it are encrypted to this.
-    pub encryption_key: EncryptionRecipient,
-    /// Its HTTPS endpoint, for push delivery.
-    pub endpoint: Option<http::Uri>,
-    /// How bundles reach it.
-    pub delivery: DeliveryMode,
-    /// Contact telephone given to applicants.
-    pub contact_phone: Option<String>,
-    /// Contact e-mail given to applicants.
-    pub contact_email: Option<String>,
+/// Delivery deadlines (one per waiting state) and retry limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboxPolicy {
+    /// `queued`/`failed`: a bundle not fetched (or pushed) this long after
+    /// queuing goes `dead`.
+    pub deadline: Duration,
+    /// `fetched`: a bundle whose receipt has not arrived this long after the
+    /// fetch goes `dead` (the court downloaded it but never signed for it).
+    pub receipt_deadline: Duration,
+    /// In either state, after this long the delivery is reported as overdue.
+    pub warn_after: Duration,
+    /// Failed attempts before a delivery goes `dead`.
+    pub max_attempts: u32,
 }
 
-impl Peer {
-    /// "深圳市福田区人民法院 (Shenzhen Futian District People's Court)".
-    pub fn display_name(&self) -> String {
-        format!("{} ({})", self.name_zh, self.name_en)
-    }
-    /// Whether `cert` is one of this peer's registered signing certificates.
-    pub fn has_signing_cert(&self, cert: &SignerCert) -> bool {
-        self.signing_certs
-            .iter()
-            .any(|c| c.summary().sha256 == cert.summary().sha256)
+impl Default for OutboxPolicy {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(7 * 86_400),
+            receipt_deadline: Duration::from_secs(2 * 86_400),
+            warn_after: Duration::from_secs(86_400),
+            max_attempts: 20,
+        }
     }
 }
 
-/// The peer directory: every agency this node knows.
-#[derive(Debug, Clone, Default)]
-pub struct Directory {
-    peers: BTreeMap<AgencyId, Peer>,
+/// Limits of the mTLS API server (`[server]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// TLS handshake must complete within this.
+    pub handshake: Duration,
+    /// Handshakes under way at once; beyond, the oldest is dropped.
+    pub max_handshakes: usize,
+    /// Request headers must arrive within this (slow-loris).
+    pub header_read: Duration,
+    /// Grace before a request body must reach `min_body_rate`.
+    pub body_grace: Duration,
+    /// Slowest average rate a request body may arrive at after the grace, bytes/s.
+    pub min_body_rate: u64,
+    /// Authenticated connections at once, all peers together.
+    pub max_connections: usize,
+    /// Authenticated connections at once, per peer.
+    pub max_connections_per_peer: usize,
+    /// Request head buffer (hyper's minimum is 8 KiB).
+    pub max_header_bytes: usize,
+    /// Largest receipt body.
+    pub max_receipt_bytes: usize,
+    /// Longest long-poll.
+    pub max_wait: Duration,
+    /// Uploads are refused when they would leave less free disk than this.
+    pub min_free_space: u64,
 }
 
-impl Directory {
-    /// The peer with this id.
-    pub fn get(&self, id: &AgencyId) -> Option<&Peer> {
-        self.peers.get(id)
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            handshake: Duration::from_secs(10),
+            max_handshakes: 128,
+            header_read: Duration::from_secs(10),
+            body_grace: Duration::from_secs(10),
+            min_body_rate: 16 * 1024,
+            max_connections: 256,
+            max_connections_per_peer: 16,
+            max_header_bytes: 16 * 1024,
+            max_receipt_bytes: 64 * 1024,
+            max_wait: Duration::from_secs(60),
+            min_free_space: 256 << 20,
+        }
     }
-    /// All peers, ordered by id.
-    pub fn iter(&self) -> impl Iterator<Item = &Peer> {
-        self.peers.values()
-    }
+}
+
+/// Where the daemon's log goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// journald when started by systemd (stderr is the journal), else text.
+    Auto,
+    /// Human-readable lines (colour only on a terminal).
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// journald's native protocol, with priorities.
+    Journald,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Where and how.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `sealpost=debug,info`
+    /// (`SEALPOST_LOG` in the environment takes precedence).
+    pub level: String,
 }
 
 /// This node's identity and where it keeps its state.
@@ -278,15 +249,21 @@ pub struct Config {
     /// The watched folder and its siblings.
     pub intake: IntakeSettings,
     /// Delivery deadlines and retry limits.
-    pub outbox: crate::outbox::Policy,
+    pub outbox: OutboxPolicy,
     /// Court nodes: how long each long-poll of a committee waits.
     pub client_wait: std::time::Duration,
     /// mTLS API listen address, if this node serves.
     pub server_listen: Option<SocketAddr>,
     /// mTLS API limits.
-    pub server_limits: crate::transport::server::Limits,
-    /// Local admin/metrics listen address.
+    pub server_limits: ServerLimits,
+    /// Metrics and health listener (loopback only).
     pub admin_listen: Option<SocketAddr>,
+    /// The admin socket `sealpost ctl` talks to.
+    pub admin_socket: PathBuf,
+    /// How the daemon logs.
+    pub log: LogSettings,
+    /// Certificates and CRLs expiring within this many days are warned about.
+    pub expiry_warning_days: u32,
     /// Things that work but should be fixed (a private key readable by
     /// others): printed by `check-config`, logged at start.
     pub warnings: Vec<ConfigError>,
@@ -303,21 +280,7 @@ impl Config {
 
 // ---------------------------------------------------------------- phase one
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(PathBuf),
-    Many(Vec<PathBuf>),
-}
-
-impl OneOrMany {
-    fn into_vec(self) -> Vec<PathBuf> {
-        match self {
-            OneOrMany::One(p) => vec![p],
-            OneOrMany::Many(v) => v,
-        }
-    }
-}
+use site::OneOrMany;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -336,7 +299,11 @@ struct RawConfig {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
-    admin: RawListen,
+    admin: RawAdmin,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    alerts: RawAlerts,
 }
 
 #[derive(Debug, Deserialize)]
@@ -406,8 +373,22 @@ struct RawClient {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawListen {
+struct RawAdmin {
     listen: Option<String>,
+    socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    expiry_warning_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -422,117 +403,6 @@ struct RawServer {
     max_connections: Option<usize>,
     max_connections_per_peer: Option<usize>,
     min_free_space: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDirectoryFile {
-    #[serde(default)]
-    peer: Vec<RawPeer>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPeer {
-    id: String,
-    name_zh: String,
-    name_en: String,
-    role: String,
-    tls_uri: Option<String>,
-    tls_spki_sha256: Option<String>,
-    signing_cert: OneOrMany,
-    encryption_key: String,
-    endpoint: Option<String>,
-    delivery: Option<String>,
-    contact_phone: Option<String>,
-    contact_email: Option<String>,
-}
-
-// ---------------------------------------------------------------- locating keys
-
-/// Finds the 1-based line where a dotted key (`pki.tls_key`, `peer[1].id`) is set
-/// in a TOML text. Understands `[table]`, `[[array]]` and `key = value` lines,
-/// which is all our files use; returns the table header line for a bare table.
-pub fn locate_key(text: &str, key: &str) -> Option<usize> {
-    let (table, index, leaf) = split_key(key);
-    let mut in_target = false;
-    let mut seen = 0usize;
-    let mut header_line = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
-            let name = name.trim();
-            in_target = false;
-            if name == table {
-                if Some(seen) == index {
-                    in_target = true;
-                    header_line = Some(i + 1);
-                }
-                seen += 1;
-            }
-        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
-            in_target = index.is_none() && name.trim() == table;
-            if in_target {
-                header_line = Some(i + 1);
-            }
-        } else if in_target {
-            if let Some(leaf) = leaf {
-                if let Some((k, _)) = line.split_once('=') {
-                    if k.trim().trim_matches('"') == leaf {
-                        return Some(i + 1);
-                    }
-                }
-            }
-        }
-    }
-    header_line
-}
-
-fn split_key(key: &str) -> (&str, Option<usize>, Option<&str>) {
-    let (head, leaf) = match key.split_once('.') {
-        Some((h, l)) => (h, Some(l)),
-        None => (key, None),
-    };
-    match head.split_once('[') {
-        Some((t, rest)) => (t, rest.trim_end_matches(']').parse().ok(), leaf),
-        None => (head, None, leaf),
-    }
-}
-
-/// Collects errors about one TOML file, each located by key.
-struct Site<'a> {
-    file: &'a Path,
-    text: &'a str,
-    /// Dotted key → the `SEALPOST_*` variable that overrides it.
-    env: std::collections::HashMap<String, String>,
-}
-
-impl Site<'_> {
-    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-        let key = key.into();
-        let env_var = self.env.get(&key).cloned();
-        ConfigError {
-            file: self.file.to_owned(),
-            line: if env_var.is_some() {
-                None
-            } else {
-                locate_key(self.text, &key)
-            },
-            key: Some(key),
-            message: message.into(),
-            env_var,
-        }
-    }
-    fn resolve(&self, p: &Path) -> PathBuf {
-        if p.is_absolute() {
-            p.to_owned()
-        } else {
-            crate::fsutil::parent_of(self.file).join(p)
-        }
-    }
-    fn pki(&self, key: &str, e: PkiError) -> ConfigError {
-        self.err(key, e.to_string())
-    }
 }
 
 // ---------------------------------------------------------------- phase two
@@ -681,8 +551,7 @@ impl Config {
                 .map_err(|e| site.err("pki.tls_cert", format!("the TLS certificate is {e}")))?;
         }
         let crl_files: Vec<PathBuf> = raw.pki.crls.iter().map(|p| site.resolve(p)).collect();
-        crate::transport::tls::load_crls(&crl_files)
-            .map_err(|e| site.err("pki.crls", e.to_string()))?;
+        crate::pki::load_crls(&crl_files).map_err(|e| site.err("pki.crls", e.to_string()))?;
         let limits = parse_limits(&raw.limits, site)?;
         let duration = |v: &Option<String>, key: &str, default: std::time::Duration| match v {
             None => Ok(default),
@@ -733,7 +602,7 @@ impl Config {
             "client.wait",
             std::time::Duration::from_secs(55),
         )?;
-        let dl = crate::transport::server::Limits::default();
+        let dl = ServerLimits::default();
         let at_least_one = |v: Option<usize>, key: &str, default: usize| match v {
             Some(0) => Err(site.err(key, "must be at least 1")),
             Some(n) => Ok(n),
@@ -743,7 +612,7 @@ impl Config {
             None => Ok(default),
             Some(s) => parse_byte_size(s).map_err(|e| site.err(key, e.to_string())),
         };
-        let server_limits = crate::transport::server::Limits {
+        let server_limits = ServerLimits {
             handshake: duration(
                 &raw.server.handshake_timeout,
                 "server.handshake_timeout",
@@ -794,8 +663,8 @@ impl Config {
             )?,
             ..dl
         };
-        let default_policy = crate::outbox::Policy::default();
-        let outbox = crate::outbox::Policy {
+        let default_policy = OutboxPolicy::default();
+        let outbox = OutboxPolicy {
             deadline: duration(
                 &raw.outbox.deadline,
                 "outbox.deadline",
@@ -843,6 +712,39 @@ impl Config {
         }
         let server_listen = parse_listen(raw.server.listen.as_deref(), "server.listen", site)?;
         let admin_listen = parse_listen(raw.admin.listen.as_deref(), "admin.listen", site)?;
+        if admin_listen.is_some_and(|a| !a.ip().is_loopback()) {
+            return Err(site.err(
+                "admin.listen",
+                "metrics and health are served on a loopback address only (127.0.0.1 or [::1]); scrape them locally or through a proxy",
+            ));
+        }
+        let admin_socket = raw
+            .admin
+            .socket
+            .as_deref()
+            .map(|p| site.resolve(p))
+            .unwrap_or_else(|| data_dir.join("admin.sock"));
+        let log = LogSettings {
+            format: match raw.log.format.as_deref() {
+                None | Some("auto") => LogFormat::Auto,
+                Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some("journald") => LogFormat::Journald,
+                Some(other) => {
+                    return Err(site.err(
+                        "log.format",
+                        format!("{other:?} is not auto, text, json or journald"),
+                    ))
+                }
+            },
+            level: raw.log.level.clone().unwrap_or_else(|| "info".into()),
+        };
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log.level) {
+            return Err(site.err(
+                "log.level",
+                format!("{:?} is not a log filter: {e}", log.level),
+            ));
+        }
 
         let directory_file = site.resolve(&raw.directory.file);
         let directory = load_directory(&directory_file).map_err(|mut e| {
@@ -943,6 +845,9 @@ impl Config {
             server_listen,
             server_limits,
             admin_listen,
+            admin_socket,
+            log,
+            expiry_warning_days: raw.alerts.expiry_warning_days.unwrap_or(30),
             warnings,
         })
     }
@@ -999,6 +904,54 @@ fn key_exposure(path: &Path) -> Option<String> {
     })
 }
 
+/// Where the admin socket of the node configured in `file` is, read without
+/// loading keys or checking the rest (for `sealpost ctl`, which must work
+/// while an edited configuration is still being fixed): `[admin] socket`, else
+/// `<node.data_dir>/admin.sock`, with `SEALPOST_ADMIN__SOCKET` and
+/// `SEALPOST_NODE__DATA_DIR` from the environment taking precedence.
+pub fn admin_socket_of(file: &Path) -> Result<PathBuf, ConfigError> {
+    let whole = |message: String| ConfigError {
+        file: file.to_owned(),
+        line: None,
+        key: None,
+        message,
+        env_var: None,
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| whole(format!("cannot read the configuration file: {e}")))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| whole(format!("not valid TOML: {}", e.message())))?;
+    let resolve = |p: &str| {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            crate::fsutil::parent_of(file).join(p)
+        }
+    };
+    if let Ok(s) = std::env::var("SEALPOST_ADMIN__SOCKET") {
+        return Ok(resolve(&s));
+    }
+    if let Some(s) = table
+        .get("admin")
+        .and_then(|a| a.get("socket"))
+        .and_then(|s| s.as_str())
+    {
+        return Ok(resolve(s));
+    }
+    let data_dir = std::env::var("SEALPOST_NODE__DATA_DIR").ok().or_else(|| {
+        table
+            .get("node")
+            .and_then(|n| n.get("data_dir"))
+            .and_then(|d| d.as_str())
+            .map(str::to_owned)
+    });
+    data_dir
+        .map(|d| resolve(&d).join("admin.sock"))
+        .ok_or_else(|| whole("neither admin.socket nor node.data_dir is set".into()))
+}
+
 /// The dotted key a `SEALPOST_SECTION__KEY` variable overrides (`section.key`).
 fn env_key(var: &str) -> String {
     var.strip_prefix(ENV_PREFIX)
@@ -1023,17 +976,6 @@ fn backticked(msg: &str) -> Option<String> {
         }
     }
     None
-}
-
-fn parse_role(s: &str) -> Result<Role, String> {
-    match s {
-        "committee" => Ok(Role::Committee),
-        "court" => Ok(Role::Court),
-        "platform" => Ok(Role::Platform),
-        other => Err(format!(
-            "{other:?} is not a role; use committee, court or platform"
-        )),
-    }
 }
 
 fn parse_listen(
@@ -1098,154 +1040,4 @@ fn parse_limits(raw: &RawLimits, site: &Site<'_>) -> Result<Limits, ConfigError>
         ));
     }
     Ok(limits)
-}
-
-/// Loads and validates a peer directory file.
-pub fn load_directory(file: &Path) -> Result<Directory, ConfigError> {
-    let whole = |message: String| ConfigError {
-        file: file.to_owned(),
-        line: None,
-        key: None,
-        message,
-        env_var: None,
-    };
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| whole(format!("cannot read the peer directory: {e}")))?;
-    let raw: RawDirectoryFile = toml::from_str(&text).map_err(|e| ConfigError {
-        file: file.to_owned(),
-        line: e.span().map(|s| text[..s.start].matches('\n').count() + 1),
-        key: None,
-        message: e.message().to_owned(),
-        env_var: None,
-    })?;
-    let site = Site {
-        file,
-        text: &text,
-        env: Default::default(),
-    };
-    let mut peers = BTreeMap::new();
-    for (i, p) in raw.peer.into_iter().enumerate() {
-        let k = |leaf: &str| format!("peer[{i}].{leaf}");
-        let id: AgencyId =
-            p.id.parse()
-                .map_err(|e| site.err(k("id"), format!("{e}")))?;
-        let role = parse_role(&p.role).map_err(|m| site.err(k("role"), m))?;
-        if p.name_zh.trim().is_empty() || p.name_en.trim().is_empty() {
-            return Err(site.err(k("name_zh"), "both name_zh and name_en are required"));
-        }
-        if let Some(u) = &p.tls_uri {
-            if AgencyId::from_urn(u).is_some_and(|a| a != id) {
-                return Err(site.err(
-                    k("tls_uri"),
-                    format!("{u:?} names a different agency than id {:?}", id.as_str()),
-                ));
-            }
-        }
-        let tls_spki_sha256 = p
-            .tls_spki_sha256
-            .as_deref()
-            .map(str::parse::<Sha256>)
-            .transpose()
-            .map_err(|e| site.err(k("tls_spki_sha256"), e.to_string()))?;
-        if p.tls_uri.is_none() && tls_spki_sha256.is_none() {
-            return Err(site.err(
-                k("id"),
-                "a peer needs tls_uri or tls_spki_sha256 (or both) so its TLS certificate can be recognised",
-            ));
-        }
-        let mut signing_certs = Vec::new();
-        for path in p.signing_cert.into_vec() {
-            let cert = SignerCert::load(&site.resolve(&path))
-                .map_err(|e| site.err(k("signing_cert"), e.to_string()))?;
-            if cert.agency() != &id {
-                return Err(site.err(
-                    k("signing_cert"),
-                    format!(
-                        "{} names agency {:?}, not {:?}",
-                        path.display(),
-                        cert.agency().as_str(),
-                        id.as_str()
-                    ),
-                ));
-            }
-            signing_certs.push(cert);
-        }
-        if signing_certs.is_empty() {
-            return Err(site.err(
-                k("signing_cert"),
-                "at least one signing certificate is required",
-            ));
-        }
-        let encryption_key: EncryptionRecipient = p
-            .encryption_key
-            .parse()
-            .map_err(|e: crate::pki::CertProblem| site.err(k("encryption_key"), e.to_string()))?;
-        let endpoint = p
-            .endpoint
-            .as_deref()
-            .map(|s| {
-                let uri: http::Uri = s
-                    .parse()
-                    .map_err(|_| site.err(k("endpoint"), format!("{s:?} is not a URL")))?;
-                if uri.scheme_str() != Some("https") || uri.host().is_none() {
-                    return Err(site.err(
-                        k("endpoint"),
-                        format!("{s:?} must be an https:// URL with a host"),
-                    ));
-                }
-                Ok(uri)
-            })
-            .transpose()?;
-        let delivery = match p.delivery.as_deref() {
-            None | Some("pull") => DeliveryMode::Pull,
-            Some("push") => DeliveryMode::Push,
-            Some(other) => {
-                return Err(site.err(k("delivery"), format!("{other:?} is not pull or push")))
-            }
-        };
-        if delivery == DeliveryMode::Push && endpoint.is_none() {
-            return Err(site.err(k("delivery"), "push delivery needs an endpoint"));
-        }
-        let peer = Peer {
-            id: id.clone(),
-            name_zh: p.name_zh,
-            name_en: p.name_en,
-            role,
-            tls_uri: p.tls_uri,
-            tls_spki_sha256,
-            signing_certs,
-            encryption_key,
-            endpoint,
-            delivery,
-            contact_phone: p.contact_phone,
-            contact_email: p.contact_email,
-        };
-        if peers.insert(id.clone(), peer).is_some() {
-            return Err(site.err(k("id"), format!("{:?} is listed twice", id.as_str())));
-        }
-    }
-    if peers.is_empty() {
-        return Err(whole("the peer directory lists no [[peer]] entries".into()));
-    }
-    Ok(Directory { peers })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const TEXT: &str = "[node]\nid = \"x\"\nrole = \"court\"\n\n[pki]\ntls_key = \"k\"\n\n[[peer]]\nid = \"a\"\n[[peer]]\nid = \"b\"\nrole = \"court\"\n";
-
-    #[test]
-    fn locates_keys_in_tables_and_arrays() {
-        assert_eq!(locate_key(TEXT, "node.role"), Some(3));
-        assert_eq!(locate_key(TEXT, "pki.tls_key"), Some(6));
-        assert_eq!(locate_key(TEXT, "peer[1].role"), Some(12));
-        assert_eq!(
-            locate_key(TEXT, "peer[0].role"),
-            Some(8),
-            "falls back to the header"
-        );
-        assert_eq!(locate_key(TEXT, "limits.max_documents"), None);
-    }
 }

@@ -13,7 +13,7 @@
 //!    connections therefore cost nothing but churn.
 //! 2. **Identity.** The client certificate (checked by rustls against the
 //!    exchange CA and the CRLs) is mapped to exactly one peer
-//!    ([`super::tls::identify`]) — or the connection is closed with nothing said.
+//!    ([`crate::transport::tls::identify`]) — or the connection is closed with nothing said.
 //! 3. **Authenticated budget.** At most `max_connections` authenticated
 //!    connections in all and `max_connections_per_peer` per peer. A connection
 //!    over either budget is answered `503 too-many-connections` and closed.
@@ -55,60 +55,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::receipt::SignedReceipt;
-use super::tls::{identify, Live, Shared};
-use crate::config::{Config, DeliveryMode, Role};
+use crate::config::{Config, DeliveryMode, Role, ServerLimits as Limits};
 use crate::outbox::{Delivery, Outbox, OutboxError, State};
+use crate::receipt::SignedReceipt;
+use crate::status::Counters;
+use crate::transport::tls::{identify, Live, Shared};
 use crate::types::{printable, AgencyId, BundleId, Timestamp};
-
-/// Server limits.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// TLS handshake must complete within this.
-    pub handshake: Duration,
-    /// Handshakes under way at once; beyond, the oldest is dropped.
-    pub max_handshakes: usize,
-    /// Request headers must arrive within this (slow-loris).
-    pub header_read: Duration,
-    /// Grace before a request body must reach `min_body_rate`.
-    pub body_grace: Duration,
-    /// Slowest average rate a request body may arrive at after the grace, bytes/s.
-    pub min_body_rate: u64,
-    /// Authenticated connections at once, all peers together.
-    pub max_connections: usize,
-    /// Authenticated connections at once, per peer.
-    pub max_connections_per_peer: usize,
-    /// Request head buffer (hyper's minimum is 8 KiB).
-    pub max_header_bytes: usize,
-    /// Largest receipt body.
-    pub max_receipt_bytes: usize,
-    /// Longest long-poll.
-    pub max_wait: Duration,
-    /// Uploads are refused when they would leave less free disk than this.
-    pub min_free_space: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            handshake: Duration::from_secs(10),
-            max_handshakes: 128,
-            header_read: Duration::from_secs(10),
-            body_grace: Duration::from_secs(10),
-            min_body_rate: 16 * 1024,
-            max_connections: 256,
-            max_connections_per_peer: 16,
-            max_header_bytes: 16 * 1024,
-            max_receipt_bytes: 64 * 1024,
-            max_wait: Duration::from_secs(60),
-            min_free_space: 256 << 20,
-        }
-    }
-}
 
 /// Every problem `code` the server sends (besides the bundle-verification
 /// codes of [`crate::bundle::BundleError::code`] on push, and the receipt codes of
-/// [`super::receipt::ReceiptError::code`]). `docs/openapi.yaml` lists them all.
+/// [`crate::receipt::ReceiptError::code`]). `docs/openapi.yaml` lists them all.
 pub const PROBLEM_CODES: &[&str] = &[
     "bad-query",
     "not-found",
@@ -138,6 +94,11 @@ pub struct Api {
     pub outbox: Outbox,
     /// Limits.
     pub limits: Limits,
+    /// The node's intake, for applications uploaded online (one intake for
+    /// the watched folder and the API; without it each upload prepares its own).
+    pub intake: Option<Arc<crate::intake::Intake>>,
+    /// Downloads per peer, intake outcomes (read by the metrics).
+    pub counters: Counters,
     connections: Arc<Registry>,
 }
 
@@ -148,8 +109,22 @@ impl Api {
             live,
             outbox,
             limits,
+            intake: None,
+            counters: Counters::default(),
             connections: Arc::new(Registry::default()),
         }
+    }
+
+    /// Uses the node's intake for online uploads and counts into `counters`.
+    #[must_use]
+    pub fn with_node(
+        mut self,
+        intake: Option<Arc<crate::intake::Intake>>,
+        counters: Counters,
+    ) -> Self {
+        self.intake = intake;
+        self.counters = counters;
+        self
     }
 
     /// Puts a reloaded configuration in force: new handshakes and requests use
@@ -351,6 +326,12 @@ impl Drop for Slot {
 /// Serves until `shutdown` is cancelled, then stops accepting and lets open
 /// connections finish their current request (hyper graceful shutdown).
 pub async fn serve(listener: TcpListener, api: Arc<Api>, shutdown: CancellationToken) {
+    serve_shared(Arc::new(listener), api, shutdown).await;
+}
+
+/// [`serve`] on a listener that outlives it (the daemon's supervisor starts
+/// the accept loop again on the same socket if it ever ends).
+pub async fn serve_shared(listener: Arc<TcpListener>, api: Arc<Api>, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     let pending = Pending::new(api.limits.max_handshakes);
     loop {
@@ -653,14 +634,6 @@ fn saturating_digits(s: &str) -> Option<u64> {
     Some(s.parse::<u64>().unwrap_or(u64::MAX))
 }
 
-fn waiting_for(d: &Delivery, peer: &AgencyId) -> bool {
-    &d.peer == peer
-        && matches!(
-            d.state,
-            State::Queued | State::Fetched { .. } | State::Failed { .. }
-        )
-}
-
 async fn list(api: &Arc<Api>, peer: &AgencyId, query: &str) -> Response<ResBody> {
     let bad = |what: &str| {
         problem(
@@ -702,12 +675,7 @@ async fn list(api: &Arc<Api>, peer: &AgencyId, query: &str) -> Response<ResBody>
         tokio::pin!(notified);
         notified.as_mut().enable();
         // sled reads are in-memory lookups: done inline, not on the blocking pool.
-        let found = api.outbox.list().map(|all| {
-            all.into_iter()
-                .filter(|d| d.seq > after && waiting_for(d, peer))
-                .take(limit)
-                .collect::<Vec<_>>()
-        });
+        let found = api.outbox.waiting(peer, after, limit);
         let found = match found {
             Ok(f) => f,
             Err(e) => return internal(e),
@@ -802,6 +770,9 @@ async fn download(
             .body(full(Bytes::new()))
             .expect("valid response");
     }
+    if req.method() == Method::GET {
+        api.counters.downloaded(peer);
+    }
     let path = api.outbox.bundle_path(&id);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
@@ -862,7 +833,7 @@ async fn download(
     let body = if req.method() == Method::HEAD {
         full(Bytes::new())
     } else {
-        super::FileBody::new(file, count).boxed()
+        crate::transport::FileBody::new(file, count).boxed()
     };
     b.body(body).expect("valid response")
 }
@@ -1043,7 +1014,7 @@ fn insufficient_storage(len: u64) -> Response<ResBody> {
 /// addressed to this node. Its declared length is checked against the limit and
 /// the free disk before a byte is written; the body is streamed to a file under
 /// `downloads/push/`, verified as sent by the caller, taken into the inbox once
-/// ([`super::inbox::deliver`]: a repeat is recognised by sender and id, a clash
+/// ([`crate::inbox::deliver`]: a repeat is recognised by sender and id, a clash
 /// of ids is `409`), and answered with this node's stored receipt — the same
 /// bytes for every repeat.
 async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Response<ResBody> {
@@ -1074,7 +1045,7 @@ async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Respon
             format!("bundles are at most {max} bytes"),
         );
     }
-    let dir = super::inbox::push_dir(&config);
+    let dir = crate::inbox::push_dir(&config);
     if let Err(e) = tokio::fs::create_dir_all(&dir).await {
         return internal(e);
     }
@@ -1088,9 +1059,9 @@ async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Respon
     let outcome = {
         let from = peer.clone();
         let path = file_path.clone();
-        tokio::task::spawn_blocking(move || super::inbox::deliver(&config, &path, &from))
+        tokio::task::spawn_blocking(move || crate::inbox::deliver(&config, &path, &from))
             .await
-            .map_err(|e| super::inbox::InboxError::Io {
+            .map_err(|e| crate::inbox::InboxError::Io {
                 context: "push task".into(),
                 source: io::Error::other(e.to_string()),
             })
@@ -1103,7 +1074,7 @@ async fn push(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Respon
             .header(header::CONTENT_TYPE, "application/json")
             .body(full(stored.receipt))
             .expect("valid response"),
-        Err(e @ super::inbox::InboxError::Conflict(_)) => problem(
+        Err(e @ crate::inbox::InboxError::Conflict(_)) => problem(
             StatusCode::CONFLICT,
             e.code(),
             "Bundle id already used",
@@ -1161,11 +1132,20 @@ async fn submit(api: &Arc<Api>, peer: &AgencyId, req: Request<Incoming>) -> Resp
     }
     let outbox = api.outbox.clone();
     let item = name.clone();
+    let shared = api.intake.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let intake = crate::intake::Intake::new(&config, &outbox)?;
+        let intake = match shared {
+            Some(i) => i,
+            None => Arc::new(crate::intake::Intake::new(config, outbox)?),
+        };
         intake.submit(&path, &item)
     })
     .await;
+    match &outcome {
+        Ok(Ok(crate::intake::Outcome::Accepted { .. })) => api.counters.accepted(),
+        Ok(Ok(crate::intake::Outcome::Rejected { .. })) => api.counters.rejected(),
+        _ => {}
+    }
     match outcome {
         Ok(Ok(crate::intake::Outcome::Accepted { id, name })) => json(
             StatusCode::CREATED,

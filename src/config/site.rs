@@ -1,0 +1,168 @@
+//! Where in a TOML file a key is set: configuration errors that name file,
+//! line and key (or the environment variable that set it).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::pki::PkiError;
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum OneOrMany {
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl OneOrMany {
+    pub(crate) fn into_vec(self) -> Vec<PathBuf> {
+        match self {
+            OneOrMany::One(p) => vec![p],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// A configuration that cannot be used, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file at fault (the main config, the peer directory, or a key file).
+    pub file: PathBuf,
+    /// 1-based line in `file` where the key is set, when known.
+    pub line: Option<usize>,
+    /// The dotted key (`pki.signing_key`, `peer[2].encryption_key`), when known.
+    pub key: Option<String>,
+    /// What is wrong and, where possible, what to do.
+    pub message: String,
+    /// The environment variable that set the key, when it did (the file's
+    /// line is then beside the point).
+    pub env_var: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(var) = &self.env_var {
+            write!(f, "environment variable {var}")?;
+            if let Some(key) = &self.key {
+                write!(f, " (overrides key `{key}` of {})", self.file.display())?;
+            }
+            return write!(f, ": {}", self.message);
+        }
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Finds the 1-based line where a dotted key (`pki.tls_key`, `peer[1].id`) is set
+/// in a TOML text. Understands `[table]`, `[[array]]` and `key = value` lines,
+/// which is all our files use; returns the table header line for a bare table.
+pub fn locate_key(text: &str, key: &str) -> Option<usize> {
+    let (table, index, leaf) = split_key(key);
+    let mut in_target = false;
+    let mut seen = 0usize;
+    let mut header_line = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            let name = name.trim();
+            in_target = false;
+            if name == table {
+                if Some(seen) == index {
+                    in_target = true;
+                    header_line = Some(i + 1);
+                }
+                seen += 1;
+            }
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            in_target = index.is_none() && name.trim() == table;
+            if in_target {
+                header_line = Some(i + 1);
+            }
+        } else if in_target {
+            if let Some(leaf) = leaf {
+                if let Some((k, _)) = line.split_once('=') {
+                    if k.trim().trim_matches('"') == leaf {
+                        return Some(i + 1);
+                    }
+                }
+            }
+        }
+    }
+    header_line
+}
+
+fn split_key(key: &str) -> (&str, Option<usize>, Option<&str>) {
+    let (head, leaf) = match key.split_once('.') {
+        Some((h, l)) => (h, Some(l)),
+        None => (key, None),
+    };
+    match head.split_once('[') {
+        Some((t, rest)) => (t, rest.trim_end_matches(']').parse().ok(), leaf),
+        None => (head, None, leaf),
+    }
+}
+
+/// Collects errors about one TOML file, each located by key.
+pub(crate) struct Site<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) text: &'a str,
+    /// Dotted key → the `SEALPOST_*` variable that overrides it.
+    pub(crate) env: std::collections::HashMap<String, String>,
+}
+
+impl Site<'_> {
+    pub(crate) fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        let key = key.into();
+        let env_var = self.env.get(&key).cloned();
+        ConfigError {
+            file: self.file.to_owned(),
+            line: if env_var.is_some() {
+                None
+            } else {
+                locate_key(self.text, &key)
+            },
+            key: Some(key),
+            message: message.into(),
+            env_var,
+        }
+    }
+    pub(crate) fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            crate::fsutil::parent_of(self.file).join(p)
+        }
+    }
+    pub(crate) fn pki(&self, key: &str, e: PkiError) -> ConfigError {
+        self.err(key, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "[node]\nid = \"x\"\nrole = \"court\"\n\n[pki]\ntls_key = \"k\"\n\n[[peer]]\nid = \"a\"\n[[peer]]\nid = \"b\"\nrole = \"court\"\n";
+
+    #[test]
+    fn locates_keys_in_tables_and_arrays() {
+        assert_eq!(locate_key(TEXT, "node.role"), Some(3));
+        assert_eq!(locate_key(TEXT, "pki.tls_key"), Some(6));
+        assert_eq!(locate_key(TEXT, "peer[1].role"), Some(12));
+        assert_eq!(
+            locate_key(TEXT, "peer[0].role"),
+            Some(8),
+            "falls back to the header"
+        );
+        assert_eq!(locate_key(TEXT, "limits.max_documents"), None);
+    }
+}
