@@ -56,10 +56,12 @@ fn main() {
         ("SEALPOST_INTAKE__SETTLE".to_owned(), "10s".to_owned()),
         ("SEALPOST_INTAKE__SCAN_INTERVAL".to_owned(), "1s".to_owned()),
     ]);
-    let cfg = sealpost::config::Config::load_with_env(&net.config_path(common::COMMITTEE), env)
-        .expect("config");
+    let cfg = std::sync::Arc::new(
+        sealpost::config::Config::load_with_env(&net.config_path(common::COMMITTEE), env)
+            .expect("config"),
+    );
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = Intake::new(&cfg, &outbox).expect("intake");
+    let intake = Intake::new(cfg.clone(), outbox.clone()).expect("intake");
     let staging = net.out("staging");
     let paced = 200.min(apps);
     eprintln!(
