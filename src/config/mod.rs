@@ -462,16 +462,20 @@ impl Config {
         };
         let raw: RawConfig = built.try_deserialize().map_err(|e| {
             let msg = e.to_string();
-            let key = backticked(&msg);
-            let from_env =
-                if env_keys.is_empty() || key.as_ref().is_some_and(|k| site.env.contains_key(k)) {
-                    String::new()
-                } else {
-                    format!(
-                        " (environment overrides in effect: {})",
-                        env_keys.join(", ")
-                    )
-                };
+            let key = unknown_field(&msg).or_else(|| backticked(&msg));
+            // The environment is mentioned only when the key is not in the file.
+            let in_file = key.as_ref().is_some_and(|k| locate_key(&text, k).is_some());
+            let from_env = if env_keys.is_empty()
+                || in_file
+                || key.as_ref().is_some_and(|k| site.env.contains_key(k))
+            {
+                String::new()
+            } else {
+                format!(
+                    " (environment overrides in effect: {})",
+                    env_keys.join(", ")
+                )
+            };
             match key {
                 Some(k) => site.err(k, format!("{msg}{from_env}")),
                 None => whole_file(format!("{msg}{from_env}")),
@@ -961,6 +965,14 @@ fn env_key(var: &str) -> String {
         .map(str::to_ascii_lowercase)
         .collect::<Vec<_>>()
         .join(".")
+}
+
+/// `table.field` of serde's "unknown field `field`, expected … for key
+/// `table`" (the key of an unknown field, to locate it in the file).
+fn unknown_field(msg: &str) -> Option<String> {
+    let field = msg.split("unknown field `").nth(1)?.split('`').next()?;
+    let table = msg.rsplit(" for key `").next()?.split('`').next()?;
+    (msg.contains(" for key `") && !table.is_empty()).then(|| format!("{table}.{field}"))
 }
 
 fn backticked(msg: &str) -> Option<String> {

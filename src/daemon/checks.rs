@@ -199,7 +199,7 @@ pub fn check(config: &Config, outbox: &Outbox, health: &Health, now: Timestamp) 
     }
 
     // The store answers and can make a change durable.
-    match outbox.commit() {
+    match outbox.probe(now) {
         Ok(()) => health.set_process(STORE, true, "the outbox store answers"),
         Err(e) => health.set_process(STORE, false, format!("the outbox store fails: {e}")),
     }

@@ -354,9 +354,14 @@ impl Node {
         self.health.remove_prefix("peer:");
         let peers = tasks.len();
         self.start_peers(tasks);
+        // The conditions under the new configuration (certificates, CRLs,
+        // disk thresholds), now rather than at the next periodic check.
+        let (o, h) = (self.outbox.clone(), self.health.clone());
+        let _ = tokio::task::spawn_blocking(move || checks::check(&new, &o, &h, Timestamp::now()))
+            .await;
         let mut summary = format!(
             "{} peers in the directory, {peers} pollers/pushers started, {closed} connection(s) closed (peer removed or revoked)",
-            new.directory.iter().count()
+            self.live.get().config.directory.iter().count()
         );
         if !restart_only.is_empty() {
             summary.push_str(&format!(

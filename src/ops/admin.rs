@@ -445,11 +445,17 @@ pub fn call(path: &Path, req: &Request, timeout: Duration) -> Result<Reply, Clie
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     let mut line = serde_json::to_vec(req).unwrap_or_default();
     line.push(b'\n');
-    stream.write_all(&line).map_err(io)?;
+    // The daemon may answer (e.g. `forbidden`) and close before reading the
+    // request: its answer matters more than our write error.
+    let written = stream.write_all(&line);
     let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).map_err(io)?;
-    serde_json::from_str(&answer).map_err(|source| ClientError::Garbled {
-        path: path.to_owned(),
-        source,
-    })
+    let read = BufReader::new(stream).read_line(&mut answer);
+    match (serde_json::from_str(&answer), written, read) {
+        (Ok(reply), _, _) => Ok(reply),
+        (Err(_), Err(e), _) | (Err(_), Ok(()), Err(e)) => Err(io(e)),
+        (Err(source), Ok(()), Ok(_)) => Err(ClientError::Garbled {
+            path: path.to_owned(),
+            source,
+        }),
+    }
 }

@@ -1,6 +1,8 @@
 //! The operations listener on loopback (`[admin] listen`): `/metrics`
-//! (Prometheus), `/healthz` (the process answers) and `/readyz` (every part of
-//! the node works; otherwise 503 with a JSON body naming what is wrong).
+//! (Prometheus), `/healthz` (the node's own machinery works: what the systemd
+//! watchdog is pinged on) and `/readyz` (every part works and every condition
+//! is met: disk, certificates, CRLs, peers). Both answer 503 with a JSON body
+//! naming what is wrong.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -79,7 +81,27 @@ async fn handle(
         return r;
     }
     match route {
-        Ok(Route::Healthz) => respond(StatusCode::OK, "application/json", "{\"alive\":true}\n"),
+        Ok(Route::Healthz) => {
+            // The node's own machinery only: what a restart could fix.
+            let alive = state.health.is_alive();
+            let problems: Vec<serde_json::Value> = state
+                .health
+                .problems()
+                .into_iter()
+                .filter(|(_, p)| p.process)
+                .map(|(name, p)| serde_json::json!({"part": name, "detail": p.detail, "since": p.since}))
+                .collect();
+            let body = serde_json::json!({"alive": alive, "problems": problems});
+            respond(
+                if alive {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                },
+                "application/json",
+                format!("{body}\n"),
+            )
+        }
         Ok(Route::Readyz) => {
             let ready = state.health.is_ready();
             let body = serde_json::json!({
@@ -98,6 +120,11 @@ async fn handle(
             )
         }
         Ok(Route::Metrics) => {
+            // Prometheus asks for OpenMetrics; everything else gets 0.0.4.
+            let openmetrics = req.headers().get_all(header::ACCEPT).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.contains("application/openmetrics-text"))
+            });
             let s = state.clone();
             let text = tokio::task::spawn_blocking(move || {
                 let live = s.live.get();
@@ -106,11 +133,19 @@ async fn handle(
             })
             .await
             .unwrap_or_default();
-            respond(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                text,
-            )
+            if openmetrics {
+                respond(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    text,
+                )
+            } else {
+                respond(
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    super::metrics::prometheus_text(&text),
+                )
+            }
         }
         Err(_) => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }

@@ -41,7 +41,12 @@ pub fn init(format: LogFormat, level: &str) -> LogFormat {
     };
     let layer: Box<dyn Layer<_> + Send + Sync> = match format {
         LogFormat::Journald => match tracing_journald::layer() {
-            Ok(l) => Box::new(l.with_syslog_identifier("sealpost".into())),
+            // Fields as themselves (`BUNDLE=…`, not `F_BUNDLE=…`); none of ours is
+            // named like a journal field (MESSAGE, PRIORITY, …).
+            Ok(l) => Box::new(
+                l.with_syslog_identifier("sealpost".into())
+                    .with_field_prefix(None),
+            ),
             Err(_) => text_layer(),
         },
         LogFormat::Json => Box::new(

@@ -1,5 +1,13 @@
-//! Prometheus metrics (`/metrics` on the loopback listener), in the
-//! OpenMetrics text format, with `prometheus-client`.
+//! Prometheus metrics (`/metrics` on the loopback listener), with
+//! `prometheus-client`: OpenMetrics for a scraper that asks for it
+//! (`Accept: application/openmetrics-text`, as Prometheus does), the classic
+//! text format (0.0.4) otherwise — what `promtool check metrics`, `curl` and
+//! older tools read ([`prometheus_text`]).
+//!
+//! Expiry is exported as a Unix timestamp, as Prometheus advises (a "days
+//! left" gauge goes stale between scrapes); days left are
+//! `(sealpost_certificate_expiry_timestamp_seconds - time()) / 86400` in PromQL
+//! (`docs/operations.md` has alert rules).
 //!
 //! | metric | what |
 //! |---|---|
@@ -11,8 +19,8 @@
 //! | `sealpost_delivery_events_total{change,peer}` | state changes since start (queued, fetched, delivered, failed, dead, …) |
 //! | `sealpost_downloads_total{peer}` | bundle downloads by each peer (every GET: mass download is how document-exchange breaches end) |
 //! | `sealpost_intake_total{outcome}` | applications accepted and rejected since start |
-//! | `sealpost_certificate_expiry_days{certificate}` | days until this node's TLS and signing certificates and the exchange CA expire |
-//! | `sealpost_crl_next_update_days{file}` | days until each CRL's `nextUpdate` (negative: stale) |
+//! | `sealpost_certificate_expiry_timestamp_seconds{certificate}` | when this node's TLS and signing certificates and the exchange CA expire (Unix time) |
+//! | `sealpost_crl_next_update_timestamp_seconds{file}` | each CRL's `nextUpdate` (Unix time; past: stale) |
 //! | `sealpost_disk_free_bytes{path}` | free space where the data and the clerks' folders are |
 //! | `sealpost_task_restarts_total{task}` | supervised tasks restarted after they failed |
 
@@ -178,13 +186,13 @@ impl Metrics {
             m.intake.clone(),
         );
         r.register(
-            "certificate_expiry_days",
-            "Days until the certificate expires",
+            "certificate_expiry_timestamp_seconds",
+            "When the certificate expires (Unix time)",
             m.cert_expiry.clone(),
         );
         r.register(
-            "crl_next_update_days",
-            "Days until the CRL's nextUpdate (negative: stale)",
+            "crl_next_update_timestamp_seconds",
+            "The CRL's nextUpdate: a fresh CRL is due then (Unix time)",
             m.crl_next_update.clone(),
         );
         r.register(
@@ -255,7 +263,7 @@ impl Metrics {
         health: &Health,
     ) -> String {
         let now = Timestamp::now();
-        let days = |t: Timestamp| (t.unix() - now.unix()) as f64 / 86_400.0;
+        let unix = |t: Timestamp| t.unix() as f64;
         self.ready.set(i64::from(health.is_ready()));
         for (name, part) in health.parts() {
             self.parts
@@ -301,7 +309,7 @@ impl Metrics {
         for (name, not_after) in certs {
             self.cert_expiry
                 .get_or_create(&Certificate { certificate: name })
-                .set(days(not_after));
+                .set(unix(not_after));
         }
         for file in &config.crl_files {
             if let Ok(updates) = crate::pki::crl_next_update(file) {
@@ -310,7 +318,7 @@ impl Metrics {
                         .get_or_create(&File {
                             file: file.display().to_string(),
                         })
-                        .set(days(next));
+                        .set(unix(next));
                 }
             }
         }
@@ -329,5 +337,62 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// The classic Prometheus text format (0.0.4) of an OpenMetrics exposition
+/// as `prometheus-client` writes it: a counter's `# HELP`/`# TYPE` name gets
+/// its samples' `_total`, `# UNIT` and `# EOF` go.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut lines = openmetrics.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            let counter = lines
+                .peek()
+                .is_some_and(|t| *t == format!("# TYPE {name} counter"));
+            if counter {
+                out.push_str(&format!(
+                    "# HELP {name}_total {help}\n# TYPE {name}_total counter\n"
+                ));
+                lines.next();
+                continue;
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_get_their_total_name_and_openmetrics_markers_go() {
+        let om = "# HELP x_downloads Downloads.\n# TYPE x_downloads counter\nx_downloads_total{peer=\"a\"} 1\n# HELP x_ready Ready.\n# TYPE x_ready gauge\nx_ready 1\n# EOF\n";
+        assert_eq!(
+            prometheus_text(om),
+            "# HELP x_downloads_total Downloads.\n# TYPE x_downloads_total counter\nx_downloads_total{peer=\"a\"} 1\n# HELP x_ready Ready.\n# TYPE x_ready gauge\nx_ready 1\n"
+        );
+    }
+
+    #[test]
+    fn every_metric_is_rendered_with_help() {
+        let m = Metrics::new();
+        m.catch_up(&Counters::default());
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &m.registry);
+        let text = prometheus_text(&out);
+        assert!(
+            text.contains("# TYPE sealpost_intake_total counter"),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
     }
 }

@@ -172,6 +172,8 @@ fn key_c(case: &CaseRef, id: &BundleId) -> Vec<u8> {
 }
 const KEY_SEQ: &[u8] = b"meta/seq";
 const KEY_VERSION: &[u8] = b"meta/version";
+/// The time of the last store check ([`Outbox::probe`]).
+const KEY_PROBE: &[u8] = b"meta/probe";
 const VERSION: u64 = 2;
 
 fn u64_of(v: Option<sled::IVec>) -> u64 {
@@ -350,6 +352,14 @@ impl Outbox {
         sync_tree(&self.index).map_err(io_err("cannot fsync the outbox index"))?;
         self.changed.notify_waiters();
         Ok(())
+    }
+
+    /// Proves the store can still make a change durable: writes the time
+    /// under `meta/probe` and commits (the daemon's periodic store check).
+    pub fn probe(&self, now: Timestamp) -> Result<(), OutboxError> {
+        self.db
+            .insert(KEY_PROBE, now.unix().to_be_bytes().to_vec())?;
+        self.commit()
     }
 
     /// The record for `id`.

@@ -154,6 +154,23 @@ impl Net {
     }
 
     pub fn with(agencies: &[(&str, &str)]) -> Self {
+        Self::valid_for(agencies, Duration::days(365))
+    }
+
+    /// The standard exchange with every agency's certificates expiring
+    /// `left` from now (by the clock they are made with).
+    pub fn expiring_in(left: Duration) -> Self {
+        Self::valid_for(
+            &[
+                (COMMITTEE, "committee"),
+                (FUTIAN, "court"),
+                (NANSHAN, "court"),
+            ],
+            left,
+        )
+    }
+
+    fn valid_for(agencies: &[(&str, &str)], left: Duration) -> Self {
         let root = tempfile::tempdir().expect("tempdir");
         let now = OffsetDateTime::now_utc();
         let ca = Ca::new("sealpost TEST exchange CA");
@@ -162,7 +179,7 @@ impl Net {
             &ca,
             agencies,
             now - Duration::days(1),
-            now + Duration::days(365),
+            now + left,
         );
         Self { root, ca, agencies }
     }
@@ -391,8 +408,77 @@ pub struct Daemon {
     child: std::process::Child,
     stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     drain: Option<std::thread::JoinHandle<()>>,
-    ready: Option<(std::os::unix::net::UnixDatagram, tempfile::TempDir)>,
+    notify: Notifications,
     label: String,
+}
+
+/// Every line the daemon sent to its `NOTIFY_SOCKET`, in order, collected by
+/// a thread (the socket's folder lives as long as the collector).
+#[derive(Clone)]
+pub struct Notifications {
+    lines: std::sync::Arc<(std::sync::Mutex<Vec<String>>, std::sync::Condvar)>,
+    _dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl Notifications {
+    fn start(dir: tempfile::TempDir, sock: std::os::unix::net::UnixDatagram) -> Self {
+        let lines =
+            std::sync::Arc::new((std::sync::Mutex::new(Vec::new()), std::sync::Condvar::new()));
+        let sink = lines.clone();
+        sock.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .expect("timeout");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            // Until the last handle on the lines is gone (the daemon's guard dropped).
+            while std::sync::Arc::strong_count(&sink) > 1 {
+                let Ok(n) = sock.recv(&mut buf) else { continue };
+                let (m, c) = &*sink;
+                let mut v = m.lock().expect("notify lines");
+                v.extend(
+                    String::from_utf8_lossy(&buf[..n])
+                        .lines()
+                        .map(str::to_owned),
+                );
+                c.notify_all();
+            }
+        });
+        Self {
+            lines,
+            _dir: std::sync::Arc::new(dir),
+        }
+    }
+
+    /// How many lines so far (a mark for [`Notifications::wait_after`]).
+    pub fn mark(&self) -> usize {
+        self.lines.0.lock().expect("notify lines").len()
+    }
+
+    /// Every line so far.
+    pub fn all(&self) -> Vec<String> {
+        self.lines.0.lock().expect("notify lines").clone()
+    }
+
+    /// Waits until a line at index ≥ `mark` satisfies `pred`; returns its index.
+    pub fn wait_after(
+        &self,
+        mark: usize,
+        timeout: std::time::Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<usize, Vec<String>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let (m, c) = &*self.lines;
+        let mut v = m.lock().expect("notify lines");
+        loop {
+            if let Some(i) = v.iter().skip(mark).position(|l| pred(l)) {
+                return Ok(mark + i);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(v.clone());
+            }
+            v = c.wait_timeout(v, left).expect("notify lines").0;
+        }
+    }
 }
 
 impl Daemon {
@@ -414,28 +500,21 @@ impl Daemon {
     /// Waits (at most 20 s) until the daemon has sent `READY=1`: its signal
     /// handlers are installed and it is serving.
     pub fn wait_ready(&mut self) {
-        let Some((sock, _dir)) = self.ready.take() else {
-            return; // already seen ready
-        };
-        sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
-            .expect("timeout");
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = match sock.recv(&mut buf) {
-                Ok(n) => n,
-                Err(e) => panic!(
-                    "{}: no READY=1 within 20 s ({e}); its log:\n{}",
-                    self.label,
-                    self.stderr_text()
-                ),
-            };
-            if String::from_utf8_lossy(&buf[..n])
-                .lines()
-                .any(|l| l == "READY=1")
-            {
-                return;
-            }
+        if let Err(seen) = self
+            .notify
+            .wait_after(0, std::time::Duration::from_secs(20), |l| l == "READY=1")
+        {
+            panic!(
+                "{}: no READY=1 within 20 s (it sent {seen:?}); its log:\n{}",
+                self.label,
+                self.stderr_text()
+            );
         }
+    }
+
+    /// What it sent to its `NOTIFY_SOCKET`.
+    pub fn notifications(&self) -> &Notifications {
+        &self.notify
     }
 
     /// Waits until the daemon is ready, then sends it `signal` with the stock
@@ -585,7 +664,7 @@ pub fn spawn_daemon_via(
         child,
         stderr,
         drain: Some(drain),
-        ready: Some((sock, dir)),
+        notify: Notifications::start(dir, sock),
         label: format!("sealpost run ({label})"),
     }
 }
