@@ -3,28 +3,36 @@
 //! Signed, end-to-end encrypted exchange of property-preservation applications
 //! (财产保全) between a labor-arbitration committee and the courts.
 //!
-//! The pipeline, one module per box:
+//! ## The map
 //!
-//! | module | job |
-//! |---|---|
-//! | [`config`] | the TOML file + environment overrides, validated in two phases into [`config::Config`]; the peer directory |
-//! | [`pki`] | the exchange CA, signing keys and certificates, TLS identity, age encryption keys |
-//! | [`application`] | an application folder (`application.toml` + documents) and its validation, with clerk-readable reasons |
-//! | [`bundle`] | the sealed bundle, format version 1: seal, verify, open (spec: `docs/bundle-format.md`) |
-//! | [`intake`] | the watched folder: completeness, claim by rename, quiet check (file leases), validation, reject/accept, per-item retries, disk-full pause, crash recovery |
-//! | [`outbox`] | bundle files + sled index of deliveries; the delivery state machine and its deadlines |
-//! | [`transport`] | mTLS: TLS configuration with CRLs and live reload ([`transport::tls`]), the HTTP API with its connection budgets ([`transport::server`]), the court's poller ([`transport::client`]), pushes ([`transport::push`]), the receiving inbox ([`transport::inbox`]) and signed receipts ([`transport::receipt`]) |
-//! | [`cli`] | the `sealpost` command's subcommands, the daemon and the demo (the binary's `main` is a thin shell over this) |
-//! | [`zipcheck`] | format helper: a zip file's local headers checked against its central directory, and the bytes before its first entry (used by the bundle reader and by intake for clerks' zip files) |
+//! Data flows one way, down this table: a module imports only from its own
+//! floor's helpers and the floors below it (no import cycles).
 //!
-//! Shared helpers: [`types`] (newtypes for ids, digests, times; [`types::printable`]
-//! for names shown in logs and notes), [`fsutil`] (atomic, durable file
-//! publication, free space, Linux file leases) and [`retry`] (capped exponential
-//! backoff with jitter, for every retry loop).
+//! | floor | module | job |
+//! |---|---|---|
+//! | composition root | [`daemon`] | builds the node from a validated configuration; starts every task under one supervisor (restart with backoff, health), signals, reload, readiness, drain |
+//! | entry points | [`cli`] | the `sealpost` command: parses and dispatches (`main` is a thin shell over it); `ctl` talks to the daemon |
+//! | | [`api`] | the mTLS HTTP API (listing, download with Range, receipts, pushes, online submissions) with its connection budgets |
+//! | | [`ops`] | what a sysadmin runs the node with: admin socket ([`ops::admin`]), metrics and health listener ([`ops::http`], [`ops::metrics`]), systemd notify and watchdog, log setup |
+//! | | [`demo`] | `sealpost demo`: two nodes on loopback walking the example applications |
+//! | services | [`intake`] | the watched folder (an entry point too: [`intake::watch`]): completeness, claim, quiet check (file leases), validation, reject/accept, retries, disk-full pause, crash recovery |
+//! | | [`delivery`] | pushes queued bundles to peers that take pushes, and takes their signed receipts |
+//! | | [`inbox`] | the receiving side: verify, claim the id, open, sign the receipt once; the court's poller ([`inbox::poll`]); recovery at start |
+//! | stores and formats | [`outbox`] | bundle files + sled index of deliveries: typed transitions that raise [`outbox::Event`]s to subscribers, waiting index per peer, counters, backup |
+//! | | [`receipt`] | the signed receipt (proof of delivery): format, signing, verification |
+//! | | [`bundle`] | the sealed bundle, format version 1: seal, verify, open (spec: `docs/bundle-format.md`) |
+//! | | [`application`] | an application folder (`application.toml` + documents) and its validation, with clerk-readable reasons |
+//! | | [`transport`] | mTLS plumbing: TLS configuration with CRLs and live swap ([`transport::tls`]), the peer client ([`transport::client`]), a file-backed response body |
+//! | foundation | [`config`] | plain settings: the TOML file + environment overrides, validated in two phases into [`config::Config`]; the peer directory |
+//! | | [`status`] | how the node is doing, as plain data: readiness of each part ([`status::Health`]) and service counters |
+//! | | [`pki`] | the exchange CA, signing keys and certificates, TLS identity, age keys, CRLs |
+//! | | [`fsutil`] | atomic, durable file publication, free space, Linux file leases, tree copies for backups |
+//! | | [`types`] | newtypes for ids, digests, times; [`types::printable`] for names shown in logs and notes |
+//! | | [`zipcheck`] | a zip file's local headers checked against its central directory |
+//! | | [`retry`] | capped exponential backoff with jitter, for every retry loop |
 //!
-//! Modules still to come with later work: `daemon` (the composition root, now in
-//! `cli`), `notify` (e-mail), `audit` (hash-chained log), `ops` (metrics, admin
-//! socket).
+//! Modules still to come with later work: `notify` (e-mail to applicants) and
+//! `audit` (hash-chained log), both subscribers of the outbox's events.
 
 pub mod api;
 pub mod application;

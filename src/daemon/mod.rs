@@ -13,7 +13,7 @@
 //!    output as `LISTENING <addr>`), the loopback operations listener
 //!    (`admin.listen`, announced as `ADMIN <addr>`) and the admin socket.
 //!    A listener that cannot be bound is a start failure, not a silent gap.
-//! 5. Start the tasks, each supervised ([`supervise`]): API, operations
+//! 5. Start the tasks, each supervised ([`Supervisor`]): API, operations
 //!    listener, admin socket, intake, checks, watchdog, and one poller or
 //!    pusher per peer.
 //! 6. `READY=1`.
