@@ -354,11 +354,13 @@ fn days_until(t: Timestamp) -> i64 {
     (t.unix() - Timestamp::now().unix()).div_euclid(86_400)
 }
 
-fn expiry(t: Timestamp) -> String {
+/// A date with the days left, flagged when it is past or within the
+/// configured warning window (`[alerts] expiry_warning_days`).
+fn expiry(t: Timestamp, window: u32) -> String {
     let d = days_until(t);
     let warn = if d < 0 {
         "  !! EXPIRED"
-    } else if d < 30 {
+    } else if d < i64::from(window) {
         "  !! expires soon"
     } else {
         ""
@@ -407,29 +409,32 @@ pub fn check_config(path: &Path, out: &mut impl Write) -> Exit {
     let listen =
         |a: Option<std::net::SocketAddr>| a.map(|a| a.to_string()).unwrap_or_else(|| "off".into());
     s.push_str(&format!(
-        "listen        api {}   admin {}\n",
+        "listen        api {}   metrics {}\nadmin socket  {}\nlog           {}, level {}\n",
         listen(c.server_listen),
-        listen(c.admin_listen)
+        listen(c.admin_listen),
+        c.admin_socket.display(),
+        format!("{:?}", c.log.format).to_lowercase(),
+        c.log.level
     ));
     for ca in c.trust.summaries() {
         s.push_str(&format!(
             "exchange CA   {}  until {}\n",
             ca.subject,
-            expiry(ca.not_after)
+            expiry(ca.not_after, c.expiry_warning_days)
         ));
     }
     let t = &c.keys.tls.summary;
     s.push_str(&format!(
         "TLS cert      serial {}  until {}\n              SPKI sha256 {}\n",
         t.serial,
-        expiry(t.not_after),
+        expiry(t.not_after, c.expiry_warning_days),
         t.spki_sha256
     ));
     let sg = c.keys.signing.cert().summary();
     s.push_str(&format!(
         "signing cert  serial {}  until {}\n",
         sg.serial,
-        expiry(sg.not_after)
+        expiry(sg.not_after, c.expiry_warning_days)
     ));
     s.push_str(&format!(
         "encryption    {}\n",

@@ -1,0 +1,231 @@
+//! The outbox at scale: start-up time and `GET /v1/bundles` latency with a
+//! long delivery history, against the same node with no history.
+//!
+//! `cargo bench --bench outbox_scale` (env `RECORDS`, default 100000;
+//! `WAITING`, default 10; `REQUESTS`, default 300). Needs `eatmydata`
+//! (Debian package) to write the history quickly.
+//!
+//! For each of two outboxes — one with no history, one with `RECORDS`
+//! delivered deliveries — plus `WAITING` deliveries queued for the court:
+//!
+//! 1. the history is written through the outbox's own API (enqueue, fetch,
+//!    deliver: the real records and indexes), by a child process of this
+//!    bench run under `eatmydata` so that writing it does not take an hour of
+//!    fsyncs (the daemon measured afterwards runs normally);
+//! 2. start-up: the real `sealpost run` (release build), from spawn to
+//!    `READY=1` on its `NOTIFY_SOCKET`, five times, median;
+//! 3. listing: `REQUESTS` sequential `GET /v1/bundles` by the court over mTLS
+//!    with the node's own client (after 20 to warm up), p50/p90/p99.
+//!
+//! The waiting deliveries are indexed by peer (`w/<peer>\0<seq>`), so both
+//! should cost the same with and without the history: the ratio column is
+//! the figure to watch.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sealpost::bundle::{Envelope, Kind, PayloadInfo, FORMAT};
+use sealpost::outbox::Outbox;
+use sealpost::types::{BundleId, Sha256, Timestamp};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Child mode: write `records` delivered and `waiting` queued deliveries
+/// into the outbox of the node configured in `config`.
+fn populate(config: &Path, records: usize, waiting: usize) {
+    let cfg = sealpost::config::Config::load_with_env(config, Default::default()).expect("config");
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+    let court: sealpost::types::AgencyId = common::FUTIAN.parse().expect("id");
+    let policy = cfg.outbox;
+    let started = Instant::now();
+    for n in 0..records + waiting {
+        let now = Timestamp::now();
+        let envelope = Envelope {
+            format: FORMAT.to_owned(),
+            id: BundleId::generate(),
+            kind: Kind::PreservationApplication,
+            sender: cfg.node.id.clone(),
+            recipient: court.clone(),
+            case_ref: format!("深劳人仲案〔2026〕{}号", 100_000 + n)
+                .parse()
+                .expect("case"),
+            created_at: now,
+            refers_to: None,
+            signer_cert_sha256: Sha256::of(b"bench"),
+            payload: PayloadInfo {
+                length: 4096,
+                sha256: Sha256::of(&n.to_le_bytes()),
+            },
+        };
+        let bytes = serde_json::to_vec(&envelope).expect("json");
+        let d = outbox
+            .enqueue(
+                &envelope,
+                &bytes,
+                8192,
+                Some(format!("bench-{n}")),
+                false,
+                now,
+            )
+            .expect("enqueue");
+        if n < records {
+            outbox
+                .transition(&d.id, now, |d| d.fetch(now, &policy))
+                .expect("fetch");
+            outbox
+                .transition(&d.id, now, |d| d.deliver(now))
+                .expect("deliver");
+        }
+        if n > 0 && n % 20_000 == 0 {
+            eprintln!("  … {n} records ({:.0} s)", started.elapsed().as_secs_f64());
+        }
+    }
+    eprintln!(
+        "  wrote {records} delivered + {waiting} waiting in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+struct Figures {
+    startup: Duration,
+    list: [Duration; 3],
+    listed: usize,
+}
+
+fn measure(records: usize, waiting: usize, requests: usize) -> Figures {
+    let net = common::Net::new();
+    let cfg = net.config_path(common::COMMITTEE);
+    let me = std::env::current_exe().expect("exe");
+    let status = std::process::Command::new("eatmydata")
+        .arg(&me)
+        .args(["populate", cfg.to_str().expect("utf-8")])
+        .arg(records.to_string())
+        .arg(waiting.to_string())
+        .status()
+        .expect("eatmydata (Debian package eatmydata)");
+    assert!(status.success(), "populating failed");
+
+    // Start-up, five times.
+    let mut startups = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut n = common::node::start(&net);
+        n.child.wait_ready();
+        startups.push(t.elapsed());
+        n.child.stop();
+    }
+    startups.sort();
+    let startup = startups[startups.len() / 2];
+
+    // Listing latency, with the court's client on a running node.
+    let mut n = common::node::start(&net);
+    n.child.wait_ready();
+    common::node::set_committee_endpoint(&net, &n.addr);
+    let court = net.config(common::FUTIAN);
+    let peer = court
+        .directory
+        .get(&common::COMMITTEE.parse().expect("id"))
+        .expect("committee")
+        .clone();
+    let client = sealpost::transport::client::PeerClient::new(&court, peer).expect("client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (mut times, listed) = rt.block_on(async {
+        use http_body_util::BodyExt;
+        let mut times = Vec::new();
+        let mut listed = 0;
+        for i in 0..requests + 20 {
+            let t = Instant::now();
+            let resp = client
+                .request(
+                    http::Method::GET,
+                    "/v1/bundles",
+                    &[],
+                    sealpost::transport::client::bytes_body(bytes::Bytes::new()),
+                )
+                .await
+                .expect("list");
+            assert_eq!(resp.status(), 200);
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            let took = t.elapsed();
+            let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            listed = v["bundles"].as_array().map_or(0, Vec::len);
+            if i >= 20 {
+                times.push(took);
+            }
+        }
+        (times, listed)
+    });
+    n.child.stop();
+    times.sort();
+    Figures {
+        startup,
+        list: [
+            percentile(&times, 0.5),
+            percentile(&times, 0.9),
+            percentile(&times, 0.99),
+        ],
+        listed,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("populate") {
+        populate(
+            Path::new(&args[2]),
+            args[3].parse().expect("records"),
+            args[4].parse().expect("waiting"),
+        );
+        return;
+    }
+    if args.iter().any(|a| a == "--list") {
+        println!("outbox_scale: bench");
+        return;
+    }
+    let records = env_usize("RECORDS", 100_000);
+    let waiting = env_usize("WAITING", 10);
+    let requests = env_usize("REQUESTS", 300);
+    eprintln!("no history …");
+    let empty = measure(0, waiting, requests);
+    eprintln!("{records} delivered records of history …");
+    let full = measure(records, waiting, requests);
+    assert_eq!(empty.listed, waiting);
+    assert_eq!(full.listed, waiting);
+    println!("| | no history | {records} delivered | ratio |");
+    println!("|---|---|---|---|");
+    let ratio = |a: Duration, b: Duration| b.as_secs_f64() / a.as_secs_f64().max(1e-9);
+    println!(
+        "| start-up to READY=1 (median of 5) | {} | {} | {:.2} |",
+        ms(empty.startup),
+        ms(full.startup),
+        ratio(empty.startup, full.startup)
+    );
+    for (i, name) in ["p50", "p90", "p99"].iter().enumerate() {
+        println!(
+            "| GET /v1/bundles {name} ({waiting} waiting) | {} | {} | {:.2} |",
+            ms(empty.list[i]),
+            ms(full.list[i]),
+            ratio(empty.list[i], full.list[i])
+        );
+    }
+}
