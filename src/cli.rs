@@ -462,13 +462,14 @@ pub fn check_config(path: &Path, out: &mut impl Write) -> Exit {
         peers.len(),
         c.directory_file.display()
     ));
+    let window = c.expiry_warning_days;
     for p in peers {
         let until = p
             .signing_certs
             .iter()
             .map(|c| c.summary().not_after)
             .max()
-            .map(expiry)
+            .map(|t| expiry(t, window))
             .unwrap_or_default();
         s.push_str(&format!(
             "  {:<20} {:<9} {:<4}  {}\n  {:<20} signing cert until {}\n",
