@@ -28,16 +28,9 @@ fn accepted_id(node: &Node, name: &str) -> String {
 
 /// `sealpost ctl` with an explicit socket.
 fn ctl_at(socket: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let o = Command::new(common::bin())
-        .args(["ctl", "--socket", socket.to_str().expect("utf-8")])
-        .args(args)
-        .output()
-        .expect("sealpost ctl");
-    (
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    let mut all = vec!["ctl", "--socket", socket.to_str().expect("utf-8")];
+    all.extend_from_slice(args);
+    common::sealpost(&all)
 }
 
 /// Plain HTTP GET (or another method) on the loopback operations listener

@@ -140,13 +140,7 @@ pub(crate) fn parse_role(s: &str) -> Result<Role, String> {
 
 /// Loads and validates a peer directory file.
 pub fn load_directory(file: &Path) -> Result<Directory, ConfigError> {
-    let whole = |message: String| ConfigError {
-        file: file.to_owned(),
-        line: None,
-        key: None,
-        message,
-        env_var: None,
-    };
+    let whole = |message: String| ConfigError::whole_file(file, message);
     let text = std::fs::read_to_string(file)
         .map_err(|e| whole(format!("cannot read the peer directory: {e}")))?;
     let raw: RawDirectoryFile = toml::from_str(&text).map_err(|e| ConfigError {

@@ -421,13 +421,7 @@ impl Config {
         file: &Path,
         env: std::collections::HashMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        let whole_file = |message: String| ConfigError {
-            file: file.to_owned(),
-            line: None,
-            key: None,
-            message,
-            env_var: None,
-        };
+        let whole_file = |message: String| ConfigError::whole_file(file, message);
         let text = std::fs::read_to_string(file)
             .map_err(|e| whole_file(format!("cannot read the configuration file: {e}")))?;
         // Syntax first, with toml's own line/column report.
@@ -914,13 +908,7 @@ fn key_exposure(path: &Path) -> Option<String> {
 /// `<node.data_dir>/admin.sock`, with `SEALPOST_ADMIN__SOCKET` and
 /// `SEALPOST_NODE__DATA_DIR` from the environment taking precedence.
 pub fn admin_socket_of(file: &Path) -> Result<PathBuf, ConfigError> {
-    let whole = |message: String| ConfigError {
-        file: file.to_owned(),
-        line: None,
-        key: None,
-        message,
-        env_var: None,
-    };
+    let whole = |message: String| ConfigError::whole_file(file, message);
     let text = std::fs::read_to_string(file)
         .map_err(|e| whole(format!("cannot read the configuration file: {e}")))?;
     let table: toml::Table = text

@@ -40,6 +40,19 @@ pub struct ConfigError {
     pub env_var: Option<String>,
 }
 
+impl ConfigError {
+    /// An error about `file` as a whole (no line or key to point at).
+    pub fn whole_file(file: &Path, message: String) -> Self {
+        Self {
+            file: file.to_owned(),
+            line: None,
+            key: None,
+            message,
+            env_var: None,
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(var) = &self.env_var {

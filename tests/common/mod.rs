@@ -313,15 +313,18 @@ pub fn bin() -> PathBuf {
 /// `sealpost -c <config of agency> ctl <args>` against that agency's running
 /// daemon: (exit code, standard output, standard error).
 pub fn ctl(net: &Net, agency: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let config = net.config_path(agency);
+    let mut all = vec!["-c", config.to_str().expect("utf-8"), "ctl"];
+    all.extend_from_slice(args);
+    sealpost(&all)
+}
+
+/// `sealpost <args>`: (exit code, standard output, standard error).
+pub fn sealpost(args: &[&str]) -> (Option<i32>, String, String) {
     let o = std::process::Command::new(bin())
-        .args([
-            "-c",
-            net.config_path(agency).to_str().expect("utf-8"),
-            "ctl",
-        ])
         .args(args)
         .output()
-        .expect("sealpost ctl");
+        .expect("run sealpost");
     (
         o.status.code(),
         String::from_utf8_lossy(&o.stdout).into_owned(),
