@@ -5,6 +5,8 @@
 //! sees its own bundles: another peer's and a missing one are the same `404`.
 
 use std::io;
+use std::num::NonZeroUsize;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,33 +148,28 @@ async fn find(
     Ok(d.filter(|d| &d.peer == peer && !matches!(d.state, State::Cancelled { .. })))
 }
 
-/// Parses a single `bytes=` range against `len`: `Ok(None)` for no Range header.
-fn parse_range(h: Option<&header::HeaderValue>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+/// The byte range a `Range` header asks for, within a bundle of `len` bytes:
+/// `Ok(None)` without the header; `Err` for anything but one satisfiable
+/// `bytes=` range (the API serves one range, never `multipart/byteranges`).
+/// Parsed and checked by `http-range-header`, which follows RFC 9110: a last
+/// position beyond the end is clamped, a suffix longer than the bundle is the
+/// whole bundle, `bytes=-0` and a first position at or past the end are
+/// unsatisfiable.
+fn requested_range(
+    h: Option<&header::HeaderValue>,
+    len: u64,
+) -> Result<Option<RangeInclusive<u64>>, ()> {
     let Some(h) = h else { return Ok(None) };
-    let s = h.to_str().map_err(|_| ())?;
-    let spec = s.strip_prefix("bytes=").ok_or(())?;
-    if spec.contains(',') {
-        return Err(()); // one range only
+    let text = h.to_str().map_err(|_| ())?;
+    // At most one range: a second one is refused while parsing.
+    let ranges = http_range_header::parse_range_header_with_max_ranges(text, NonZeroUsize::MIN)
+        .and_then(|r| r.validate(len))
+        .map_err(|_| ())?;
+    match <[_; 1]>::try_from(ranges) {
+        Ok([r]) => Ok(Some(r)),
+        // Nothing to send (an empty bundle): no part of it is satisfiable.
+        Err(_) => Err(()),
     }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().map_err(|_| ())?;
-            if n == 0 {
-                return Err(());
-            }
-            (len.saturating_sub(n), len.saturating_sub(1))
-        }
-        (a, "") => (a.parse().map_err(|_| ())?, len.saturating_sub(1)),
-        (a, b) => (
-            a.parse().map_err(|_| ())?,
-            b.parse::<u64>().map_err(|_| ())?.min(len.saturating_sub(1)),
-        ),
-    };
-    if start > end || start >= len {
-        return Err(());
-    }
-    Ok(Some((start, end)))
 }
 
 pub(super) async fn download(
@@ -207,19 +204,28 @@ pub(super) async fn download(
         Err(e) => return internal(format!("{}: {e}", path.display())),
     };
     let len = d.size;
-    let range = match parse_range(req.headers().get(header::RANGE), len) {
+    let range = match requested_range(req.headers().get(header::RANGE), len) {
         Ok(r) => r,
         Err(()) => {
-            return Response::builder()
-                .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{len}"))
-                .header(header::CONTENT_TYPE, "application/problem+json")
-                .body(full(serde_json::to_vec(&serde_json::json!({"type": "https://sealpost.invalid/problems/bad-range", "title": "Range not satisfiable", "status": 416, "code": "bad-range", "detail": format!("the bundle is {len} bytes; send one range such as bytes=0-1023")})).expect("json")))
-                .expect("valid response")
+            let mut r = problem(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "bad-range",
+                "Range not satisfiable",
+                format!("the bundle is {len} bytes; send one range such as bytes=0-1023"),
+            );
+            r.headers_mut().insert(
+                header::CONTENT_RANGE,
+                header::HeaderValue::from_str(&format!("bytes */{len}")).expect("ASCII digits"),
+            );
+            return r;
         }
     };
     let (start, count, status) = match range {
-        Some((a, b)) => (a, b - a + 1, StatusCode::PARTIAL_CONTENT),
+        Some(r) => (
+            *r.start(),
+            r.end() - r.start() + 1,
+            StatusCode::PARTIAL_CONTENT,
+        ),
         None => (0, len, StatusCode::OK),
     };
     if start > 0 {
@@ -407,5 +413,46 @@ pub(super) async fn receipt(
         ),
         Err(e) if crate::fsutil::chain_is_disk_full(&e) => insufficient_storage(0),
         Err(e) => internal(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(h: &str, len: u64) -> Result<Option<RangeInclusive<u64>>, ()> {
+        requested_range(Some(&header::HeaderValue::from_str(h).expect("ascii")), len)
+    }
+
+    #[test]
+    fn one_satisfiable_byte_range_or_416() {
+        assert_eq!(requested_range(None, 1000), Ok(None));
+        for (h, want) in [
+            ("bytes=0-99", 0..=99),
+            ("bytes=990-", 990..=999),
+            ("bytes=-10", 990..=999),
+            // A suffix longer than the bundle is all of it; a last position
+            // beyond the end is clamped.
+            ("bytes=-5000", 0..=999),
+            ("bytes=10-5000", 10..=999),
+            ("bytes=999-999", 999..=999),
+        ] {
+            assert_eq!(range(h, 1000), Ok(Some(want)), "{h}");
+        }
+        for h in [
+            "bytes=0-1,5-6",
+            "bytes=0-1, 0-1",
+            "bytes=1000-",
+            "bytes=1000-1001",
+            "bytes=-0",
+            "bytes=5-4",
+            "items=0-1",
+            "bytes=abc",
+            "bytes=",
+            "0-1",
+        ] {
+            assert_eq!(range(h, 1000), Err(()), "{h}");
+        }
+        assert_eq!(range("bytes=-5", 0), Err(()), "nothing of an empty file");
     }
 }
