@@ -367,31 +367,45 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// A byte count parsed from `"2 GiB"`, `"512 MiB"`, `"100 KiB"`, `"100KB"` or a bare integer.
+/// A byte count written for people, parsed by `bytesize`: a number (a
+/// fraction such as `1.5` is allowed and rounded down to whole bytes), an
+/// optional space, and an optional unit, case-insensitive: `B`; `KB`, `MB`,
+/// `GB`, `TB`, `PB`, `EB` (powers of 1000); `KiB`, `MiB`, `GiB`, `TiB`, `PiB`,
+/// `EiB` (powers of 1024; also spelt `Ki`, `Mi`, …). A bare number is bytes.
+///
+/// The one-letter units `K`, `M`, `G`, `T`, `P` and `E` are refused as
+/// ambiguous: `bytesize` reads them as powers of 1000, earlier versions of
+/// sealpost read them as powers of 1024, and a limit must not change size
+/// silently.
 pub fn parse_byte_size(s: &str) -> Result<u64, InvalidValue> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| invalid("size", format!("{s:?} must start with a whole number")))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "kib" | "k" => 1 << 10,
-        "mb" => 1000 * 1000,
-        "mib" | "m" => 1 << 20,
-        "gb" => 1000 * 1000 * 1000,
-        "gib" | "g" => 1 << 30,
-        other => {
-            return Err(invalid(
-                "size",
-                format!("unknown unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB or GB)"),
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| invalid("size", format!("{s:?} is too large")))
+    let after_number = t.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let number = &t[..t.len() - after_number.len()];
+    let unit = after_number.trim_start();
+    if number.parse::<f64>().is_err() {
+        return Err(invalid(
+            "size",
+            format!("{s:?} must start with a number, e.g. \"256 MiB\""),
+        ));
+    }
+    if unit.len() == 1 && unit.bytes().all(|b| b"kmgtpeKMGTPE".contains(&b)) {
+        return Err(invalid(
+            "size",
+            format!(
+                "the unit {unit:?} in {s:?} is ambiguous: write \"{u}iB\" (powers of 1024) or \"{u}B\" (powers of 1000)",
+                u = unit.to_ascii_uppercase()
+            ),
+        ));
+    }
+    match t.parse::<bytesize::ByteSize>() {
+        // bytesize saturates instead of failing on overflow.
+        Ok(n) if n.as_u64() == u64::MAX => Err(invalid("size", format!("{s:?} is too large"))),
+        Ok(n) => Ok(n.as_u64()),
+        Err(_) => Err(invalid(
+            "size",
+            format!("unknown unit {unit:?} in {s:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"),
+        )),
+    }
 }
 
 /// A size and its limit for people: rounded (`64.0 MiB`) unless the two would
@@ -416,19 +430,10 @@ pub fn size_vs_limit(size: u64, limit: u64) -> (String, String) {
     (exact(size), exact(limit))
 }
 
-/// Formats a byte count for people: `1.5 MiB`.
+/// Formats a byte count for people in IEC units, one decimal: `512 B`,
+/// `1.5 MiB`, `64.0 MiB`.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
+    bytesize::ByteSize(n).display().iec().to_string()
 }
 
 #[cfg(test)]
@@ -522,10 +527,39 @@ mod tests {
 
     #[test]
     fn sizes_parse() {
-        assert_eq!(parse_byte_size("2 GiB"), Ok(2 << 30));
-        assert_eq!(parse_byte_size("100KB"), Ok(100_000));
-        assert_eq!(parse_byte_size("42"), Ok(42));
-        assert!(parse_byte_size("12 parsecs").is_err());
+        for (text, bytes) in [
+            ("2 GiB", 2 << 30),
+            ("256 MiB", 256 << 20),
+            ("16 KiB", 16 << 10),
+            ("16 kib", 16 << 10),
+            ("4160MiB", 4160 << 20),
+            ("1.5 GiB", 3 << 29),
+            ("100KB", 100_000),
+            ("2 GB", 2_000_000_000),
+            ("1 TiB", 1 << 40),
+            ("42", 42),
+            ("42 B", 42),
+            (" 7 MiB ", 7 << 20),
+        ] {
+            assert_eq!(parse_byte_size(text), Ok(bytes), "{text}");
+        }
+        let why = |t: &str| parse_byte_size(t).expect_err(t).why;
+        assert!(why("12 parsecs").contains("unknown unit"));
+        assert!(why("MiB").contains("must start with a number"));
+        assert!(why("-1 MiB").contains("must start with a number"));
+        assert!(why("99999999 EiB").contains("too large"));
+        for ambiguous in ["2G", "2 g", "512 M", "16K"] {
+            assert!(why(ambiguous).contains("ambiguous"), "{ambiguous}");
+        }
+    }
+
+    #[test]
+    fn sizes_show_in_iec_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 19), "1.5 MiB");
+        assert_eq!(human_bytes(64 << 20), "64.0 MiB");
+        assert_eq!(human_bytes(4 << 30), "4.0 GiB");
     }
 
     #[test]
