@@ -6,7 +6,9 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
+use data_encoding::{DecodeKind, Encoding, Specification, HEXLOWER};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -105,7 +107,14 @@ string_serde!(AgencyId);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BundleId([u8; 26]);
 
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+/// RFC 4648 base32 in lower case, without padding. `data-encoding` checks
+/// that the unused low bits of the last character are zero
+/// (`check_trailing_bits`, on by default), so every id has one spelling.
+static BASE32_LOWER: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = Specification::new();
+    spec.symbols.push_str("abcdefghijklmnopqrstuvwxyz234567");
+    spec.encoding().expect("a valid base32 specification")
+});
 
 impl BundleId {
     /// A fresh random id from the system CSPRNG.
@@ -121,20 +130,7 @@ impl BundleId {
     /// The id that encodes these 16 bytes (tests use fixed bytes).
     pub fn from_random_bytes(bytes: [u8; 16]) -> Self {
         let mut out = [0u8; 26];
-        let mut acc: u32 = 0;
-        let mut bits = 0;
-        let mut i = 0;
-        for b in bytes {
-            acc = (acc << 8) | u32::from(b);
-            bits += 8;
-            while bits >= 5 {
-                bits -= 5;
-                out[i] = BASE32[((acc >> bits) & 31) as usize];
-                i += 1;
-            }
-        }
-        // 128 bits = 25 full groups + 3 bits.
-        out[i] = BASE32[((acc << (5 - bits)) & 31) as usize];
+        BASE32_LOWER.encode_mut(&bytes, &mut out);
         Self(out)
     }
 
@@ -147,23 +143,18 @@ impl BundleId {
 impl FromStr for BundleId {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes: [u8; 26] = s
+        let text: [u8; 26] = s
             .as_bytes()
             .try_into()
             .map_err(|_| invalid("bundle id", "must be exactly 26 characters"))?;
-        if !bytes.iter().all(|b| BASE32.contains(b)) {
-            return Err(invalid("bundle id", "may contain only a-z and 2-7"));
-        }
-        // The last character carries 3 bits; the low 2 bits must be zero
-        // so that every id has exactly one spelling.
-        let last = BASE32
-            .iter()
-            .position(|c| *c == bytes[25])
-            .expect("checked above");
-        if last & 0b11 != 0 {
-            return Err(invalid("bundle id", "is not a canonical encoding"));
-        }
-        Ok(Self(bytes))
+        let mut bytes = [0u8; 16];
+        BASE32_LOWER
+            .decode_mut(&text, &mut bytes)
+            .map_err(|e| match e.error.kind {
+                DecodeKind::Trailing => invalid("bundle id", "is not a canonical encoding"),
+                _ => invalid("bundle id", "may contain only a-z and 2-7"),
+            })?;
+        Ok(Self(text))
     }
 }
 string_serde!(BundleId);
@@ -233,13 +224,7 @@ impl Sha256 {
 
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    HEXLOWER.encode(bytes)
 }
 
 impl fmt::Debug for Sha256 {
@@ -255,18 +240,15 @@ impl fmt::Display for Sha256 {
 impl FromStr for Sha256 {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 64
-            || !s
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        {
-            return Err(invalid("sha-256", "must be 64 lowercase hex digits"));
+        let bad = || invalid("sha-256", "must be 64 lowercase hex digits");
+        if s.len() != 64 {
+            return Err(bad());
         }
         let mut out = [0u8; 32];
-        for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-            let txt = std::str::from_utf8(chunk).expect("ascii");
-            out[i] = u8::from_str_radix(txt, 16).expect("checked hex");
-        }
+        // HEXLOWER decodes lower case only: one spelling per digest.
+        HEXLOWER
+            .decode_mut(s.as_bytes(), &mut out)
+            .map_err(|_| bad())?;
         Ok(Self(out))
     }
 }
@@ -385,31 +367,45 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// A byte count parsed from `"2 GiB"`, `"512 MiB"`, `"100 KiB"`, `"100KB"` or a bare integer.
+/// A byte count written for people, parsed by `bytesize`: a number (a
+/// fraction such as `1.5` is allowed and rounded down to whole bytes), an
+/// optional space, and an optional unit, case-insensitive: `B`; `KB`, `MB`,
+/// `GB`, `TB`, `PB`, `EB` (powers of 1000); `KiB`, `MiB`, `GiB`, `TiB`, `PiB`,
+/// `EiB` (powers of 1024; also spelt `Ki`, `Mi`, …). A bare number is bytes.
+///
+/// The one-letter units `K`, `M`, `G`, `T`, `P` and `E` are refused as
+/// ambiguous: `bytesize` reads them as powers of 1000, earlier versions of
+/// sealpost read them as powers of 1024, and a limit must not change size
+/// silently.
 pub fn parse_byte_size(s: &str) -> Result<u64, InvalidValue> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| invalid("size", format!("{s:?} must start with a whole number")))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1000,
-        "kib" | "k" => 1 << 10,
-        "mb" => 1000 * 1000,
-        "mib" | "m" => 1 << 20,
-        "gb" => 1000 * 1000 * 1000,
-        "gib" | "g" => 1 << 30,
-        other => {
-            return Err(invalid(
-                "size",
-                format!("unknown unit {other:?} in {s:?} (use B, KiB, MiB, GiB, KB, MB or GB)"),
-            ))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| invalid("size", format!("{s:?} is too large")))
+    let after_number = t.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    let number = &t[..t.len() - after_number.len()];
+    let unit = after_number.trim_start();
+    if number.parse::<f64>().is_err() {
+        return Err(invalid(
+            "size",
+            format!("{s:?} must start with a number, e.g. \"256 MiB\""),
+        ));
+    }
+    if unit.len() == 1 && unit.bytes().all(|b| b"kmgtpeKMGTPE".contains(&b)) {
+        return Err(invalid(
+            "size",
+            format!(
+                "the unit {unit:?} in {s:?} is ambiguous: write \"{u}iB\" (powers of 1024) or \"{u}B\" (powers of 1000)",
+                u = unit.to_ascii_uppercase()
+            ),
+        ));
+    }
+    match t.parse::<bytesize::ByteSize>() {
+        // bytesize saturates instead of failing on overflow.
+        Ok(n) if n.as_u64() == u64::MAX => Err(invalid("size", format!("{s:?} is too large"))),
+        Ok(n) => Ok(n.as_u64()),
+        Err(_) => Err(invalid(
+            "size",
+            format!("unknown unit {unit:?} in {s:?} (use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB)"),
+        )),
+    }
 }
 
 /// A size and its limit for people: rounded (`64.0 MiB`) unless the two would
@@ -434,19 +430,10 @@ pub fn size_vs_limit(size: u64, limit: u64) -> (String, String) {
     (exact(size), exact(limit))
 }
 
-/// Formats a byte count for people: `1.5 MiB`.
+/// Formats a byte count for people in IEC units, one decimal: `512 B`,
+/// `1.5 MiB`, `64.0 MiB`.
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    format!("{v:.1} {}", UNITS[u])
+    bytesize::ByteSize(n).display().iec().to_string()
 }
 
 #[cfg(test)]
@@ -540,10 +527,69 @@ mod tests {
 
     #[test]
     fn sizes_parse() {
-        assert_eq!(parse_byte_size("2 GiB"), Ok(2 << 30));
-        assert_eq!(parse_byte_size("100KB"), Ok(100_000));
-        assert_eq!(parse_byte_size("42"), Ok(42));
-        assert!(parse_byte_size("12 parsecs").is_err());
+        for (text, bytes) in [
+            ("2 GiB", 2 << 30),
+            ("256 MiB", 256 << 20),
+            ("16 KiB", 16 << 10),
+            ("16 kib", 16 << 10),
+            ("4160MiB", 4160 << 20),
+            ("1.5 GiB", 3 << 29),
+            ("100KB", 100_000),
+            ("2 GB", 2_000_000_000),
+            ("1 TiB", 1 << 40),
+            ("42", 42),
+            ("42 B", 42),
+            (" 7 MiB ", 7 << 20),
+        ] {
+            assert_eq!(parse_byte_size(text), Ok(bytes), "{text}");
+        }
+        let why = |t: &str| parse_byte_size(t).expect_err(t).why;
+        assert!(why("12 parsecs").contains("unknown unit"));
+        assert!(why("MiB").contains("must start with a number"));
+        assert!(why("-1 MiB").contains("must start with a number"));
+        assert!(why("99999999 EiB").contains("too large"));
+        for ambiguous in ["2G", "2 g", "512 M", "16K"] {
+            assert!(why(ambiguous).contains("ambiguous"), "{ambiguous}");
+        }
+    }
+
+    #[test]
+    fn sizes_show_in_iec_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 19), "1.5 MiB");
+        assert_eq!(human_bytes(64 << 20), "64.0 MiB");
+        assert_eq!(human_bytes(4 << 30), "4.0 GiB");
+    }
+
+    #[test]
+    fn bundle_ids_are_lower_case_rfc4648_base32() {
+        assert_eq!(BASE32_LOWER.encode(b"foobar"), "mzxw6ytboi");
+        assert_eq!(
+            BundleId::from_random_bytes([0; 16]).as_str(),
+            "aaaaaaaaaaaaaaaaaaaaaaaaaa"
+        );
+        let id = BundleId::from_random_bytes(*b"0123456789abcdef");
+        assert_eq!(id.as_str(), "gaytemzugu3doobzmfrggzdfmy");
+        for bad in [
+            "GAYTEMZUGU3DOOBZMFRGGZDFMY",
+            "gaytemzugu3doobzmfrggzdfm1",
+            "gaytemzugu3doobzmfrggzdfm=",
+            "gaytemzugu3doobzmfrggzdfm",
+        ] {
+            assert!(bad.parse::<BundleId>().is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn digests_are_lower_case_hex() {
+        let d = Sha256::of(b"abc");
+        let text = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(d.to_hex(), text);
+        assert_eq!(text.parse::<Sha256>(), Ok(d));
+        assert!(text.to_uppercase().parse::<Sha256>().is_err());
+        assert!(text[1..].parse::<Sha256>().is_err());
+        assert!(format!("{}g", &text[1..]).parse::<Sha256>().is_err());
     }
 
     #[test]

@@ -190,28 +190,24 @@ pub struct IntakeSettings {
     pub min_free_space: u64,
 }
 
-/// Parses `"500ms"`, `"10s"`, `"5m"`, `"2h"`, `"7d"`.
+/// A duration written for people, parsed by `humantime`: one or more
+/// number-and-unit pairs such as `"500ms"`, `"10s"`, `"5m"`, `"1h 30m"`,
+/// `"7d"` or `"2weeks"`. Units: `ms`, `s`, `m` (minutes), `h`, `d`, `w`, also
+/// spelt out (`sec`, `min`, `hours`, `days`, `weeks` …); `"0"` alone is zero.
+/// Units are case-sensitive. The capital `M` (months to `humantime`) is
+/// refused, so that `"10M"` cannot silently mean ten months.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} must start with a whole number, e.g. \"10s\""))?;
-    let secs = |m: u64| n.checked_mul(m).map(std::time::Duration::from_secs);
-    let d = match unit.trim() {
-        "ms" => Some(std::time::Duration::from_millis(n)),
-        "s" => secs(1),
-        "m" => secs(60),
-        "h" => secs(3600),
-        "d" => secs(86_400),
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {s:?} (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    d.ok_or_else(|| format!("{s:?} is too large"))
+    if t.split(|c: char| !c.is_alphabetic())
+        .any(|unit| unit == "M")
+    {
+        return Err(format!(
+            "{s:?}: \"M\" is ambiguous; write \"m\" or \"min\" for minutes, \"months\" for months"
+        ));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!("{s:?} is not a duration ({e}); write e.g. \"10s\", \"5m\", \"1h 30m\" or \"7d\"")
+    })
 }
 
 /// This node's private keys.
@@ -1040,4 +1036,32 @@ fn parse_limits(raw: &RawLimits, site: &Site<'_>) -> Result<Limits, ConfigError>
         ));
     }
     Ok(limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse() {
+        let s = Duration::from_secs;
+        for (text, want) in [
+            ("500ms", Duration::from_millis(500)),
+            ("10s", s(10)),
+            ("10m", s(600)),
+            ("1h", s(3600)),
+            ("1h 30m", s(5400)),
+            ("7d", s(7 * 86_400)),
+            ("2weeks", s(14 * 86_400)),
+            (" 55s ", s(55)),
+            ("0", Duration::ZERO),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+        for bad in ["", "10", "ten s", "10 parsecs", "-1s", "10M", "1M 2d"] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+    }
 }

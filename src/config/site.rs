@@ -76,41 +76,34 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Finds the 1-based line where a dotted key (`pki.tls_key`, `peer[1].id`) is set
-/// in a TOML text. Understands `[table]`, `[[array]]` and `key = value` lines,
-/// which is all our files use; returns the table header line for a bare table.
+/// in a TOML text, from the spans of `toml`'s own parser (so inline tables,
+/// dotted keys and quoted keys are found too); the line of the table (its
+/// `[header]`) when the table is there but the key is not, `None` when
+/// neither is (or the text is not TOML).
 pub fn locate_key(text: &str, key: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
     let (table, index, leaf) = split_key(key);
-    let mut in_target = false;
-    let mut seen = 0usize;
-    let mut header_line = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
-            let name = name.trim();
-            in_target = false;
-            if name == table {
-                if Some(seen) == index {
-                    in_target = true;
-                    header_line = Some(i + 1);
-                }
-                seen += 1;
-            }
-        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
-            in_target = index.is_none() && name.trim() == table;
-            if in_target {
-                header_line = Some(i + 1);
-            }
-        } else if in_target {
-            if let Some(leaf) = leaf {
-                if let Some((k, _)) = line.split_once('=') {
-                    if k.trim().trim_matches('"') == leaf {
-                        return Some(i + 1);
-                    }
-                }
-            }
+    let root = DeTable::parse(text).ok()?;
+    let (name, value) = root.get_ref().get_key_value(table)?;
+    // The table the key belongs to, and where it starts.
+    let (mut at, mut node) = match (index, value.get_ref()) {
+        (None, _) => (name.span().start, value),
+        (Some(i), DeValue::Array(tables)) => {
+            let entry = tables.get(i)?;
+            (entry.span().start, entry)
         }
+        (Some(_), _) => return None,
+    };
+    for part in leaf.into_iter().flat_map(|l| l.split('.')) {
+        let DeValue::Table(t) = node.get_ref() else {
+            break;
+        };
+        let Some((k, v)) = t.get_key_value(part) else {
+            break;
+        };
+        (at, node) = (k.span().start, v);
     }
-    header_line
+    Some(text.get(..at)?.matches('\n').count() + 1)
 }
 
 fn split_key(key: &str) -> (&str, Option<usize>, Option<&str>) {
@@ -177,5 +170,20 @@ mod tests {
             "falls back to the header"
         );
         assert_eq!(locate_key(TEXT, "limits.max_documents"), None);
+        assert_eq!(locate_key(TEXT, "peer[2].id"), None);
+    }
+
+    #[test]
+    fn locates_keys_that_a_line_scanner_would_miss() {
+        let text = "# a comment [node]\n[node]\nnote = \"\"\"\nrole = x\n\"\"\"\nrole = \"court\"\n\n[server]\nlimits = { header_timeout = \"5s\",\n  body_timeout = \"9s\" }\n\n[client]\n\"wait\" = \"1s\"\n[intake]\nsettle.x = 1\n";
+        assert_eq!(
+            locate_key(text, "node.role"),
+            Some(6),
+            "not inside a string"
+        );
+        assert_eq!(locate_key(text, "server.limits.body_timeout"), Some(10));
+        assert_eq!(locate_key(text, "client.wait"), Some(13), "quoted key");
+        assert_eq!(locate_key(text, "intake.settle"), Some(15), "dotted key");
+        assert_eq!(locate_key(text, "node.absent"), Some(2), "the header");
     }
 }
