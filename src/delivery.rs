@@ -92,10 +92,22 @@ impl Pusher {
 
     async fn push_one(&self, d: &Delivery) -> Result<SignedReceipt, Failure> {
         let path = self.outbox.bundle_path(&d.id);
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| Failure::Refused(format!("cannot read {}: {e}", path.display())))?;
-        let body = crate::transport::FileBody::new(file, d.size).boxed();
+        let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+        // A bundle that cannot be read is this bundle's failure, not the peer's.
+        let file = std::fs::File::open(&path).map_err(|e| Failure::Refused(cannot_read(e)))?;
+        let first = std::sync::Mutex::new(Some(file));
+        // The body, streamed from the file's start; made a second time (the
+        // file opened again) only if a kept connection closed before any
+        // answer, and the peer answers a repeated push with its receipt.
+        let body = || {
+            let file = match first.lock().ok().and_then(|mut f| f.take()) {
+                Some(file) => file,
+                None => std::fs::File::open(&path)
+                    .map_err(|e| ClientError::Io(std::io::Error::new(e.kind(), cannot_read(e))))?,
+            };
+            let file = tokio::fs::File::from_std(file);
+            Ok(crate::transport::FileBody::new(file, d.size).boxed())
+        };
         let headers = [
             (
                 header::CONTENT_TYPE,
@@ -105,7 +117,7 @@ impl Pusher {
         ];
         let resp = self
             .client
-            .request(Method::POST, "/v1/bundles", &headers, body)
+            .request_repeatable(Method::POST, "/v1/bundles", &headers, &body)
             .await
             .map_err(|e| Failure::Unreachable(e.to_string()))?;
         if resp.status() != StatusCode::OK {

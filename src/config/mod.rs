@@ -17,10 +17,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod directory;
+mod proxy;
 mod site;
 
 use directory::parse_role;
 pub use directory::{load_directory, DeliveryMode, Directory, Peer, Role};
+pub use proxy::{ProxyCredentials, ProxySettings};
 use site::Site;
 pub use site::{locate_key, ConfigError};
 
@@ -248,6 +250,8 @@ pub struct Config {
     pub outbox: OutboxPolicy,
     /// Court nodes: how long each long-poll of a committee waits.
     pub client_wait: std::time::Duration,
+    /// The HTTP proxy connections to peers go through (`CONNECT`), if any.
+    pub client_proxy: Option<ProxySettings>,
     /// mTLS API listen address, if this node serves.
     pub server_listen: Option<SocketAddr>,
     /// mTLS API limits.
@@ -365,6 +369,7 @@ struct RawOutbox {
 #[serde(deny_unknown_fields)]
 struct RawClient {
     wait: Option<String>,
+    proxy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -596,6 +601,13 @@ impl Config {
             "client.wait",
             std::time::Duration::from_secs(55),
         )?;
+        let client_proxy = raw
+            .client
+            .proxy
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| ProxySettings::parse(s).map_err(|m| site.err("client.proxy", m)))
+            .transpose()?;
         let dl = ServerLimits::default();
         let at_least_one = |v: Option<usize>, key: &str, default: usize| match v {
             Some(0) => Err(site.err(key, "must be at least 1")),
@@ -836,6 +848,7 @@ impl Config {
             intake,
             outbox,
             client_wait,
+            client_proxy,
             server_listen,
             server_limits,
             admin_listen,

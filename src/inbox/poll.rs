@@ -16,6 +16,12 @@
 //!
 //! A receipt whose answer was lost is simply posted again: the same bytes,
 //! from `receipt.json` (the committee answers a repeat with the original).
+//!
+//! The poller's requests follow one another on one kept TLS connection (see
+//! [`crate::transport::client`]; through the `[client] proxy` if one is set),
+//! and each may be repeated once if the connection closed before an answer.
+//! Each must begin to be answered within the long-poll wait plus 30 s, and a
+//! download that stalls for a minute is given up and resumed later.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Peer};
 use crate::status::Health;
-use crate::transport::client::{bytes_body, transport, ClientError, PeerClient};
+use crate::transport::client::{transport, ClientError, PeerBody, PeerClient};
 use crate::types::{BundleId, CaseRef};
 
 #[derive(Debug, Deserialize)]
@@ -70,6 +76,10 @@ const BUNDLE_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::fr
 const PEER_RETRY: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(300));
 /// Most bundles asked for in one full listing.
 const FULL_LISTING: usize = 500;
+/// How much longer than the long-poll wait an answer may take to begin.
+const ANSWER_GRACE: Duration = Duration::from_secs(30);
+/// Longest pause in a download before it is given up (and resumed later).
+const DOWNLOAD_STALL: Duration = Duration::from_secs(60);
 
 impl Poller {
     /// A poller for `peer`, which must have an endpoint.
@@ -93,16 +103,28 @@ impl Poller {
         self
     }
 
+    /// One request (all of the poller's are safe to repeat), answered within
+    /// the long-poll wait plus [`ANSWER_GRACE`].
     async fn request(
         &self,
         method: Method,
         path: &str,
         headers: &[(header::HeaderName, String)],
         body: Bytes,
-    ) -> Result<http::Response<hyper::body::Incoming>, ClientError> {
-        self.client
-            .request(method, path, headers, bytes_body(body))
-            .await
+    ) -> Result<http::Response<PeerBody>, ClientError> {
+        let within = self.wait + ANSWER_GRACE;
+        tokio::time::timeout(
+            within,
+            self.client
+                .request_idempotent(method.clone(), path, headers, body),
+        )
+        .await
+        .map_err(|_| {
+            transport(format!(
+                "no answer from {} to {method} {path} within {within:?}",
+                self.peer.id
+            ))
+        })?
     }
 
     async fn list_now(&self) -> Result<Listing, ClientError> {
@@ -166,7 +188,16 @@ impl Poller {
             _ => return Err(crate::transport::client::fail_status(path, resp).await),
         };
         let mut body = resp.into_body();
-        while let Some(frame) = body.frame().await {
+        loop {
+            let frame = tokio::time::timeout(DOWNLOAD_STALL, body.frame())
+                .await
+                .map_err(|_| {
+                    transport(format!(
+                        "the download of {} stalled for {DOWNLOAD_STALL:?}",
+                        b.id
+                    ))
+                })?;
+            let Some(frame) = frame else { break };
             let frame = frame.map_err(transport)?;
             if let Some(data) = frame.data_ref() {
                 file.write_all(data).await?;
@@ -243,6 +274,9 @@ impl Poller {
         if resp.status() != StatusCode::OK {
             return Err(crate::transport::client::fail_status(path, resp).await);
         }
+        // Read to its end, so that the connection is kept for the next
+        // request (an unread answer closes it).
+        resp.into_body().collect().await.map_err(transport)?;
         tracing::info!(peer = %self.peer.id, bundle = %b.id, "receipt accepted");
         Ok(())
     }
@@ -255,6 +289,9 @@ impl Poller {
         let mut peer_failures = 0u32;
         let mut failing: HashMap<BundleId, Failing> = HashMap::new();
         let part = format!("peer:{}", self.peer.id);
+        if let Some(proxy) = self.client.proxy() {
+            tracing::info!(peer = %self.peer.id, %proxy, "polling through the proxy");
+        }
         loop {
             if shutdown.is_cancelled() {
                 return;
