@@ -4,16 +4,17 @@
 //! package), and `sealpost demo` run from the unpacked package — plus a binary
 //! without its files, which must say where it looked.
 //!
-//! Build time. A release build of this crate costs several minutes on two
-//! cores (RELEASE_MINUTES below), and any profile other than the test's own
-//! (dev) rebuilds every dependency as well. So the test packages the binary
-//! `cargo test` has already built (`scripts/package --binary`): the same
-//! assets, metadata and maintainer scripts as a release package; only the
-//! binary's optimisation differs, and the debug symbols, which a release
-//! package puts into a -dbgsym package and which here are stripped
-//! (`--no-dbgsym --strip`: xz over 200 MB of dev debug info takes half a
-//! minute). With `--fast` compression the package takes about 5 s on two idle
-//! cores; the test prints the time taken.
+//! Build time. A release build of this crate and its dependencies takes 5.5
+//! minutes on two idle cores (measured: 5 min 25 s; `scripts/package` as a
+//! whole, 16 min on a loaded machine), and any profile other than the test's
+//! own (dev) rebuilds every dependency as well — a lighter custom profile
+//! would still cost minutes. So the test packages the binary `cargo test` has
+//! already built (`scripts/package --binary`): the same assets, metadata and
+//! maintainer scripts as a release package; only the binary's optimisation
+//! differs, and its debug symbols, which a release package moves into a
+//! -dbgsym package and which here are stripped (`--no-dbgsym --strip`: xz over
+//! 200 MB of dev debug info alone takes half a minute). With `--fast`
+//! compression the package takes about 6 s; the test prints the time taken.
 //!
 //! The package is built once per run, into `CARGO_TARGET_TMPDIR/package`
 //! (kept after the run for a look), and shared by the tests below.
