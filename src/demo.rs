@@ -5,9 +5,12 @@
 //! verified receipts.
 //!
 //! The example files (`certs-example/`, `config/*.example.toml`,
-//! `fixtures/applications/`) are found, in this order, in `$SEALPOST_SHARE`,
-//! in `../share/sealpost` beside the binary, in `/usr/share/sealpost` (the
-//! Debian package), and in the source tree the binary was built from.
+//! `fixtures/applications/`) are found in `$SEALPOST_SHARE` when it is set
+//! (and only there); otherwise, in this order, in `../share/sealpost` beside
+//! the binary (`/usr/bin` → `/usr/share/sealpost`, the Debian package), in
+//! `/usr/share/sealpost`, and in the source tree of `$CARGO_MANIFEST_DIR`
+//! (which `cargo run` and `cargo test` set). No build path is compiled in: a
+//! binary copied elsewhere without its files says every place it looked.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,15 +25,19 @@ const MARKER: &str = "certs-example/peers.toml";
 pub fn assets() -> Result<PathBuf, Vec<PathBuf>> {
     let mut candidates = Vec::new();
     if let Some(d) = std::env::var_os("SEALPOST_SHARE") {
+        // Set on purpose: a wrong value is reported, not passed over.
         candidates.push(PathBuf::from(d));
-    }
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(prefix) = exe.parent().and_then(Path::parent) {
-            candidates.push(prefix.join("share/sealpost"));
+    } else {
+        if let Ok(exe) = std::env::current_exe() {
+            if let Some(prefix) = exe.parent().and_then(Path::parent) {
+                candidates.push(prefix.join("share/sealpost"));
+            }
+        }
+        candidates.push(PathBuf::from("/usr/share/sealpost"));
+        if let Some(d) = std::env::var_os("CARGO_MANIFEST_DIR") {
+            candidates.push(PathBuf::from(d));
         }
     }
-    candidates.push(PathBuf::from("/usr/share/sealpost"));
-    candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     candidates
         .iter()
         .find(|c| c.join(MARKER).is_file())
@@ -67,14 +74,16 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
     let src = &assets().map_err(|looked| {
-        format!(
-            "cannot find the demo's files (example PKI, configs and applications); looked in {}. Install the package or set SEALPOST_SHARE",
-            looked
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        let looked = looked
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        if std::env::var_os("SEALPOST_SHARE").is_some() {
+            format!("cannot find the demo's files (example PKI, configs and applications) in SEALPOST_SHARE={looked}: it must hold {MARKER}, config/ and fixtures/applications/")
+        } else {
+            format!("cannot find the demo's files (example PKI, configs and applications); looked in {looked}. Install the package or set SEALPOST_SHARE")
+        }
     })?;
     let work = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!(

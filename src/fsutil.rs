@@ -309,9 +309,10 @@ impl Drop for AtomicDir {
 /// The lease ends when the file is closed.
 ///
 /// Leases need the file to belong to this process's user, or `CAP_LEASE`
-/// (the systemd unit grants it), and a file system that supports them (local
-/// ones do; network file systems often do not): [`lease::Probe::Unsupported`] says so
-/// and the caller falls back to watching sizes and times.
+/// (docs/operations.md: the clerks' share, or a drop-in for the unit), and a
+/// file system that supports them (local ones do; network file systems often
+/// do not): [`lease::Probe::Unsupported`] says so and the caller falls back to
+/// watching sizes and times.
 pub mod lease {
     use std::fs::{File, OpenOptions};
     use std::io;
