@@ -915,3 +915,44 @@ fn logs_go_to_journald_with_priorities_and_to_json_on_request() {
     assert!(lines.iter().any(|l| l["level"] == "WARN"
         && l["fields"]["message"] == "a certificate expires soon: renew it"));
 }
+
+#[test]
+fn the_alert_rules_in_the_operations_guide_pass_promtool() {
+    let guide =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operations.md"))
+            .expect("docs/operations.md");
+    let rules = guide
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|r| r.split("```").next())
+        .expect("a yaml block of rules");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("sealpost.rules.yml");
+    fs::write(&file, rules).expect("write");
+    let o = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool (Debian package prometheus; scripts/test installs it)");
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Every metric a rule names is one the node exports.
+    let exported = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/ops/metrics.rs");
+    let source = fs::read_to_string(exported).expect("metrics.rs");
+    for name in rules
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("sealpost_"))
+    {
+        let base = name
+            .trim_start_matches("sealpost_")
+            .trim_end_matches("_total");
+        assert!(
+            source.contains(&format!("\"{base}\"")),
+            "{name} is not registered in src/ops/metrics.rs"
+        );
+    }
+}
