@@ -93,6 +93,11 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
     });
     std::fs::create_dir_all(&work).map_err(|e| format!("cannot create {}: {e}", work.display()))?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    // Each node's log in the work directory, not over the demo's story.
+    let log_file = |node: &str| -> Result<std::fs::File, String> {
+        let path = work.join(format!("{node}.log"));
+        std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
     let say = |out: &mut dyn Write, s: String| {
         let _ = writeln!(out, "{s}");
         let _ = out.flush();
@@ -144,6 +149,7 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
         .env("SEALPOST_INTAKE__SETTLE", "1s")
         .env("SEALPOST_INTAKE__SCAN_INTERVAL", "200ms")
         .stdout(Stdio::piped())
+        .stderr(log_file("sz-lac")?)
         .spawn()
         .map_err(|e| format!("cannot start the committee node: {e}"))?;
     let stdout = committee.stdout.take().ok_or("no stdout")?;
@@ -196,6 +202,7 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
             .env("SEALPOST_CLIENT__WAIT", "30s")
             .env("SEALPOST_ADMIN__LISTEN", "127.0.0.1:0")
             .stdout(Stdio::null())
+            .stderr(log_file(court)?)
             .spawn()
             .map_err(|e| format!("cannot start {court}: {e}"))?;
         courts.push(Daemon(child));
@@ -300,6 +307,6 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
     }
     drop(courts);
     drop(committee);
-    say(out, format!("\nAll example applications travelled sealed, were opened only by their court, and came back as signed receipts.\nEverything is in {}", work.display()));
+    say(out, format!("\nAll example applications travelled sealed, were opened only by their court, and came back as signed receipts.\nEverything is in {} (each node's log: <node>.log)", work.display()));
     Ok(())
 }
