@@ -268,6 +268,15 @@ async fn get(client: &PeerClient, path: &str) -> Result<(StatusCode, Vec<u8>), C
     Ok((status, body.to_vec()))
 }
 
+/// A committee daemon, reached by the courts through a relay that counts
+/// their connections.
+fn committee_behind_relay(net: &Net) -> (Node, Relay) {
+    let committee = start(net);
+    let relay = Relay::start(&committee.addr);
+    set_committee_endpoint(net, &format!("127.0.0.1:{}", relay.port));
+    (committee, relay)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().expect("runtime")
 }
@@ -277,9 +286,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn a_hundred_polls_use_one_connection() {
     let net = Net::new();
-    let mut committee = start(&net);
-    let relay = Relay::start(&committee.addr);
-    set_committee_endpoint(&net, &format!("127.0.0.1:{}", relay.port));
+    let (mut committee, relay) = committee_behind_relay(&net);
     let client = court_client(&net, &[]);
     let rt = runtime();
     let started = Instant::now();
@@ -306,9 +313,7 @@ fn a_hundred_polls_use_one_connection() {
 #[test]
 fn a_polling_court_delivers_over_one_kept_connection() {
     let net = Net::new();
-    let mut committee = start(&net);
-    let relay = Relay::start(&committee.addr);
-    set_committee_endpoint(&net, &format!("127.0.0.1:{}", relay.port));
+    let (mut committee, relay) = committee_behind_relay(&net);
     let mut court = common::spawn_run(
         &net,
         FUTIAN,
@@ -386,9 +391,7 @@ fn a_connection_the_server_closed_while_idle_is_replaced_without_an_error() {
 #[test]
 fn a_request_lost_with_a_closing_connection_is_sent_once_more_on_a_fresh_one() {
     let net = Net::new();
-    let mut committee = start(&net);
-    let relay = Relay::start(&committee.addr);
-    set_committee_endpoint(&net, &format!("127.0.0.1:{}", relay.port));
+    let (mut committee, relay) = committee_behind_relay(&net);
     let client = court_client(&net, &[]);
     let rt = runtime();
     let (status, _) = rt.block_on(get(&client, "/v1/bundles")).expect("first");
