@@ -42,6 +42,7 @@ pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod demo;
+pub mod followup;
 pub mod fsutil;
 pub mod inbox;
 pub mod intake;

@@ -362,6 +362,14 @@ impl Outbox {
         self.commit()
     }
 
+    /// A named tree in the outbox's store, for the records that live beside
+    /// the deliveries (the case files, the notification queue). Changes to it
+    /// are made durable by [`Outbox::commit`] like the outbox's own, and are
+    /// part of [`Outbox::backup`].
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, OutboxError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// The record for `id`.
     pub fn get(&self, id: &BundleId) -> Result<Option<Delivery>, OutboxError> {
         self.db
@@ -612,6 +620,17 @@ impl Outbox {
                     n += 1;
                 }
                 copy.insert(k, v)?;
+            }
+            // The other trees (case files, notifications) as of the same instant.
+            for name in self.db.tree_names() {
+                if name == b"__sled__default".as_slice() {
+                    continue;
+                }
+                let (from, to) = (self.db.open_tree(&name)?, copy.open_tree(&name)?);
+                for kv in from.iter() {
+                    let (k, v) = kv?;
+                    to.insert(k, v)?;
+                }
             }
             copy.flush()?;
             drop(copy);
