@@ -17,6 +17,7 @@
 //! | | [`demo`] | `sealpost demo`: two nodes on loopback walking the example applications |
 //! | services | [`intake`] | the watched folder (an entry point too: [`intake::watch`]): completeness, claim, quiet check (file leases), validation, reject/accept, retries, disk-full pause, crash recovery |
 //! | | [`delivery`] | pushes queued bundles to peers that take pushes, and takes their signed receipts |
+//! | | [`notify`] | applicant notifications: e-mail (lettre: SMTP or `.eml` files) and SMS (HMAC-signed webhook) from a durable queue with retries and stable message ids (`docs/notifications.md`) |
 //! | | [`inbox`] | the receiving side: verify, claim the id, open, sign the receipt once; the court's poller ([`inbox::poll`]); recovery at start |
 //! | stores and formats | [`outbox`] | bundle files + sled index of deliveries: typed transitions that raise [`outbox::Event`]s to subscribers, waiting index per peer, counters, backup |
 //! | | [`receipt`] | the signed receipt (proof of delivery): format, signing, verification |
@@ -31,8 +32,8 @@
 //! | | [`zipcheck`] | a zip file's local headers checked against its central directory |
 //! | | [`retry`] | capped exponential backoff with jitter, for every retry loop |
 //!
-//! Modules still to come with later work: `notify` (e-mail to applicants) and
-//! `audit` (hash-chained log), both subscribers of the outbox's events.
+//! Modules still to come with later work: `audit` (hash-chained log), a
+//! subscriber of the outbox's events.
 
 pub mod api;
 pub mod application;
@@ -46,6 +47,7 @@ pub mod followup;
 pub mod fsutil;
 pub mod inbox;
 pub mod intake;
+pub mod notify;
 pub mod ops;
 pub mod outbox;
 pub mod pki;

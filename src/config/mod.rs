@@ -17,11 +17,17 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod directory;
+mod notify;
 mod proxy;
 mod site;
 
 use directory::parse_role;
 pub use directory::{load_directory, DeliveryMode, Directory, Peer, Role};
+pub use notify::EVENT_KINDS as NOTIFY_EVENT_KINDS;
+pub use notify::{
+    is_loopback_host, EmailSettings, EmailTransport, NotifySettings, Secret, SmsSettings,
+    SmtpSettings, SmtpTls,
+};
 pub use proxy::{ProxyCredentials, ProxySettings};
 use site::Site;
 pub use site::{locate_key, ConfigError};
@@ -264,6 +270,8 @@ pub struct Config {
     pub log: LogSettings,
     /// Certificates and CRLs expiring within this many days are warned about.
     pub expiry_warning_days: u32,
+    /// Applicant notifications (`[notify]`; default: no channel).
+    pub notify: NotifySettings,
     /// Things that work but should be fixed (a private key readable by
     /// others): printed by `check-config`, logged at start.
     pub warnings: Vec<ConfigError>,
@@ -304,6 +312,8 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     alerts: RawAlerts,
+    #[serde(default)]
+    notify: notify::RawNotify,
 }
 
 #[derive(Debug, Deserialize)]
@@ -752,6 +762,8 @@ impl Config {
             ));
         }
 
+        let notify = notify::validate(&raw.notify, site)?;
+
         let directory_file = site.resolve(&raw.directory.file);
         let directory = load_directory(&directory_file).map_err(|mut e| {
             if e.file == directory_file && e.key.is_none() && e.line.is_none() {
@@ -855,6 +867,7 @@ impl Config {
             admin_socket,
             log,
             expiry_warning_days: raw.alerts.expiry_warning_days.unwrap_or(30),
+            notify,
             warnings,
         })
     }
