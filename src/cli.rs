@@ -163,6 +163,9 @@ pub enum Command {
 pub enum CtlCommand {
     /// The node: version, uptime, readiness of every part, queue depths.
     Status {
+        /// One case (committees): its bundles, what the court said, the
+        /// notifications and the timeline, as the clerks' status file shows it.
+        case: Option<String>,
         /// Print the daemon's answer as JSON.
         #[arg(long)]
         json: bool,
@@ -692,7 +695,8 @@ pub fn ctl(config: &Path, socket: Option<PathBuf>, cmd: CtlCommand, out: &mut im
         })
     };
     let req = match &cmd {
-        CtlCommand::Status { .. } => Request::Status,
+        CtlCommand::Status { case: None, .. } => Request::Status,
+        CtlCommand::Status { case: Some(c), .. } => Request::Case { case: c.clone() },
         CtlCommand::List { state, peer, .. } => Request::List {
             state: state.clone(),
             peer: peer.clone(),
@@ -757,7 +761,15 @@ pub fn ctl(config: &Path, socket: Option<PathBuf>, cmd: CtlCommand, out: &mut im
     let d = &reply.data;
     let s = |v: &serde_json::Value| v.as_str().unwrap_or("").to_owned();
     let _ = match cmd {
-        CtlCommand::Status { json: false } => writeln!(out, "{}", render_status(d)),
+        CtlCommand::Status {
+            json: false,
+            case: None,
+        } => writeln!(out, "{}", render_status(d)),
+        CtlCommand::Status {
+            json: false,
+            case: Some(_),
+        } => write!(out, "{}", s(&d["text"])),
+        CtlCommand::Status { json: true, case: Some(_) } => writeln!(out, "{}", d["view"]),
         CtlCommand::List { json: false, .. } => {
             for x in d.as_array().into_iter().flatten() {
                 let _ = writeln!(

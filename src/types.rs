@@ -287,6 +287,22 @@ impl Timestamp {
     pub fn datetime(&self) -> OffsetDateTime {
         self.0
     }
+    /// The time in China Standard Time (UTC+8, 北京时间), to the minute:
+    /// `2026-11-30 21:37`, as clerks and applicants read it.
+    pub fn beijing(&self) -> String {
+        let b = self
+            .0
+            .to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("UTC+8"));
+        format!(
+            "{}-{:02}-{:02} {:02}:{:02}",
+            b.year(),
+            u8::from(b.month()),
+            b.day(),
+            b.hour(),
+            b.minute()
+        )
+    }
+
     /// RFC 3339 text.
     pub fn to_rfc3339(&self) -> String {
         self.0

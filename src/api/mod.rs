@@ -67,6 +67,7 @@ use crate::transport::tls::{identify, Live, Shared};
 mod body;
 mod budget;
 mod bundles;
+mod cases;
 mod problems;
 mod routes;
 mod uploads;
@@ -89,6 +90,8 @@ pub struct Api {
     pub intake: Option<Arc<crate::intake::Intake>>,
     /// Downloads per peer, intake outcomes (read by the metrics).
     pub counters: Counters,
+    /// The committee's casework (case views, court events), if this node keeps cases.
+    pub casework: Option<crate::followup::casework::Casework>,
     connections: Arc<Registry>,
 }
 
@@ -101,6 +104,7 @@ impl Api {
             limits,
             intake: None,
             counters: Counters::default(),
+            casework: None,
             connections: Arc::new(Registry::default()),
         }
     }
@@ -114,6 +118,13 @@ impl Api {
     ) -> Self {
         self.intake = intake;
         self.counters = counters;
+        self
+    }
+
+    /// Serves case views and takes court events through `casework`.
+    #[must_use]
+    pub fn with_casework(mut self, casework: Option<crate::followup::casework::Casework>) -> Self {
+        self.casework = casework;
         self
     }
 

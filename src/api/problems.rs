@@ -13,7 +13,8 @@ use super::ResBody;
 
 /// Every problem `code` the server sends (besides the bundle-verification
 /// codes of [`crate::bundle::BundleError::code`] on push, and the receipt codes of
-/// [`crate::receipt::ReceiptError::code`]). `docs/openapi.yaml` lists them all.
+/// [`crate::receipt::ReceiptError::code`], and the event codes of
+/// [`crate::followup::EventError::code`]). `docs/openapi.yaml` lists them all.
 pub const PROBLEM_CODES: &[&str] = &[
     "bad-query",
     "not-found",
@@ -31,6 +32,11 @@ pub const PROBLEM_CODES: &[&str] = &[
     "application-rejected",
     "insufficient-storage",
     "too-many-connections",
+    "not-a-court",
+    "event-court-mismatch",
+    "event-committee-mismatch",
+    "event-case-mismatch",
+    "event-id-conflict",
     "internal",
 ];
 

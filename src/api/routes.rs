@@ -31,6 +31,10 @@ enum Handler {
     Receipt,
     /// `POST /v1/applications`: the online platform submits an application.
     Submit,
+    /// `GET /v1/cases/{case}`: a case's timeline, for the peers it concerns.
+    Case,
+    /// `POST /v1/cases/{case}/events`: a court's follow-up event.
+    Events,
 }
 
 /// Every path and the methods it serves, in the order `Allow` names them.
@@ -51,6 +55,8 @@ const ROUTES: &[(&str, &[(Method, Handler)])] = &[
         &[(Method::POST, Handler::Receipt)],
     ),
     ("/v1/applications", &[(Method::POST, Handler::Submit)]),
+    ("/v1/cases/{id}", &[(Method::GET, Handler::Case)]),
+    ("/v1/cases/{id}/events", &[(Method::POST, Handler::Events)]),
 ];
 
 type Methods = &'static [(Method, Handler)];
@@ -107,6 +113,14 @@ pub(super) async fn handle(
         Routed::To(Handler::Download, raw) => match id(raw) {
             Some(id) => download(api, peer, id, &req).await,
             None => not_found(),
+        },
+        Routed::To(Handler::Case, raw) => match super::cases::case_of(raw) {
+            Some(case) => super::cases::get(api, peer, case).await,
+            None => super::cases::no_case(),
+        },
+        Routed::To(Handler::Events, raw) => match super::cases::case_of(raw) {
+            Some(case) => super::cases::post_event(api, peer, case, req).await,
+            None => super::cases::no_case(),
         },
         Routed::To(Handler::Receipt, raw) => match id(raw) {
             Some(id) => receipt(api, peer, id, req).await,

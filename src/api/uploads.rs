@@ -166,6 +166,13 @@ pub(super) async fn submit(
         intake.submit(&path, &item)
     })
     .await;
+    if let (Ok(Ok(crate::intake::Outcome::Accepted { id, .. })), Some(work)) =
+        (&outcome, &api.casework)
+    {
+        if let Err(e) = work.cases().set_submitter(id, peer) {
+            tracing::warn!(bundle = %id, error = %e, "cannot note the submitting platform on the case");
+        }
+    }
     match &outcome {
         Ok(Ok(crate::intake::Outcome::Accepted { .. })) => api.counters.accepted(),
         Ok(Ok(crate::intake::Outcome::Rejected { .. })) => api.counters.rejected(),

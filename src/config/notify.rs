@@ -161,6 +161,13 @@ pub struct NotifySettings {
     pub max_attempts: u32,
 }
 
+impl NotifySettings {
+    /// Whether any channel is configured (the clerks' notes say only what is true).
+    pub fn is_configured(&self) -> bool {
+        self.email.is_some() || self.sms.is_some()
+    }
+}
+
 impl Default for NotifySettings {
     fn default() -> Self {
         Self {

@@ -49,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, DeliveryMode, Role};
+use crate::followup::{cases::Cases, casework::Casework};
 use crate::intake::{Intake, Outcome, Wake};
 use crate::ops;
 use crate::outbox::{Change, Outbox};
@@ -188,6 +189,9 @@ struct Node {
     supervisor: Supervisor,
     intake: Option<Arc<Intake>>,
     api: Option<Arc<crate::api::Api>>,
+    /// The committee's case files and notifications (not on courts).
+    casework: Option<Casework>,
+    notifier: Option<crate::notify::Notifier>,
     shutdown: CancellationToken,
     /// The pollers and pushers: stopped and started again on reload.
     peers: (CancellationToken, TaskTracker),
@@ -337,6 +341,12 @@ impl Node {
         if let Some(i) = &self.intake {
             i.reconfigure(new.clone());
         }
+        if let Some(c) = &self.casework {
+            c.reconfigure(new.clone());
+        }
+        if let Some(n) = &self.notifier {
+            n.reconfigure(new.notify.clone());
+        }
         let (stop, tracker) = std::mem::replace(
             &mut self.peers,
             (self.shutdown.child_token(), TaskTracker::new()),
@@ -417,13 +427,40 @@ async fn serve(
     let live = Shared::new(Arc::new(
         Live::build(config.clone()).map_err(|e| DaemonError::Config(e.to_string()))?,
     ));
+    // The committee's case files, notifications and the clerks' status files.
+    let (casework, notifier) = if config.node.role == Role::Court {
+        (None, None)
+    } else {
+        let cases = Cases::open(&outbox, &config.node.data_dir)
+            .map_err(|e| DaemonError::Config(format!("cannot open the case files: {e}")))?;
+        let notifier = crate::notify::Notifier::open(
+            &outbox,
+            config.notify.clone(),
+            config.node.id.clone(),
+        )
+        .map_err(|e| DaemonError::Config(format!("cannot open the notification queue: {e}")))?;
+        let work = Casework::new(config.clone(), outbox.clone(), cases, Some(notifier.clone()));
+        work.subscribe();
+        let w = work.clone();
+        let caught = tokio::task::spawn_blocking(move || w.reconcile())
+            .await
+            .map_err(|e| DaemonError::Config(e.to_string()))?
+            .map_err(|e| DaemonError::Config(format!("cannot catch up the case files: {e}")))?;
+        if caught > 0 {
+            tracing::info!(steps = caught, "case timelines caught up after an interrupted run");
+        }
+        (Some(work), Some(notifier))
+    };
     let intake = if config.node.role == Role::Court {
         None
     } else {
-        let i = Intake::new(config.clone(), outbox.clone())
+        let mut i = Intake::new(config.clone(), outbox.clone())
             .and_then(|i| i.clean_uploads().map(|()| i))
             .map_err(DaemonError::Intake)?
             .reporting_to(health.clone());
+        if let Some(w) = &casework {
+            i = i.keeping_cases(w.cases().clone());
+        }
         Some(Arc::new(i))
     };
     let supervisor = Supervisor::new(health.clone(), counters.clone());
@@ -487,6 +524,8 @@ async fn serve(
         supervisor: supervisor.clone(),
         intake: intake.clone(),
         api: None,
+        casework: casework.clone(),
+        notifier: notifier.clone(),
         shutdown: shutdown.clone(),
         peers: (shutdown.child_token(), TaskTracker::new()),
     };
@@ -496,7 +535,8 @@ async fn serve(
     if let Some(listener) = api_listener {
         let api = Arc::new(
             crate::api::Api::new(live.clone(), outbox.clone(), config.server_limits)
-                .with_node(intake.clone(), counters.clone()),
+                .with_node(intake.clone(), counters.clone())
+                .with_casework(casework.clone()),
         );
         node.api = Some(api.clone());
         let listener = Arc::new(listener);
@@ -530,6 +570,15 @@ async fn serve(
         });
     }
 
+    // Notifications to applicants.
+    if let Some(n) = &notifier {
+        let (n, stop) = (n.clone(), shutdown.clone());
+        supervisor.spawn(&tracker, "notify".into(), shutdown.clone(), move || {
+            let (n, stop) = (n.clone(), stop.clone());
+            async move { n.run(stop).await.map_err(|e| e.to_string()) }
+        });
+    }
+
     // Reloads are done one at a time, here, whoever asks.
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(8);
 
@@ -559,6 +608,7 @@ async fn serve(
             started,
             reload,
             backup,
+            casework: casework.clone(),
         };
         let listener = Arc::new(admin_listener);
         let stop = shutdown.clone();

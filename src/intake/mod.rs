@@ -251,6 +251,7 @@ pub struct Intake {
     dirs: Dirs,
     state: Mutex<State>,
     health: Health,
+    cases: Option<crate::followup::cases::Cases>,
 }
 
 /// The name intake reports its health under.
@@ -381,7 +382,16 @@ impl Intake {
             dirs,
             state: Mutex::new(State::default()),
             health: Health::default(),
+            cases: None,
         })
+    }
+
+    /// Records every accepted application in `cases` (its applicant, for
+    /// notifications; its timeline; the clerks' status file).
+    #[must_use]
+    pub fn keeping_cases(mut self, cases: crate::followup::cases::Cases) -> Self {
+        self.cases = Some(cases);
+        self
     }
 
     /// Reports the loop's health (scanning, paused, failing) to `health`.
@@ -1196,6 +1206,22 @@ impl Intake {
                 source: io::Error::from(io::ErrorKind::NotFound),
             });
         };
+        // The case file first (idempotent), so that the queue's event finds it.
+        if let Some(cases) = &self.cases {
+            cases
+                .record_accepted(
+                    &app.case_number,
+                    &app.court,
+                    &app.applicant,
+                    id,
+                    Some(name.to_owned()),
+                    now,
+                )
+                .map_err(|e| IntakeError::Io {
+                    context: "cannot record the case".into(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+        }
         if self.outbox.get(&id)?.is_none() {
             let (envelope, bytes, size) = if bundle.exists() {
                 // Published by an earlier run, after its own unchanged-check.
@@ -1241,7 +1267,7 @@ impl Intake {
             )?;
         }
         let _ = fs::remove_dir_all(work.join(EXTRACTED));
-        let note = render_acceptance(name, &id, now, app, court);
+        let note = render_acceptance(name, &id, now, app, court, config.notify.is_configured());
         if !accepted_note_exists(&self.dirs.accepted, name, &id) {
             let dest = free_name(&self.dirs.accepted, name, &id, ".txt");
             write_new_atomic(&dest, note.as_bytes())

@@ -145,17 +145,7 @@ pub(super) fn accepted_note_exists(dir: &Path, name: &str, id: &BundleId) -> boo
 }
 
 pub(super) fn beijing(t: Timestamp) -> String {
-    let b = t
-        .datetime()
-        .to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("UTC+8"));
-    format!(
-        "{}-{:02}-{:02} {:02}:{:02}",
-        b.year(),
-        u8::from(b.month()),
-        b.day(),
-        b.hour(),
-        b.minute()
-    )
+    t.beijing()
 }
 
 /// The most reasons `REJECTED.txt` lists; the rest are counted (all of them
@@ -219,7 +209,19 @@ pub fn render_acceptance(
     now: Timestamp,
     app: &Application,
     court: &crate::config::Peer,
+    notifying: bool,
 ) -> String {
+    let (tell_zh, tell_en) = if notifying {
+        (
+            format!("法院签收及此后法院的每项要求，本系统都会通过电子邮件通知申请人（{}），进度见 status/ 文件夹中的状态文件。", printable(&app.applicant.email)),
+            format!("The applicant is told by e-mail ({}) when the court signs for it and at each request of the court; the status file in status/ shows the progress.", printable(&app.applicant.email)),
+        )
+    } else {
+        (
+            "本系统未配置申请人通知，不会通知申请人，请按现行方式告知申请人；进度见 status/ 文件夹中的状态文件。".to_owned(),
+            "Notifications are not configured on this node, so the applicant is not told by it: tell them as you do today; the status file in status/ shows the progress.".to_owned(),
+        )
+    };
     format!(
         "申请已接收 / APPLICATION ACCEPTED\n==========================================\n\n\
 材料 / Item:          {name}\n\
@@ -227,8 +229,8 @@ pub fn render_acceptance(
 受理法院 / Court:     {zh}\n                      {en}\n\
 电子文件编号 / Bundle: {id}\n\
 接收时间 / Accepted:  {time}（北京时间 / Beijing time）\n\n\
-下一步：申请已签名并加密，只有{zh}能够打开，正在等待法院系统取件；法院签收后，法院的签收回执会保存在本系统中。本系统不会自动通知申请人，请按现行方式告知申请人。原件已归档在 archive/{id}/。\n\n\
-Next: the application is signed and encrypted so that only the court can open it, and waits for the court's system to collect it; when the court signs for it, its signed receipt is kept by this node. This node does not notify the applicant: tell them as you do today. The originals are archived in archive/{id}/.\n",
+下一步：申请已签名并加密，只有{zh}能够打开，正在等待法院系统取件；法院签收后，法院的签收回执会保存在本系统中。{tell_zh}原件已归档在 archive/{id}/。\n\n\
+Next: the application is signed and encrypted so that only the court can open it, and waits for the court's system to collect it; when the court signs for it, its signed receipt is kept by this node. {tell_en} The originals are archived in archive/{id}/.\n",
         name = printable(name),
         case = printable(app.case_number.as_str()),
         zh = court.name_zh,

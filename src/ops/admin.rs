@@ -73,6 +73,11 @@ pub enum Request {
     },
     /// Reload the configuration, peer directory, certificates and CRLs.
     Reload,
+    /// One case: its bundles, the court's events, its timeline (committees).
+    Case {
+        /// The case number.
+        case: String,
+    },
 }
 
 /// The daemon's answer.
@@ -139,6 +144,8 @@ pub struct Context {
     pub reload: Reloader,
     /// Makes a backup.
     pub backup: Backup,
+    /// The committee's case files (`ctl status CASE`), if this node keeps them.
+    pub casework: Option<crate::followup::casework::Casework>,
 }
 
 impl std::fmt::Debug for Context {
@@ -313,6 +320,19 @@ fn execute_blocking(ctx: &Context, req: Request, uid: u32) -> Reply {
     };
     match req {
         Request::Status => Reply::ok(status(ctx)),
+        Request::Case { case } => {
+            let Ok(case) = case.parse::<crate::types::CaseRef>() else {
+                return Reply::err("bad-request", format!("{:?} is not a case number", printable(&case)));
+            };
+            let Some(work) = &ctx.casework else {
+                return Reply::err("not-found", "this node keeps no case files (it is not a committee)");
+            };
+            match (work.view(&case), work.status_text(&case)) {
+                (Ok(Some(view)), Ok(Some(text))) => Reply::ok(serde_json::json!({"view": view, "text": text})),
+                (Ok(None), _) | (_, Ok(None)) => Reply::err("not-found", format!("no case {}", printable(case.as_str()))),
+                (Err(e), _) | (_, Err(e)) => Reply::err("failed", e),
+            }
+        }
         Request::List { state, peer } => {
             if let Some(s) = &state {
                 if !crate::outbox::State::NAMES.contains(&s.as_str()) {

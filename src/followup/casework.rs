@@ -1,0 +1,612 @@
+//! The committee's side of a case after acceptance: every delivery change and
+//! every court event goes on the case's timeline, becomes a notification to
+//! the applicant where one is due, and rewrites the clerks' status file.
+//!
+//! It is driven by three things: the outbox's events ([`Casework::on_delivery`],
+//! subscribed to the outbox's bus), the court's events arriving over the API
+//! ([`Casework::receive`]), and the notifier's outcomes
+//! ([`Casework::on_notification`]). Each step is durable before the next is
+//! taken; what a crash interrupts between the outbox's change and the case's
+//! timeline is caught up at start ([`Casework::reconcile`]), and notifications
+//! are idempotent by their key, so a caught-up step never notifies twice.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use serde::Serialize;
+
+use super::cases::{CaseFile, Cases, CasesError, Entry, Step, Stored, StoredEvent};
+use super::event::{Event, EventError, Submission};
+use super::status;
+use crate::config::{Config, Role};
+use crate::notify::{CourtInfo, Notice, NoticeAttachment, Notifier, Outcome, OutcomeKind, What};
+use crate::outbox::{Change, Outbox};
+use crate::types::{printable, AgencyId, BundleId, CaseRef, Sha256, Timestamp};
+
+/// Why a court's event is refused (mapped to an HTTP answer by the API).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The caller is not a court.
+    #[error("only courts post follow-up events")]
+    NotACourt,
+    /// The case or bundle is not the caller's (or does not exist): the same
+    /// answer either way.
+    #[error("not found")]
+    NotFound,
+    /// The event does not verify or breaks a rule.
+    #[error(transparent)]
+    Invalid(#[from] EventError),
+    /// The event names another court, committee or case than the request.
+    #[error("{detail}")]
+    Mismatch {
+        /// Stable code.
+        code: &'static str,
+        /// What differs.
+        detail: String,
+    },
+    /// The id is taken by another event.
+    #[error("event {0} was recorded before with other content")]
+    Conflict(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(CasesError),
+}
+
+/// What the API answers for a recorded event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recorded {
+    /// The event.
+    pub event_id: String,
+    /// When this node recorded it (the first time).
+    pub recorded_at: Timestamp,
+    /// Whether it was recorded before (an identical repeat).
+    #[serde(skip)]
+    pub repeat: bool,
+}
+
+/// A case as shown to its court, its platform (`GET /v1/cases/{case}`) and
+/// operators (`sealpost ctl status CASE`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseView {
+    /// 案号.
+    pub case_number: CaseRef,
+    /// Its court.
+    pub court: AgencyId,
+    /// When it was accepted.
+    pub accepted_at: Timestamp,
+    /// The applicant's name and notice language.
+    pub applicant: ApplicantView,
+    /// Its bundles and where each is.
+    pub bundles: Vec<BundleView>,
+    /// The court's events, as the court signed them.
+    pub events: Vec<EventView>,
+    /// Everything that happened, in order.
+    pub timeline: Vec<Entry>,
+}
+
+/// The applicant, as far as a view shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplicantView {
+    /// Name.
+    pub name: String,
+    /// `zh` or `en`.
+    pub language: crate::application::Language,
+}
+
+/// One bundle of a case.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleView {
+    /// Its id.
+    pub id: BundleId,
+    /// Its delivery state.
+    pub state: String,
+    /// When it was queued.
+    pub queued_at: Timestamp,
+    /// When the court's receipt was accepted, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Timestamp>,
+    /// SHA-256 of the stored receipt, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_sha256: Option<Sha256>,
+}
+
+/// One court event of a case.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    /// When this node recorded it.
+    pub received_at: Timestamp,
+    /// The event as signed.
+    pub event: Event,
+}
+
+/// The committee's casework.
+#[derive(Debug, Clone)]
+pub struct Casework {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cases: Cases,
+    outbox: Outbox,
+    notifier: Option<Notifier>,
+    config: RwLock<Arc<Config>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Casework")
+            .field("notifier", &self.notifier.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Casework {
+    /// Casework over `cases` and `outbox`, notifying through `notifier` (if any).
+    pub fn new(
+        config: Arc<Config>,
+        outbox: Outbox,
+        cases: Cases,
+        notifier: Option<Notifier>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cases,
+                outbox,
+                notifier,
+                config: RwLock::new(config),
+            }),
+        }
+    }
+
+    /// Uses `next` from now on (reload).
+    pub fn reconfigure(&self, next: Arc<Config>) {
+        *self.inner.config.write().unwrap_or_else(|p| p.into_inner()) = next;
+    }
+
+    fn config(&self) -> Arc<Config> {
+        self.inner
+            .config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The case files.
+    pub fn cases(&self) -> &Cases {
+        &self.inner.cases
+    }
+
+    /// Subscribes this casework to the outbox's events and the notifier's
+    /// outcomes.
+    pub fn subscribe(&self) {
+        let me = self.clone();
+        self.inner
+            .outbox
+            .bus()
+            .subscribe(Arc::new(move |e| me.on_delivery(e)));
+        if let Some(n) = &self.inner.notifier {
+            let me = self.clone();
+            n.subscribe(Arc::new(move |o| me.on_notification(o)));
+        }
+    }
+
+    fn court_info(&self, court: &AgencyId) -> CourtInfo {
+        let config = self.config();
+        let peer = config.directory.get(court);
+        CourtInfo {
+            id: court.clone(),
+            name_zh: peer.map(|p| p.name_zh.clone()).unwrap_or_else(|| court.to_string()),
+            name_en: peer.map(|p| p.name_en.clone()).unwrap_or_else(|| court.to_string()),
+            phone: peer.and_then(|p| p.contact_phone.clone()),
+            email: peer.and_then(|p| p.contact_email.clone()),
+        }
+    }
+
+    fn notify(&self, file: &CaseFile, bundle: BundleId, event_key: String, what: What, attachments: Vec<NoticeAttachment>) {
+        let Some(n) = &self.inner.notifier else {
+            return;
+        };
+        let notice = Notice {
+            event_key,
+            case_number: file.case_number.clone(),
+            bundle_id: bundle,
+            language: match file.applicant.language {
+                crate::application::Language::Zh => crate::notify::Language::Zh,
+                crate::application::Language::En => crate::notify::Language::En,
+            },
+            applicant_name: file.applicant.name.clone(),
+            email: Some(file.applicant.email.clone()),
+            mobile: file.applicant.mobile.clone(),
+            court: self.court_info(&file.court),
+            what,
+            attachments,
+        };
+        if let Err(e) = n.enqueue(&notice) {
+            tracing::error!(case = %printable(file.case_number.as_str()), error = %e, "cannot queue the applicant's notification; it is queued again at the next start");
+        }
+    }
+
+    /// The timeline step for a delivery change, reading the stored receipt for
+    /// a delivery.
+    fn step_of(&self, bundle: BundleId, change: &Change) -> Option<Step> {
+        Some(match change {
+            Change::Queued => Step::Sealed { bundle_id: bundle },
+            Change::Fetched => Step::Fetched { bundle_id: bundle },
+            Change::Delivered => {
+                let path = self.inner.outbox.receipt_path(&bundle);
+                let bytes = std::fs::read(&path).ok()?;
+                let signed: crate::receipt::SignedReceipt = serde_json::from_slice(&bytes).ok()?;
+                Step::Delivered {
+                    bundle_id: bundle,
+                    received_at: signed.unverified_received_at()?,
+                    receipt_sha256: Sha256::of(&bytes),
+                }
+            }
+            Change::Failed {
+                attempts, error, ..
+            } => Step::PushFailed {
+                bundle_id: bundle,
+                attempts: *attempts,
+                error: error.clone(),
+            },
+            Change::Dead { reason } => Step::Dead {
+                bundle_id: bundle,
+                reason: reason.clone(),
+            },
+            Change::Cancelled { reason } => Step::Cancelled {
+                bundle_id: bundle,
+                reason: reason.clone(),
+            },
+            Change::Retried | Change::Requeued { .. } => Step::Retried { bundle_id: bundle },
+        })
+    }
+
+    /// An outbox event: timeline, notification (delivered), status file.
+    pub fn on_delivery(&self, e: &crate::outbox::Event) {
+        if let Err(err) = self.delivery_changed(e.id, e.at, &e.change) {
+            tracing::error!(bundle = %e.id, error = %err, "cannot record the delivery on the case's timeline; it is caught up at the next start");
+        }
+    }
+
+    fn delivery_changed(&self, bundle: BundleId, at: Timestamp, change: &Change) -> Result<(), CasesError> {
+        let cases = &self.inner.cases;
+        let Some(case) = cases.case_of(&bundle)? else {
+            return Ok(()); // not an application accepted here (e.g. before case files existed)
+        };
+        let Some(step) = self.step_of(bundle, change) else {
+            return Ok(());
+        };
+        let state = self
+            .inner
+            .outbox
+            .get(&bundle)?
+            .map(|d| d.state.name())
+            .unwrap_or("unknown");
+        cases.append_delivery(&case, &bundle, state, at, step.clone())?;
+        if let Step::Delivered {
+            received_at,
+            receipt_sha256,
+            ..
+        } = step
+        {
+            if let Some(file) = cases.get(&case)? {
+                self.notify(
+                    &file,
+                    bundle,
+                    format!("delivered/{bundle}"),
+                    What::Delivered {
+                        received_at,
+                        receipt_sha256,
+                    },
+                    vec![],
+                );
+            }
+        }
+        self.write_status(&case);
+        Ok(())
+    }
+
+    /// A notification's outcome: timeline and status file.
+    pub fn on_notification(&self, o: &Outcome) {
+        let (at, step) = match &o.result {
+            OutcomeKind::Sent { at, .. } => (
+                *at,
+                Step::NotificationSent {
+                    event_key: o.event_key.clone(),
+                    channel: o.channel.name().to_owned(),
+                    recipient: o.recipient.clone(),
+                },
+            ),
+            OutcomeKind::Retrying { at, error, next_at } => (
+                *at,
+                Step::NotificationRetrying {
+                    event_key: o.event_key.clone(),
+                    channel: o.channel.name().to_owned(),
+                    recipient: o.recipient.clone(),
+                    error: error.clone(),
+                    next_at: *next_at,
+                },
+            ),
+            OutcomeKind::Failed { at, error } => (
+                *at,
+                Step::NotificationFailed {
+                    event_key: o.event_key.clone(),
+                    channel: o.channel.name().to_owned(),
+                    recipient: o.recipient.clone(),
+                    error: error.clone(),
+                },
+            ),
+        };
+        // A retry is on the timeline once (its first failure), not at every attempt.
+        if matches!(step, Step::NotificationRetrying { .. }) && o.attempts > 1 {
+            return;
+        }
+        match self.inner.cases.append(&o.case_number, at, step) {
+            Ok(_) => self.write_status(&o.case_number),
+            Err(e) => tracing::error!(case = %printable(o.case_number.as_str()), error = %e, "cannot record a notification on the case's timeline"),
+        }
+    }
+
+    /// Whether `peer` may see `case`: its court, or the platform that submitted it.
+    pub fn concerns(&self, peer: &AgencyId, case: &CaseRef) -> Result<Option<CaseFile>, CasesError> {
+        let Some(file) = self.inner.cases.get(case)? else {
+            return Ok(None);
+        };
+        let court = file.bundles.iter().any(|b| {
+            matches!(self.inner.outbox.get(b), Ok(Some(d)) if &d.peer == peer)
+        });
+        if court || file.submitter.as_ref() == Some(peer) {
+            Ok(Some(file))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// A court's event for `case`, posted by `peer`: verified, checked against
+    /// the case, stored, put on the timeline, notified, shown to the clerks.
+    pub fn receive(
+        &self,
+        peer: &AgencyId,
+        case: &CaseRef,
+        submission: &Submission,
+        now: Timestamp,
+    ) -> Result<Recorded, Refusal> {
+        let config = self.config();
+        if config.directory.get(peer).map(|p| p.role) != Some(Role::Court) {
+            return Err(Refusal::NotACourt);
+        }
+        let signed = submission.signed();
+        let event = signed.verify(&config.trust, &config.directory, now)?;
+        if &event.court != peer {
+            return Err(Refusal::Mismatch {
+                code: "event-court-mismatch",
+                detail: format!(
+                    "the event is signed by court \"{}\" but posted over the connection of \"{peer}\"",
+                    event.court
+                ),
+            });
+        }
+        if event.committee != config.node.id {
+            return Err(Refusal::Mismatch {
+                code: "event-committee-mismatch",
+                detail: format!(
+                    "the event is addressed to \"{}\", not to this node (\"{}\")",
+                    event.committee, config.node.id
+                ),
+            });
+        }
+        if &event.case_number != case {
+            return Err(Refusal::Mismatch {
+                code: "event-case-mismatch",
+                detail: "the event's case_number is not the case in the request path".into(),
+            });
+        }
+        // The bundle must be one of this case's, delivered to this court.
+        let cases = &self.inner.cases;
+        let file = cases.get(case).map_err(Refusal::Store)?;
+        let theirs = file.as_ref().is_some_and(|f| f.bundles.contains(&event.bundle_id))
+            && matches!(self.inner.outbox.get(&event.bundle_id), Ok(Some(d)) if &d.peer == peer);
+        let Some(file) = file.filter(|_| theirs) else {
+            return Err(Refusal::NotFound);
+        };
+        let data = submission.attachment_bytes()?;
+        event.check_attachments(&data)?;
+        let bytes = signed.bytes()?;
+        let stored = match cases.store_event(&signed, &bytes, &event, &data, now) {
+            Ok(s) => s,
+            Err(CasesError::Conflict(id)) => return Err(Refusal::Conflict(id.to_string())),
+            Err(e) => return Err(Refusal::Store(e)),
+        };
+        let (stored, repeat) = match stored {
+            Stored::New(s) => (s, false),
+            Stored::Repeat(s) => (s, true),
+        };
+        if !repeat {
+            tracing::info!(case = %printable(case.as_str()), court = %peer, event = %event.event_id, kind = event.details.kind(), "court event recorded");
+        }
+        // Queued on a repeat too (idempotent by key): a crash after storing
+        // the event and before queuing its notification is healed by the
+        // court posting it again, which it does until it has an answer.
+        self.notify_event(&file, &stored, event);
+        if !repeat {
+            self.write_status(case);
+        }
+        Ok(Recorded {
+            event_id: stored.event_id.to_string(),
+            recorded_at: stored.received_at,
+            repeat,
+        })
+    }
+
+    fn notify_event(&self, file: &CaseFile, stored: &StoredEvent, event: Event) {
+        let dir = self.inner.cases.event_dir(&stored.event_id);
+        let attachments = event
+            .attachments
+            .iter()
+            .map(|a| NoticeAttachment {
+                name: a.name.clone(),
+                media_type: a.media_type.clone(),
+                path: dir.join(&a.name),
+            })
+            .collect();
+        self.notify(
+            file,
+            stored.bundle_id,
+            format!("event/{}", stored.event_id),
+            What::FollowUp {
+                event,
+                received_at: stored.received_at,
+            },
+            attachments,
+        );
+    }
+
+    /// The view of `case` (for its court, its platform, operators).
+    pub fn view(&self, case: &CaseRef) -> Result<Option<CaseView>, CasesError> {
+        let cases = &self.inner.cases;
+        let Some(file) = cases.get(case)? else {
+            return Ok(None);
+        };
+        let mut bundles = Vec::new();
+        for id in &file.bundles {
+            if let Some(d) = self.inner.outbox.get(id)? {
+                let receipt = std::fs::read(self.inner.outbox.receipt_path(id)).ok();
+                bundles.push(BundleView {
+                    id: *id,
+                    state: d.state.name().to_owned(),
+                    queued_at: d.queued_at,
+                    delivered_at: match d.state {
+                        crate::outbox::State::Delivered { at } => Some(at),
+                        _ => None,
+                    },
+                    receipt_sha256: receipt.map(|b| Sha256::of(&b)),
+                });
+            }
+        }
+        let events = cases
+            .events(case)?
+            .into_iter()
+            .map(|(s, event)| EventView {
+                received_at: s.received_at,
+                event,
+            })
+            .collect();
+        Ok(Some(CaseView {
+            case_number: file.case_number.clone(),
+            court: file.court.clone(),
+            accepted_at: file.accepted_at,
+            applicant: ApplicantView {
+                name: file.applicant.name.clone(),
+                language: file.applicant.language,
+            },
+            bundles,
+            events,
+            timeline: cases.timeline(case)?,
+        }))
+    }
+
+    /// Where the clerks' status file of a case is: `status/<item>.txt` beside
+    /// `accepted/`, named like the clerks' item.
+    pub fn status_path(&self, file: &CaseFile) -> PathBuf {
+        let config = self.config();
+        let dir = config.intake.root.join("status");
+        let name = file
+            .source
+            .as_deref()
+            .filter(|s| crate::followup::event::check_attachment_name(s).is_ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                file.bundles
+                    .first()
+                    .map(|b| b.to_string())
+                    .unwrap_or_else(|| "case".into())
+            });
+        dir.join(format!("{name}.txt"))
+    }
+
+    /// The text of `case`'s status file, as it would be written now.
+    pub fn status_text(&self, case: &CaseRef) -> Result<Option<String>, CasesError> {
+        let (Some(view), Some(file)) = (self.view(case)?, self.inner.cases.get(case)?) else {
+            return Ok(None);
+        };
+        let channels = self
+            .inner
+            .notifier
+            .as_ref()
+            .map(|n| n.channels())
+            .unwrap_or_default();
+        Ok(Some(status::render(
+            &view,
+            &file,
+            &self.court_info(&file.court),
+            &channels,
+            Timestamp::now(),
+        )))
+    }
+
+    /// Rewrites the clerks' status file of `case` (atomically). Failures are
+    /// logged: the file is rewritten at the case's next event and at start.
+    pub fn write_status(&self, case: &CaseRef) {
+        let result = (|| -> Result<(), String> {
+            let Some(file) = self.inner.cases.get(case).map_err(|e| e.to_string())? else {
+                return Ok(());
+            };
+            let Some(text) = self.status_text(case).map_err(|e| e.to_string())? else {
+                return Ok(());
+            };
+            let path = self.status_path(&file);
+            std::fs::create_dir_all(crate::fsutil::parent_of(&path)).map_err(|e| e.to_string())?;
+            crate::fsutil::write_replace_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())
+        })();
+        if let Err(e) = result {
+            tracing::warn!(case = %printable(case.as_str()), error = %e, "cannot write the clerks' status file");
+        }
+    }
+
+    /// Catches up what a crash left between a delivery change and its
+    /// timeline entry (and notification), for every case not yet finished;
+    /// rewrites their status files. Returns how many steps were caught up.
+    pub fn reconcile(&self) -> Result<usize, CasesError> {
+        let cases = &self.inner.cases;
+        let mut caught = 0;
+        for file in cases.open_cases()? {
+            for id in &file.bundles {
+                let Some(d) = self.inner.outbox.get(id)? else {
+                    continue;
+                };
+                if file.seen.get(id).map(String::as_str) == Some(d.state.name()) {
+                    continue;
+                }
+                let (at, change) = match &d.state {
+                    crate::outbox::State::Queued => (d.queued_at, Change::Queued),
+                    crate::outbox::State::Fetched { at } => (*at, Change::Fetched),
+                    crate::outbox::State::Delivered { at } => (*at, Change::Delivered),
+                    crate::outbox::State::Failed { error, retry_at } => (
+                        d.updated_at,
+                        Change::Failed {
+                            attempts: d.attempts,
+                            retry_at: *retry_at,
+                            error: error.clone(),
+                        },
+                    ),
+                    crate::outbox::State::Dead { at, reason } => (
+                        *at,
+                        Change::Dead {
+                            reason: reason.clone(),
+                        },
+                    ),
+                    crate::outbox::State::Cancelled { at, reason } => (
+                        *at,
+                        Change::Cancelled {
+                            reason: reason.clone(),
+                        },
+                    ),
+                };
+                self.delivery_changed(*id, at, &change)?;
+                caught += 1;
+            }
+            self.write_status(&file.case_number);
+        }
+        Ok(caught)
+    }
+}
