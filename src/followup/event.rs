@@ -249,7 +249,10 @@ pub enum EventError {
     #[error("the event is not signed by the registered signing key of the court \"{0}\"")]
     NotCourt(AgencyId),
     /// `issued_at` lies further in the future than the allowed clock skew.
-    #[error("the event says it was issued at {issued_at}, more than {} s after this node's time {now}", MAX_CLOCK_SKEW_SECS)]
+    #[error(
+        "the event says it was issued at {issued_at}, more than {} s after this node's time {now}",
+        MAX_CLOCK_SKEW_SECS
+    )]
     InFuture {
         /// The event's `issued_at`.
         issued_at: Timestamp,
@@ -387,7 +390,12 @@ impl Event {
                     ));
                 }
                 for (i, item) in items.iter().enumerate() {
-                    text(&format!("details.items[{i}]"), item, MAX_LINE_CHARS * 2, false)?;
+                    text(
+                        &format!("details.items[{i}]"),
+                        item,
+                        MAX_LINE_CHARS * 2,
+                        false,
+                    )?;
                 }
                 text("details.place", place, MAX_LINE_CHARS, false)?;
                 text("details.how", how, MAX_TEXT_CHARS, true)?;
@@ -599,6 +607,10 @@ impl Submission {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "unit tests: a failed unwrap is the test failing"
+)]
 mod tests {
     use super::*;
 
