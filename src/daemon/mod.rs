@@ -15,7 +15,8 @@
 //!    A listener that cannot be bound is a start failure, not a silent gap.
 //! 5. Start the tasks, each supervised ([`Supervisor`]): API, operations
 //!    listener, admin socket, intake, checks, watchdog, and one poller or
-//!    pusher per peer.
+//!    pusher per peer; on a court node with `[followup]`, the follow-up
+//!    folder and the follow-up sender (restarted with the pollers on reload).
 //! 6. `READY=1`.
 //!
 //! ## Reload (SIGHUP, `systemctl reload`, `sealpost ctl reload`, a CRL file changing)
@@ -83,6 +84,9 @@ pub enum DaemonError {
     /// The intake folders cannot be prepared.
     #[error("cannot prepare the intake folders: {0}")]
     Intake(#[source] crate::intake::IntakeError),
+    /// The court's follow-up folder cannot be prepared.
+    #[error("cannot prepare the follow-up folder: {0}")]
+    Followup(#[source] crate::followup::folder::FolderError),
     /// A listener cannot be bound.
     #[error("cannot listen on {what} {addr}: {source}")]
     Bind {
@@ -165,6 +169,9 @@ fn summary(c: &Config) -> String {
     if c.node.role != Role::Court {
         s.push_str(&format!(", intake {}", c.intake.root.display()));
     }
+    if let Some(f) = &c.followup {
+        s.push_str(&format!(", follow-up folder {}", f.root.display()));
+    }
     if let Some(a) = c.server_listen {
         s.push_str(&format!(", API {a}"));
     }
@@ -187,6 +194,7 @@ struct Node {
     health: Health,
     supervisor: Supervisor,
     intake: Option<Arc<Intake>>,
+    followup: Option<Arc<crate::followup::folder::Folder>>,
     api: Option<Arc<crate::api::Api>>,
     shutdown: CancellationToken,
     /// The pollers and pushers: stopped and started again on reload.
@@ -197,6 +205,8 @@ struct Node {
 enum PeerTask {
     Poll(crate::inbox::poll::Poller),
     Push(crate::delivery::Pusher),
+    /// The court's follow-up sender (one for all committees).
+    Send(Arc<crate::followup::send::Sender>),
 }
 
 /// The pollers and pushers for `config` (built before anything is started,
@@ -234,6 +244,11 @@ fn peer_tasks(
                     .reporting_to(health.clone());
             tasks.push((format!("poller:{}", peer.id), PeerTask::Poll(p)));
         }
+        if config.followup.is_some() {
+            let s = crate::followup::send::Sender::new(config.clone())
+                .map_err(|e| format!("cannot prepare the follow-up sender: {e}"))?;
+            tasks.push(("followup-sender".to_owned(), PeerTask::Send(Arc::new(s))));
+        }
     }
     Ok(tasks)
 }
@@ -253,6 +268,15 @@ impl Node {
                             Ok(())
                         }
                     })
+                }
+                PeerTask::Send(s) => {
+                    self.supervisor.spawn(tracker, name, stop.clone(), move || {
+                        let (s, stop) = (s.clone(), stop2.clone());
+                        async move {
+                            s.run(stop).await;
+                            Ok(())
+                        }
+                    });
                 }
                 PeerTask::Push(p) => {
                     let p = Arc::new(p);
@@ -317,6 +341,10 @@ impl Node {
             ("admin.listen", old.admin_listen == new.admin_listen),
             ("admin.socket", old.admin_socket == new.admin_socket),
             ("intake.root", old.intake.root == new.intake.root),
+            (
+                "followup.root",
+                old.followup.as_ref().map(|f| &f.root) == new.followup.as_ref().map(|f| &f.root),
+            ),
             ("log", old.log == new.log),
         ]
         .into_iter()
@@ -336,6 +364,9 @@ impl Node {
         };
         if let Some(i) = &self.intake {
             i.reconfigure(new.clone());
+        }
+        if let Some(f) = &self.followup {
+            f.reconfigure(new.clone());
         }
         let (stop, tracker) = std::mem::replace(
             &mut self.peers,
@@ -426,6 +457,12 @@ async fn serve(
             .reporting_to(health.clone());
         Some(Arc::new(i))
     };
+    let followup = match (&config.followup, config.node.role) {
+        (Some(_), Role::Court) => Some(Arc::new(
+            crate::followup::folder::Folder::new(config.clone()).map_err(DaemonError::Followup)?,
+        )),
+        _ => None,
+    };
     let supervisor = Supervisor::new(health.clone(), counters.clone());
     let tasks = peer_tasks(&config, &outbox, &health).map_err(DaemonError::Config)?;
 
@@ -486,6 +523,7 @@ async fn serve(
         health: health.clone(),
         supervisor: supervisor.clone(),
         intake: intake.clone(),
+        followup: followup.clone(),
         api: None,
         shutdown: shutdown.clone(),
         peers: (shutdown.child_token(), TaskTracker::new()),
@@ -600,6 +638,34 @@ async fn serve(
         });
     }
 
+    // The court's follow-up folder, likewise on a blocking thread.
+    let (followup_tx, followup_rx) = std::sync::mpsc::channel::<Wake>();
+    let _followup_watcher = followup.as_ref().and_then(|f| {
+        match crate::intake::watch(&f.dirs().drop, followup_tx.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the follow-up folder; relying on periodic scans");
+                None
+            }
+        }
+    });
+    if let Some(folder) = &followup {
+        let rx = Arc::new(std::sync::Mutex::new(followup_rx));
+        let (folder, h) = (folder.clone(), health.clone());
+        supervisor.spawn(&tracker, "followup".into(), shutdown.clone(), move || {
+            let (folder, rx, h) = (folder.clone(), rx.clone(), h.clone());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                    crate::followup::folder::run(&folder, &rx, &h, report_followup)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+            }
+        });
+    }
+
     // A CRL file that changes (the CA publishes a new one) reloads like SIGHUP.
     let _crl_watcher = watch_crls(&config.crl_files, reload_tx.clone());
 
@@ -647,6 +713,7 @@ async fn serve(
     ops::systemd::stopping();
     shutdown.cancel();
     let _ = wake_tx.send(Wake::Stop);
+    let _ = followup_tx.send(Wake::Stop);
     let (peer_stop, peer_tracker) = &node.peers;
     peer_stop.cancel();
     peer_tracker.close();
@@ -686,6 +753,30 @@ fn report_outcome(o: &Outcome, counters: &Counters) {
             )
         }
         Outcome::Held { .. } => Ok(()),
+    };
+    let _ = stdout.flush();
+}
+
+/// Announces a follow-up folder outcome on standard output (one line per
+/// item, like intake's).
+fn report_followup(o: &crate::followup::folder::Outcome) {
+    use crate::followup::folder::Outcome as O;
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = match o {
+        O::Accepted { name, id } => {
+            writeln!(stdout, "EVENT ACCEPTED  {}  event {id}", printable(name))
+        }
+        O::Rejected { name, codes, .. } => {
+            let codes: Vec<String> = codes.iter().map(|c| c.as_str()).collect();
+            writeln!(
+                stdout,
+                "EVENT REJECTED  {}  [{}]",
+                printable(name),
+                codes.join(", ")
+            )
+        }
+        O::Held { .. } => Ok(()),
     };
     let _ = stdout.flush();
 }
