@@ -633,19 +633,16 @@ impl Folder {
     ) -> Result<Outcome, FolderError> {
         let config = self.config();
         if let Some(item) = self.spool.item(&id) {
-            if spool::accepted_note(&self.dirs.accepted, name, &id).is_none() {
-                let status = if Spool::file(&self.spool.outgoing, &id).exists() {
-                    Status::Waiting
-                } else if Spool::file(&self.spool.sent, &id).exists() {
-                    Status::Recorded(String::new())
-                } else {
-                    Status::Waiting
-                };
+            // Once sent or refused, the sender has written the note with the
+            // committee's answer; only a waiting event's note is ours to write.
+            if spool::accepted_note(&self.dirs.accepted, name, &id).is_none()
+                && Spool::file(&self.spool.outgoing, &id).exists()
+            {
                 spool::write_accepted(
                     &self.dirs.accepted,
                     &item,
                     config.directory.get(&item.committee),
-                    &status,
+                    &Status::Waiting,
                 )
                 .map_err(io_err("cannot write the acceptance note"))?;
             }

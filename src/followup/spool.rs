@@ -214,7 +214,9 @@ pub fn accepted_note(accepted: &Path, name: &str, id: &EventId) -> Option<PathBu
         .find(|p| fs::read_to_string(p).is_ok_and(|t| t.contains(id.as_str())))
 }
 
-/// Writes (or rewrites) the clerk's note for `item` in `accepted`.
+/// Writes (or rewrites) the clerk's note for `item` in `accepted`. With
+/// [`Status::Waiting`] an existing note is left alone: it can only say more
+/// (the sender's answer may land between the folder's check and its write).
 pub fn write_accepted(
     accepted: &Path,
     item: &Item,
@@ -222,11 +224,23 @@ pub fn write_accepted(
     status: &Status,
 ) -> io::Result<()> {
     let text = render_accepted(item, committee, status);
+    let waiting = *status == Status::Waiting;
     match accepted_note(accepted, &item.name, &item.event_id) {
+        Some(_) if waiting => Ok(()),
         Some(p) => crate::fsutil::write_replace_atomic(&p, text.as_bytes()),
         None => {
             let p = free_name(accepted, &item.name, &item.event_id, ".txt");
-            crate::fsutil::write_new_atomic(&p, text.as_bytes())
+            match crate::fsutil::write_new_atomic(&p, text.as_bytes()) {
+                // The folder and the sender wrote it at once: the newer status wins.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    match accepted_note(accepted, &item.name, &item.event_id) {
+                        Some(_) if waiting => Ok(()),
+                        Some(p) => crate::fsutil::write_replace_atomic(&p, text.as_bytes()),
+                        None => Err(e),
+                    }
+                }
+                other => other,
+            }
         }
     }
 }
