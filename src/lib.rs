@@ -19,12 +19,14 @@
 //! | | [`delivery`] | pushes queued bundles to peers that take pushes, and takes their signed receipts |
 //! | | [`notify`] | applicant notifications: e-mail (lettre: SMTP or `.eml` files) and SMS (HMAC-signed webhook) from a durable queue with retries and stable message ids (`docs/notifications.md`) |
 //! | | [`inbox`] | the receiving side: verify, claim the id, open, sign the receipt once; the court's poller ([`inbox::poll`]); recovery at start |
+//! | | [`followup`] | the court's follow-up: the watched folder where court clerks drop events (an entry point too: [`followup::folder`]; `event.toml` read by [`followup::form`]), signing, the spool of signed events ([`followup::spool`]) and the sender that posts them to the committee over mTLS with per-event retries ([`followup::send`]) |
 //! | stores and formats | [`outbox`] | bundle files + sled index of deliveries: typed transitions that raise [`outbox::Event`]s to subscribers, waiting index per peer, counters, backup |
 //! | | [`receipt`] | the signed receipt (proof of delivery): format, signing, verification |
+//! | | [`followup::event`] | the court's signed follow-up event (`sealpost-event/1`): kinds and their fields, signing, verification |
 //! | | [`bundle`] | the sealed bundle, format version 1: seal, verify, open (spec: `docs/bundle-format.md`) |
 //! | | [`application`] | an application folder (`application.toml` + documents) and its validation, with clerk-readable reasons |
 //! | | [`transport`] | mTLS plumbing: TLS configuration with CRLs and live swap ([`transport::tls`]), the peer client ([`transport::client`]), a file-backed response body |
-//! | foundation | [`config`] | plain settings: the TOML file + environment overrides, validated in two phases into [`config::Config`]; the peer directory |
+//! | foundation | [`config`] | plain settings: the TOML file + environment overrides, validated in two phases into [`config::Config`]; the peer directory; the court's `[followup]` folder ([`config::FollowupSettings`]) |
 //! | | [`status`] | how the node is doing, as plain data: readiness of each part ([`status::Health`]) and service counters |
 //! | | [`pki`] | the exchange CA, signing keys and certificates, TLS identity, age keys, CRLs |
 //! | | [`fsutil`] | atomic, durable file publication, free space, Linux file leases, tree copies for backups |

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::node::{self, curl, wait_line, Node};
 use common::{tiny_app, wait_until, Net, COMMITTEE, FUTIAN, NANSHAN};
 use sealpost::followup::event::{Attachment, Details, Event, EVENT_FORMAT};
-use sealpost::followup::{Submission, SignedEvent};
+use sealpost::followup::{SignedEvent, Submission};
 use sealpost::pki::SigningKey;
 use sealpost::types::{BundleId, Sha256, Timestamp};
 
@@ -94,7 +94,12 @@ fn deliver(net: &Net, node: &Node) -> String {
         node,
         FUTIAN,
         &format!("/v1/bundles/{id}/receipt"),
-        &["-X", "POST", "--data-binary", &format!("@{}", receipt.display())],
+        &[
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", receipt.display()),
+        ],
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     id
@@ -139,7 +144,13 @@ fn submission(signed: SignedEvent, attachments: &[(&str, &[u8])]) -> Submission 
 }
 
 /// POSTs `s` to the case's events as `as_peer`: (status, body).
-fn post(net: &Net, node: &Node, as_peer: &str, case: &str, s: &Submission) -> (u16, serde_json::Value) {
+fn post(
+    net: &Net,
+    node: &Node,
+    as_peer: &str,
+    case: &str,
+    s: &Submission,
+) -> (u16, serde_json::Value) {
     let file = net.out(&format!("event-{}.json", common::random_u64()));
     fs::write(&file, serde_json::to_vec(s).expect("json")).expect("write");
     let (status, body) = curl(
@@ -175,9 +186,14 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
     // Signed for: the status file says so, and the applicant has an e-mail
     // with the receipt's digest.
     let status = status_file(&net);
-    wait_until(Duration::from_secs(20), "the status file shows the receipt", || {
-        fs::read_to_string(&status).is_ok_and(|t| t.contains("法院已于") && t.contains("receipt digest"))
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "the status file shows the receipt",
+        || {
+            fs::read_to_string(&status)
+                .is_ok_and(|t| t.contains("法院已于") && t.contains("receipt digest"))
+        },
+    );
     let receipt = fs::read(
         net.config(COMMITTEE)
             .node
@@ -198,7 +214,10 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
         FUTIAN,
         &id,
         Details::MaterialsRequired {
-            items: vec!["身份证复印件 / copy of ID card".into(), "劳动合同原件".into()],
+            items: vec![
+                "身份证复印件 / copy of ID card".into(),
+                "劳动合同原件".into(),
+            ],
             deadline,
             place: "福田法院立案庭 3 号窗口".into(),
             how: "现场提交原件及复印件各一份\n也可邮寄".into(),
@@ -216,21 +235,54 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
     // The same id with other content is a conflict.
     let mut other = ev.clone();
     other.note = Some("改过的内容".into());
-    let (st, body) = post(&net, &node, FUTIAN, CASE, &submission(other.sign(&key), &[]));
-    assert_eq!((st, body["code"].as_str()), (409, Some("event-id-conflict")));
+    let (st, body) = post(
+        &net,
+        &node,
+        FUTIAN,
+        CASE,
+        &submission(other.sign(&key), &[]),
+    );
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (409, Some("event-id-conflict"))
+    );
 
     // Another court, for this case: the same 404 as a case that does not exist.
     let nanshan = key_of(&net, NANSHAN);
     let theirs = event(NANSHAN, &id, Details::Received {});
-    let (st, not_theirs) = post(&net, &node, NANSHAN, CASE, &submission(theirs.sign(&nanshan), &[]));
+    let (st, not_theirs) = post(
+        &net,
+        &node,
+        NANSHAN,
+        CASE,
+        &submission(theirs.sign(&nanshan), &[]),
+    );
     let mut ghost = event(NANSHAN, &id, Details::Received {});
     ghost.case_number = "深劳人仲案〔2026〕9999号".parse().expect("case");
-    let (st2, unknown) = post(&net, &node, NANSHAN, "深劳人仲案〔2026〕9999号", &submission(ghost.sign(&nanshan), &[]));
+    let (st2, unknown) = post(
+        &net,
+        &node,
+        NANSHAN,
+        "深劳人仲案〔2026〕9999号",
+        &submission(ghost.sign(&nanshan), &[]),
+    );
     assert_eq!((st, st2), (404, 404));
-    assert_eq!(not_theirs, unknown, "a case that is not the court's looks like no case");
+    assert_eq!(
+        not_theirs, unknown,
+        "a case that is not the court's looks like no case"
+    );
     // Signed by Futian but posted over Nanshan's connection.
-    let (st, body) = post(&net, &node, NANSHAN, CASE, &submission(event(FUTIAN, &id, Details::Received {}).sign(&key), &[]));
-    assert_eq!((st, body["code"].as_str()), (422, Some("event-court-mismatch")));
+    let (st, body) = post(
+        &net,
+        &node,
+        NANSHAN,
+        CASE,
+        &submission(event(FUTIAN, &id, Details::Received {}).sign(&key), &[]),
+    );
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (422, Some("event-court-mismatch"))
+    );
     // Not a court at all.
     let (st, body) = post(&net, &node, COMMITTEE, CASE, &sub);
     assert_eq!((st, body["code"].as_str()), (403, Some("not-a-court")));
@@ -242,22 +294,35 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
         format!("{}{swap}{}", &s[..5], &s[6..])
     };
     let (st, body) = post(&net, &node, FUTIAN, CASE, &forged);
-    assert_eq!((st, body["code"].as_str()), (422, Some("event-signature-invalid")));
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (422, Some("event-signature-invalid"))
+    );
 
     // The applicant's e-mail carries the items and the deadline (Beijing time).
     wait_until(Duration::from_secs(20), "the materials e-mail", || {
-        mails(&mail).iter().any(|m| m.contains("劳动合同原件") || m.contains("=E5=8A=B3"))
+        mails(&mail)
+            .iter()
+            .any(|m| m.contains("劳动合同原件") || m.contains("=E5=8A=B3"))
     });
-    assert_eq!(mails(&mail).len(), before + 1, "one e-mail per event, repeats send nothing");
+    assert_eq!(
+        mails(&mail).len(),
+        before + 1,
+        "one e-mail per event, repeats send nothing"
+    );
     // The clerks' status file shows what the court asked for and by when.
-    wait_until(Duration::from_secs(20), "the status file shows the request", || {
-        fs::read_to_string(&status).is_ok_and(|t| {
-            t.contains("需补充材料")
-                && t.contains("劳动合同原件")
-                && t.contains(&deadline.beijing())
-                && t.contains("Materials needed")
-        })
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "the status file shows the request",
+        || {
+            fs::read_to_string(&status).is_ok_and(|t| {
+                t.contains("需补充材料")
+                    && t.contains("劳动合同原件")
+                    && t.contains(&deadline.beijing())
+                    && t.contains("Materials needed")
+            })
+        },
+    );
 
     // Ruling issued, with the ruling attached (configured for this kind).
     let pdf = b"%PDF-1.7\n% ruling\n%%EOF\n".to_vec();
@@ -275,15 +340,45 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
         sha256: Sha256::of(&pdf),
     }];
     // Without its document it is refused; with a wrong one too.
-    let (st, body) = post(&net, &node, FUTIAN, CASE, &submission(ruling.sign(&key), &[]));
-    assert_eq!((st, body["code"].as_str()), (422, Some("event-attachment-invalid")));
-    let (st, body) = post(&net, &node, FUTIAN, CASE, &submission(ruling.sign(&key), &[("裁定书.pdf", b"%PDF-other")]));
-    assert_eq!((st, body["code"].as_str()), (422, Some("event-attachment-invalid")));
-    let (st, body) = post(&net, &node, FUTIAN, CASE, &submission(ruling.sign(&key), &[("裁定书.pdf", &pdf)]));
+    let (st, body) = post(
+        &net,
+        &node,
+        FUTIAN,
+        CASE,
+        &submission(ruling.sign(&key), &[]),
+    );
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (422, Some("event-attachment-invalid"))
+    );
+    let (st, body) = post(
+        &net,
+        &node,
+        FUTIAN,
+        CASE,
+        &submission(ruling.sign(&key), &[("裁定书.pdf", b"%PDF-other")]),
+    );
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (422, Some("event-attachment-invalid"))
+    );
+    let (st, body) = post(
+        &net,
+        &node,
+        FUTIAN,
+        CASE,
+        &submission(ruling.sign(&key), &[("裁定书.pdf", &pdf)]),
+    );
     assert_eq!(st, 201, "{body}");
-    wait_until(Duration::from_secs(20), "the ruling e-mail with its attachment", || {
-        mails(&mail).iter().any(|m| m.contains("attachment") && m.contains("application/pdf"))
-    });
+    wait_until(
+        Duration::from_secs(20),
+        "the ruling e-mail with its attachment",
+        || {
+            mails(&mail)
+                .iter()
+                .any(|m| m.contains("attachment") && m.contains("application/pdf"))
+        },
+    );
     let stored = net
         .config(COMMITTEE)
         .node
@@ -294,7 +389,13 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
     assert_eq!(fs::read(stored).expect("stored ruling"), pdf);
 
     // The case as its court sees it, and as another court does not.
-    let (st, view) = curl(&net, &node, FUTIAN, &format!("/v1/cases/{}", enc(CASE)), &[]);
+    let (st, view) = curl(
+        &net,
+        &node,
+        FUTIAN,
+        &format!("/v1/cases/{}", enc(CASE)),
+        &[],
+    );
     assert_eq!(st, 200);
     let view = json(&view);
     let steps: Vec<&str> = view["timeline"]
@@ -303,24 +404,49 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
         .iter()
         .map(|e| e["step"].as_str().expect("step"))
         .collect();
-    for want in ["accepted", "sealed", "fetched", "delivered", "follow-up", "notification-sent"] {
+    for want in [
+        "accepted",
+        "sealed",
+        "fetched",
+        "delivered",
+        "follow-up",
+        "notification-sent",
+    ] {
         assert!(steps.contains(&want), "{want} missing from {steps:?}");
     }
     assert_eq!(view["events"].as_array().map(Vec::len), Some(2));
-    assert!(!view.to_string().contains("applicant@example.com"), "addresses stay with the committee");
-    let (st, _) = curl(&net, &node, NANSHAN, &format!("/v1/cases/{}", enc(CASE)), &[]);
+    assert!(
+        !view.to_string().contains("applicant@example.com"),
+        "addresses stay with the committee"
+    );
+    let (st, _) = curl(
+        &net,
+        &node,
+        NANSHAN,
+        &format!("/v1/cases/{}", enc(CASE)),
+        &[],
+    );
     assert_eq!(st, 404);
 
     // Operators see the same as the clerks.
     let text = ctl(&net, &["status", CASE]);
-    assert!(text.contains("裁定已作出") && text.contains("ruling issued"), "{text}");
+    assert!(
+        text.contains("裁定已作出") && text.contains("ruling issued"),
+        "{text}"
+    );
 
     // A restart sends nothing again and keeps the timeline: the next event's
     // e-mail is the only new one.
     let sent = mails(&mail).len();
     drop(node);
     let node = node::start(&net);
-    let (st, view2) = curl(&net, &node, FUTIAN, &format!("/v1/cases/{}", enc(CASE)), &[]);
+    let (st, view2) = curl(
+        &net,
+        &node,
+        FUTIAN,
+        &format!("/v1/cases/{}", enc(CASE)),
+        &[],
+    );
     assert_eq!(st, 200);
     assert_eq!(json(&view2)["timeline"], view["timeline"]);
     let (st, _) = post(&net, &node, FUTIAN, CASE, &sub);
@@ -332,7 +458,11 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
         mails(&mail).len() > sent
     });
     ctl(&net, &["status"]);
-    assert_eq!(mails(&mail).len(), sent + 1, "nothing is sent twice after a restart");
+    assert_eq!(
+        mails(&mail).len(),
+        sent + 1,
+        "nothing is sent twice after a restart"
+    );
 }
 
 #[test]
@@ -342,7 +472,10 @@ fn without_notifications_the_status_file_and_the_note_say_so() {
     let id = deliver(&net, &node);
     let root = net.config(COMMITTEE).intake.root;
     let note = fs::read_to_string(root.join("accepted/app-7001.txt")).expect("accepted note");
-    assert!(note.contains("未配置申请人通知") && note.contains("not configured"), "{note}");
+    assert!(
+        note.contains("未配置申请人通知") && note.contains("not configured"),
+        "{note}"
+    );
     let key = key_of(&net, FUTIAN);
     let ev = event(
         FUTIAN,

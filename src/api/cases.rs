@@ -152,7 +152,9 @@ pub(super) async fn post_event(
             StatusCode::CONFLICT,
             "event-id-conflict",
             "Event id conflict",
-            format!("event {id} was recorded before with other content; a new event needs a new id"),
+            format!(
+                "event {id} was recorded before with other content; a new event needs a new id"
+            ),
         ),
         Ok(Err(Refusal::Store(e))) => internal(e),
         Err(e) => internal(e),

@@ -17,12 +17,14 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod directory;
+mod followup;
 mod notify;
 mod proxy;
 mod site;
 
 use directory::parse_role;
 pub use directory::{load_directory, DeliveryMode, Directory, Peer, Role};
+pub use followup::FollowupSettings;
 pub use notify::EVENT_KINDS as NOTIFY_EVENT_KINDS;
 pub use notify::{
     is_loopback_host, EmailSettings, EmailTransport, NotifySettings, Secret, SmsSettings,
@@ -252,6 +254,8 @@ pub struct Config {
     pub limits: Limits,
     /// The watched folder and its siblings.
     pub intake: IntakeSettings,
+    /// Court nodes: the follow-up folder (`[followup]`), if configured.
+    pub followup: Option<FollowupSettings>,
     /// Delivery deadlines and retry limits.
     pub outbox: OutboxPolicy,
     /// Court nodes: how long each long-poll of a committee waits.
@@ -300,6 +304,7 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     intake: RawIntake,
+    followup: Option<followup::RawFollowup>,
     #[serde(default)]
     outbox: RawOutbox,
     #[serde(default)]
@@ -606,6 +611,7 @@ impl Config {
                     .map_err(|e| site.err("intake.min_free_space", e.to_string()))?,
             },
         };
+        let followup = followup::validate(raw.followup, role, &intake, site)?;
         let client_wait = duration(
             &raw.client.wait,
             "client.wait",
@@ -858,6 +864,7 @@ impl Config {
             directory_file,
             limits,
             intake,
+            followup,
             outbox,
             client_wait,
             client_proxy,

@@ -15,7 +15,8 @@
 //!    A listener that cannot be bound is a start failure, not a silent gap.
 //! 5. Start the tasks, each supervised ([`Supervisor`]): API, operations
 //!    listener, admin socket, intake, checks, watchdog, and one poller or
-//!    pusher per peer.
+//!    pusher per peer; on a court node with `[followup]`, the follow-up
+//!    folder and the follow-up sender (restarted with the pollers on reload).
 //! 6. `READY=1`.
 //!
 //! ## Reload (SIGHUP, `systemctl reload`, `sealpost ctl reload`, a CRL file changing)
@@ -84,6 +85,9 @@ pub enum DaemonError {
     /// The intake folders cannot be prepared.
     #[error("cannot prepare the intake folders: {0}")]
     Intake(#[source] crate::intake::IntakeError),
+    /// The court's follow-up folder cannot be prepared.
+    #[error("cannot prepare the follow-up folder: {0}")]
+    Followup(#[source] crate::followup::folder::FolderError),
     /// A listener cannot be bound.
     #[error("cannot listen on {what} {addr}: {source}")]
     Bind {
@@ -166,6 +170,9 @@ fn summary(c: &Config) -> String {
     if c.node.role != Role::Court {
         s.push_str(&format!(", intake {}", c.intake.root.display()));
     }
+    if let Some(f) = &c.followup {
+        s.push_str(&format!(", follow-up folder {}", f.root.display()));
+    }
     if let Some(a) = c.server_listen {
         s.push_str(&format!(", API {a}"));
     }
@@ -188,6 +195,7 @@ struct Node {
     health: Health,
     supervisor: Supervisor,
     intake: Option<Arc<Intake>>,
+    followup: Option<Arc<crate::followup::folder::Folder>>,
     api: Option<Arc<crate::api::Api>>,
     /// The committee's case files and notifications (not on courts).
     casework: Option<Casework>,
@@ -201,6 +209,8 @@ struct Node {
 enum PeerTask {
     Poll(crate::inbox::poll::Poller),
     Push(crate::delivery::Pusher),
+    /// The court's follow-up sender (one for all committees).
+    Send(Arc<crate::followup::send::Sender>),
 }
 
 /// The pollers and pushers for `config` (built before anything is started,
@@ -238,6 +248,11 @@ fn peer_tasks(
                     .reporting_to(health.clone());
             tasks.push((format!("poller:{}", peer.id), PeerTask::Poll(p)));
         }
+        if config.followup.is_some() {
+            let s = crate::followup::send::Sender::new(config.clone())
+                .map_err(|e| format!("cannot prepare the follow-up sender: {e}"))?;
+            tasks.push(("followup-sender".to_owned(), PeerTask::Send(Arc::new(s))));
+        }
     }
     Ok(tasks)
 }
@@ -257,6 +272,15 @@ impl Node {
                             Ok(())
                         }
                     })
+                }
+                PeerTask::Send(s) => {
+                    self.supervisor.spawn(tracker, name, stop.clone(), move || {
+                        let (s, stop) = (s.clone(), stop2.clone());
+                        async move {
+                            s.run(stop).await;
+                            Ok(())
+                        }
+                    });
                 }
                 PeerTask::Push(p) => {
                     let p = Arc::new(p);
@@ -321,6 +345,10 @@ impl Node {
             ("admin.listen", old.admin_listen == new.admin_listen),
             ("admin.socket", old.admin_socket == new.admin_socket),
             ("intake.root", old.intake.root == new.intake.root),
+            (
+                "followup.root",
+                old.followup.as_ref().map(|f| &f.root) == new.followup.as_ref().map(|f| &f.root),
+            ),
             ("log", old.log == new.log),
         ]
         .into_iter()
@@ -346,6 +374,9 @@ impl Node {
         }
         if let Some(n) = &self.notifier {
             n.reconfigure(new.notify.clone());
+        }
+        if let Some(f) = &self.followup {
+            f.reconfigure(new.clone());
         }
         let (stop, tracker) = std::mem::replace(
             &mut self.peers,
@@ -439,7 +470,12 @@ async fn serve(
             config.node.id.clone(),
         )
         .map_err(|e| DaemonError::Config(format!("cannot open the notification queue: {e}")))?;
-        let work = Casework::new(config.clone(), outbox.clone(), cases, Some(notifier.clone()));
+        let work = Casework::new(
+            config.clone(),
+            outbox.clone(),
+            cases,
+            Some(notifier.clone()),
+        );
         work.subscribe();
         let w = work.clone();
         let caught = tokio::task::spawn_blocking(move || w.reconcile())
@@ -447,7 +483,10 @@ async fn serve(
             .map_err(|e| DaemonError::Config(e.to_string()))?
             .map_err(|e| DaemonError::Config(format!("cannot catch up the case files: {e}")))?;
         if caught > 0 {
-            tracing::info!(steps = caught, "case timelines caught up after an interrupted run");
+            tracing::info!(
+                steps = caught,
+                "case timelines caught up after an interrupted run"
+            );
         }
         (Some(work), Some(notifier))
     };
@@ -462,6 +501,12 @@ async fn serve(
             i = i.keeping_cases(w.cases().clone());
         }
         Some(Arc::new(i))
+    };
+    let followup = match (&config.followup, config.node.role) {
+        (Some(_), Role::Court) => Some(Arc::new(
+            crate::followup::folder::Folder::new(config.clone()).map_err(DaemonError::Followup)?,
+        )),
+        _ => None,
     };
     let supervisor = Supervisor::new(health.clone(), counters.clone());
     let tasks = peer_tasks(&config, &outbox, &health).map_err(DaemonError::Config)?;
@@ -523,6 +568,7 @@ async fn serve(
         health: health.clone(),
         supervisor: supervisor.clone(),
         intake: intake.clone(),
+        followup: followup.clone(),
         api: None,
         casework: casework.clone(),
         notifier: notifier.clone(),
@@ -650,6 +696,34 @@ async fn serve(
         });
     }
 
+    // The court's follow-up folder, likewise on a blocking thread.
+    let (followup_tx, followup_rx) = std::sync::mpsc::channel::<Wake>();
+    let _followup_watcher = followup.as_ref().and_then(|f| {
+        match crate::intake::watch(&f.dirs().drop, followup_tx.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the follow-up folder; relying on periodic scans");
+                None
+            }
+        }
+    });
+    if let Some(folder) = &followup {
+        let rx = Arc::new(std::sync::Mutex::new(followup_rx));
+        let (folder, h) = (folder.clone(), health.clone());
+        supervisor.spawn(&tracker, "followup".into(), shutdown.clone(), move || {
+            let (folder, rx, h) = (folder.clone(), rx.clone(), h.clone());
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                    crate::followup::folder::run(&folder, &rx, &h, report_followup)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+            }
+        });
+    }
+
     // A CRL file that changes (the CA publishes a new one) reloads like SIGHUP.
     let _crl_watcher = watch_crls(&config.crl_files, reload_tx.clone());
 
@@ -697,6 +771,7 @@ async fn serve(
     ops::systemd::stopping();
     shutdown.cancel();
     let _ = wake_tx.send(Wake::Stop);
+    let _ = followup_tx.send(Wake::Stop);
     let (peer_stop, peer_tracker) = &node.peers;
     peer_stop.cancel();
     peer_tracker.close();
@@ -736,6 +811,30 @@ fn report_outcome(o: &Outcome, counters: &Counters) {
             )
         }
         Outcome::Held { .. } => Ok(()),
+    };
+    let _ = stdout.flush();
+}
+
+/// Announces a follow-up folder outcome on standard output (one line per
+/// item, like intake's).
+fn report_followup(o: &crate::followup::folder::Outcome) {
+    use crate::followup::folder::Outcome as O;
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = match o {
+        O::Accepted { name, id } => {
+            writeln!(stdout, "EVENT ACCEPTED  {}  event {id}", printable(name))
+        }
+        O::Rejected { name, codes, .. } => {
+            let codes: Vec<String> = codes.iter().map(|c| c.as_str()).collect();
+            writeln!(
+                stdout,
+                "EVENT REJECTED  {}  [{}]",
+                printable(name),
+                codes.join(", ")
+            )
+        }
+        O::Held { .. } => Ok(()),
     };
     let _ = stdout.flush();
 }

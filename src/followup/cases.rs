@@ -338,8 +338,7 @@ impl Cases {
             f.source = source.clone();
         }
         self.put_file(&f)?;
-        self.tree
-            .insert(key_b(&bundle), case.as_str().as_bytes())?;
+        self.tree.insert(key_b(&bundle), case.as_str().as_bytes())?;
         self.tree.insert(key_o(case), b"".as_slice())?;
         self.push(
             case,

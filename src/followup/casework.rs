@@ -195,14 +195,25 @@ impl Casework {
         let peer = config.directory.get(court);
         CourtInfo {
             id: court.clone(),
-            name_zh: peer.map(|p| p.name_zh.clone()).unwrap_or_else(|| court.to_string()),
-            name_en: peer.map(|p| p.name_en.clone()).unwrap_or_else(|| court.to_string()),
+            name_zh: peer
+                .map(|p| p.name_zh.clone())
+                .unwrap_or_else(|| court.to_string()),
+            name_en: peer
+                .map(|p| p.name_en.clone())
+                .unwrap_or_else(|| court.to_string()),
             phone: peer.and_then(|p| p.contact_phone.clone()),
             email: peer.and_then(|p| p.contact_email.clone()),
         }
     }
 
-    fn notify(&self, file: &CaseFile, bundle: BundleId, event_key: String, what: What, attachments: Vec<NoticeAttachment>) {
+    fn notify(
+        &self,
+        file: &CaseFile,
+        bundle: BundleId,
+        event_key: String,
+        what: What,
+        attachments: Vec<NoticeAttachment>,
+    ) {
         let Some(n) = &self.inner.notifier else {
             return;
         };
@@ -268,7 +279,12 @@ impl Casework {
         }
     }
 
-    fn delivery_changed(&self, bundle: BundleId, at: Timestamp, change: &Change) -> Result<(), CasesError> {
+    fn delivery_changed(
+        &self,
+        bundle: BundleId,
+        at: Timestamp,
+        change: &Change,
+    ) -> Result<(), CasesError> {
         let cases = &self.inner.cases;
         let Some(case) = cases.case_of(&bundle)? else {
             return Ok(()); // not an application accepted here (e.g. before case files existed)
@@ -343,18 +359,25 @@ impl Casework {
         }
         match self.inner.cases.append(&o.case_number, at, step) {
             Ok(_) => self.write_status(&o.case_number),
-            Err(e) => tracing::error!(case = %printable(o.case_number.as_str()), error = %e, "cannot record a notification on the case's timeline"),
+            Err(e) => {
+                tracing::error!(case = %printable(o.case_number.as_str()), error = %e, "cannot record a notification on the case's timeline")
+            }
         }
     }
 
     /// Whether `peer` may see `case`: its court, or the platform that submitted it.
-    pub fn concerns(&self, peer: &AgencyId, case: &CaseRef) -> Result<Option<CaseFile>, CasesError> {
+    pub fn concerns(
+        &self,
+        peer: &AgencyId,
+        case: &CaseRef,
+    ) -> Result<Option<CaseFile>, CasesError> {
         let Some(file) = self.inner.cases.get(case)? else {
             return Ok(None);
         };
-        let court = file.bundles.iter().any(|b| {
-            matches!(self.inner.outbox.get(b), Ok(Some(d)) if &d.peer == peer)
-        });
+        let court = file
+            .bundles
+            .iter()
+            .any(|b| matches!(self.inner.outbox.get(b), Ok(Some(d)) if &d.peer == peer));
         if court || file.submitter.as_ref() == Some(peer) {
             Ok(Some(file))
         } else {
@@ -404,7 +427,9 @@ impl Casework {
         // The bundle must be one of this case's, delivered to this court.
         let cases = &self.inner.cases;
         let file = cases.get(case).map_err(Refusal::Store)?;
-        let theirs = file.as_ref().is_some_and(|f| f.bundles.contains(&event.bundle_id))
+        let theirs = file
+            .as_ref()
+            .is_some_and(|f| f.bundles.contains(&event.bundle_id))
             && matches!(self.inner.outbox.get(&event.bundle_id), Ok(Some(d)) if &d.peer == peer);
         let Some(file) = file.filter(|_| theirs) else {
             return Err(Refusal::NotFound);

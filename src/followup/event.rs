@@ -607,6 +607,10 @@ impl Submission {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "unit tests: a failed unwrap is the test failing"
+)]
 mod tests {
     use super::*;
 

@@ -6,8 +6,8 @@
 
 use std::fmt::Write as _;
 
-use super::casework::CaseView;
 use super::cases::{CaseFile, Entry, Step};
+use super::casework::CaseView;
 use super::event::{Details, Event};
 use crate::notify::{Channel, CourtInfo};
 use crate::types::{printable, Timestamp};
@@ -67,7 +67,10 @@ fn about(event_key: &str, view: &CaseView) -> (String, String) {
 /// What the timeline entry says, in Chinese and in English.
 fn describe(e: &Entry, view: &CaseView) -> (String, String) {
     match &e.step {
-        Step::Accepted { .. } => ("材料已接收（校验通过）".into(), "accepted (checks passed)".into()),
+        Step::Accepted { .. } => (
+            "材料已接收（校验通过）".into(),
+            "accepted (checks passed)".into(),
+        ),
         Step::Sealed { bundle_id } => (
             format!("已签名加密，等待法院取件（{bundle_id}）"),
             format!("signed and encrypted, waiting for the court ({bundle_id})"),
@@ -77,9 +80,17 @@ fn describe(e: &Entry, view: &CaseView) -> (String, String) {
             format!("法院已签收，签收时间 {}", t(*received_at)),
             format!("the court signed for it at {}", t(*received_at)),
         ),
-        Step::PushFailed { attempts, error, .. } => (
-            format!("向法院投递失败（第 {attempts} 次），将自动重试：{}", shown(error)),
-            format!("delivery to the court failed (attempt {attempts}), retried automatically: {}", shown(error)),
+        Step::PushFailed {
+            attempts, error, ..
+        } => (
+            format!(
+                "向法院投递失败（第 {attempts} 次），将自动重试：{}",
+                shown(error)
+            ),
+            format!(
+                "delivery to the court failed (attempt {attempts}), retried automatically: {}",
+                shown(error)
+            ),
         ),
         Step::Dead { reason, .. } => (
             format!("投递已停止：{}", shown(reason)),
@@ -116,8 +127,17 @@ fn describe(e: &Entry, view: &CaseView) -> (String, String) {
             let (czh, cen) = channel_names(channel);
             let (azh, aen) = about(event_key, view);
             (
-                format!("{czh}通知（{azh}）暂未发出，将于 {} 重试：{}", t(*next_at), shown(error)),
-                format!("{cen} notice ({aen}) not sent yet, retried at {} ({}): {}", t(*next_at), shown(recipient), shown(error)),
+                format!(
+                    "{czh}通知（{azh}）暂未发出，将于 {} 重试：{}",
+                    t(*next_at),
+                    shown(error)
+                ),
+                format!(
+                    "{cen} notice ({aen}) not sent yet, retried at {} ({}): {}",
+                    t(*next_at),
+                    shown(recipient),
+                    shown(error)
+                ),
             )
         }
         Step::NotificationFailed {
@@ -129,8 +149,16 @@ fn describe(e: &Entry, view: &CaseView) -> (String, String) {
             let (czh, cen) = channel_names(channel);
             let (azh, aen) = about(event_key, view);
             (
-                format!("{czh}通知（{azh}）发送失败：{}（{}）", shown(error), shown(recipient)),
-                format!("{cen} notice ({aen}) FAILED: {} ({})", shown(error), shown(recipient)),
+                format!(
+                    "{czh}通知（{azh}）发送失败：{}（{}）",
+                    shown(error),
+                    shown(recipient)
+                ),
+                format!(
+                    "{cen} notice ({aen}) FAILED: {} ({})",
+                    shown(error),
+                    shown(recipient)
+                ),
             )
         }
     }
@@ -143,7 +171,11 @@ fn event_lines(out: &mut String, e: &Event, received_at: Timestamp) {
     match &e.details {
         Details::Received {} | Details::Completed {} => {}
         Details::Accepted { court_case_number } => {
-            let _ = writeln!(out, "    法院案号 / Court case number: {}", shown(court_case_number));
+            let _ = writeln!(
+                out,
+                "    法院案号 / Court case number: {}",
+                shown(court_case_number)
+            );
         }
         Details::MaterialsRequired {
             items,
@@ -155,7 +187,11 @@ fn event_lines(out: &mut String, e: &Event, received_at: Timestamp) {
             for i in items {
                 let _ = writeln!(out, "      - {}", shown(i));
             }
-            let _ = writeln!(out, "    截止时间 / Deadline: {}（北京时间 / Beijing time）", t(*deadline));
+            let _ = writeln!(
+                out,
+                "    截止时间 / Deadline: {}（北京时间 / Beijing time）",
+                t(*deadline)
+            );
             let _ = writeln!(out, "    提交地点 / Where: {}", shown(place));
             let _ = writeln!(out, "    提交方式 / How:\n{}", block(how, "      "));
         }
@@ -166,9 +202,18 @@ fn event_lines(out: &mut String, e: &Event, received_at: Timestamp) {
             phone,
             purpose,
         } => {
-            let _ = writeln!(out, "    时间 / When: {}（北京时间 / Beijing time）", t(*at));
+            let _ = writeln!(
+                out,
+                "    时间 / When: {}（北京时间 / Beijing time）",
+                t(*at)
+            );
             let _ = writeln!(out, "    地点 / Where: {}", shown(place));
-            let _ = writeln!(out, "    承办人 / Officer: {}  电话 / Phone: {}", shown(officer), shown(phone));
+            let _ = writeln!(
+                out,
+                "    承办人 / Officer: {}  电话 / Phone: {}",
+                shown(officer),
+                shown(phone)
+            );
             let _ = writeln!(out, "    事由 / About:\n{}", block(purpose, "      "));
         }
         Details::RulingIssued { summary } => {
@@ -179,7 +224,13 @@ fn event_lines(out: &mut String, e: &Event, received_at: Timestamp) {
         }
     }
     for a in &e.attachments {
-        let _ = writeln!(out, "    附件 / Attached: {} ({} bytes, sha256 {})", shown(&a.name), a.size, a.sha256);
+        let _ = writeln!(
+            out,
+            "    附件 / Attached: {} ({} bytes, sha256 {})",
+            shown(&a.name),
+            a.size,
+            a.sha256
+        );
     }
     if let Some(c) = &e.contact {
         let _ = writeln!(
@@ -187,7 +238,10 @@ fn event_lines(out: &mut String, e: &Event, received_at: Timestamp) {
             "    联系人 / Contact: {}  {}{}",
             shown(&c.name),
             shown(&c.phone),
-            c.email.as_deref().map(|m| format!("  {}", shown(m))).unwrap_or_default()
+            c.email
+                .as_deref()
+                .map(|m| format!("  {}", shown(m)))
+                .unwrap_or_default()
         );
     }
     if let Some(n) = &e.note {
@@ -206,13 +260,25 @@ pub fn render(
     let mut s = String::new();
     s.push_str("申请进度 / APPLICATION STATUS\n");
     s.push_str("================================\n\n");
-    let _ = writeln!(s, "案号 / Case:            {}", shown(view.case_number.as_str()));
+    let _ = writeln!(
+        s,
+        "案号 / Case:            {}",
+        shown(view.case_number.as_str())
+    );
     let _ = writeln!(s, "申请人 / Applicant:     {}", shown(&file.applicant.name));
-    let _ = writeln!(s, "法院 / Court:           {} ({})", court.name_zh, court.name_en);
+    let _ = writeln!(
+        s,
+        "法院 / Court:           {} ({})",
+        court.name_zh, court.name_en
+    );
     if let Some(src) = &file.source {
         let _ = writeln!(s, "材料 / Item:            {}", shown(src));
     }
-    let _ = writeln!(s, "更新于 / Updated:       {}（北京时间 / Beijing time）\n", t(now));
+    let _ = writeln!(
+        s,
+        "更新于 / Updated:       {}（北京时间 / Beijing time）\n",
+        t(now)
+    );
 
     // Where it is now.
     let last_bundle = view.bundles.last();
@@ -228,17 +294,39 @@ pub fn render(
     let (now_zh, now_en) = match (last_event, delivered, last_bundle.map(|b| b.state.as_str())) {
         (Some(e), _, _) => {
             let (zh, en) = kind_names(e.event.details.kind());
-            (format!("法院已签收，最新法院通知：{zh}（见下文）。"), format!("The court has signed for it; its latest word: {en} (see below)."))
+            (
+                format!("法院已签收，最新法院通知：{zh}（见下文）。"),
+                format!("The court has signed for it; its latest word: {en} (see below)."),
+            )
         }
         (None, Some((at, _)), _) => (
             format!("法院已于 {} 签收，等待法院进一步通知。", t(at)),
-            format!("The court signed for it at {}; waiting for the court's next word.", t(at)),
+            format!(
+                "The court signed for it at {}; waiting for the court's next word.",
+                t(at)
+            ),
         ),
-        (None, None, Some("fetched")) => ("法院已下载，等待法院签收回执。".into(), "The court has downloaded it; waiting for its signed receipt.".into()),
-        (None, None, Some("dead")) => ("投递已停止，法院未签收（见“需要您做什么”）。".into(), "Delivery was given up; the court has NOT signed for it (see \"What you need to do\").".into()),
-        (None, None, Some("cancelled")) => ("投递已撤回。".into(), "Delivery was withdrawn.".into()),
-        (None, None, Some("failed")) => ("向法院投递暂时失败，系统会自动重试。".into(), "Delivery to the court failed for now; it is retried automatically.".into()),
-        _ => ("已签名加密，等待法院取件，法院尚未签收。".into(), "Signed and encrypted, waiting for the court; the court has not signed for it yet.".into()),
+        (None, None, Some("fetched")) => (
+            "法院已下载，等待法院签收回执。".into(),
+            "The court has downloaded it; waiting for its signed receipt.".into(),
+        ),
+        (None, None, Some("dead")) => (
+            "投递已停止，法院未签收（见“需要您做什么”）。".into(),
+            "Delivery was given up; the court has NOT signed for it (see \"What you need to do\")."
+                .into(),
+        ),
+        (None, None, Some("cancelled")) => {
+            ("投递已撤回。".into(), "Delivery was withdrawn.".into())
+        }
+        (None, None, Some("failed")) => (
+            "向法院投递暂时失败，系统会自动重试。".into(),
+            "Delivery to the court failed for now; it is retried automatically.".into(),
+        ),
+        _ => (
+            "已签名加密，等待法院取件，法院尚未签收。".into(),
+            "Signed and encrypted, waiting for the court; the court has not signed for it yet."
+                .into(),
+        ),
     };
     let _ = writeln!(s, "现在 / Now:\n  {now_zh}\n  {now_en}\n");
 
@@ -247,7 +335,10 @@ pub fn render(
             let _ = writeln!(s, "法院签收 / Court's receipt (签收):\n  {}（北京时间 / Beijing time）\n  回执摘要 / receipt digest: sha256 {digest}\n", t(at));
         }
         None => {
-            let _ = writeln!(s, "法院签收 / Court's receipt (签收):\n  尚未签收 / not yet\n");
+            let _ = writeln!(
+                s,
+                "法院签收 / Court's receipt (签收):\n  尚未签收 / not yet\n"
+            );
         }
     }
 
@@ -264,10 +355,7 @@ pub fn render(
     if channels.is_empty() {
         s.push_str("  本节点未配置申请人通知：系统不会通知申请人，请按现行方式告知申请人。\n  Notifications are not configured on this node: the applicant is NOT told by this system; tell them as you do today.\n");
     } else {
-        let names: Vec<_> = channels
-            .iter()
-            .map(|c| channel_names(c.name()))
-            .collect();
+        let names: Vec<_> = channels.iter().map(|c| channel_names(c.name())).collect();
         let _ = writeln!(
             s,
             "  已配置 / configured: {} / {}",
@@ -316,7 +404,8 @@ pub fn render(
     if channels.is_empty() && !view.events.is_empty() {
         todo.push((
             "本系统不通知申请人：请把上面的法院要求告知申请人。".into(),
-            "This system does not notify the applicant: tell them what the court said above.".into(),
+            "This system does not notify the applicant: tell them what the court said above."
+                .into(),
         ));
     }
     if todo.is_empty() {

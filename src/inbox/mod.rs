@@ -410,6 +410,19 @@ pub fn is_complete(config: &Config, id: &BundleId) -> bool {
     dir_for(config, &r.case_ref, id).join(DONE_FILE).exists()
 }
 
+/// Who sent bundle `id` and under which case, as recorded in `received/`
+/// when it was taken in (`None`: never received here). The court's
+/// follow-up events go back to this sender.
+pub fn sender_of(config: &Config, id: &BundleId) -> io::Result<Option<(AgencyId, CaseRef)>> {
+    let bytes = match fs::read(received_dir(config).join(format!("{id}.json"))) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let r: Received = serde_json::from_slice(&bytes).map_err(io::Error::other)?;
+    Ok(Some((r.sender, r.case_ref)))
+}
+
 /// What [`backup`] copied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Backed {

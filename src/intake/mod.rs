@@ -72,8 +72,8 @@
 //! accepted note present). Each application is therefore always in exactly one
 //! place: `intake/`, `.work/`, `rejected/`, or outbox + `archive/`.
 
-mod notes;
-mod scan;
+pub(crate) mod notes;
+pub(crate) mod scan;
 mod seal;
 mod zipdrop;
 

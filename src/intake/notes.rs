@@ -91,7 +91,7 @@ The item stays where it is; there is no need to drop it again. This note is remo
     )
 }
 
-pub(super) fn reason_file_names(item: &str) -> (&'static str, &'static str) {
+pub(crate) fn reason_file_names(item: &str) -> (&'static str, &'static str) {
     if item == "REJECTED.txt" || item == "rejection.json" {
         ("REJECTED (sealpost).txt", "rejection (sealpost).json")
     } else {
@@ -100,10 +100,10 @@ pub(super) fn reason_file_names(item: &str) -> (&'static str, &'static str) {
 }
 
 /// Appended to the claim name of an item whose name is not UTF-8.
-pub(super) const INVALID_NAME: &str = ".invalid-name";
+pub(crate) const INVALID_NAME: &str = ".invalid-name";
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-pub(super) fn truncate_utf8(s: &str, max: usize) -> &str {
+pub(crate) fn truncate_utf8(s: &str, max: usize) -> &str {
     let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -114,7 +114,7 @@ pub(super) fn truncate_utf8(s: &str, max: usize) -> &str {
 /// The two names a note or folder for `name` may take in `dir`: `<name><suffix>`,
 /// or `<name> (<short id>)<suffix>` when that is taken. Long names are shortened
 /// so that either fits the 255-byte limit of file names.
-pub(super) fn candidate_names(name: &str, id: &BundleId, suffix: &str) -> [String; 2] {
+pub(crate) fn candidate_names(name: &str, id: &BundleId, suffix: &str) -> [String; 2] {
     let short = &id.as_str()[..8];
     let stem = truncate_utf8(name, 255 - suffix.len() - short.len() - 3);
     let plain = if name.len() + suffix.len() <= 255 {
@@ -129,7 +129,7 @@ pub(super) fn candidate_names(name: &str, id: &BundleId, suffix: &str) -> [Strin
 }
 
 /// The first free candidate name in `dir` (see [`candidate_names`]).
-pub(super) fn free_name(dir: &Path, name: &str, id: &BundleId, suffix: &str) -> PathBuf {
+pub(crate) fn free_name(dir: &Path, name: &str, id: &BundleId, suffix: &str) -> PathBuf {
     let [plain, tagged] = candidate_names(name, id, suffix);
     let plain = dir.join(plain);
     if plain.symlink_metadata().is_err() {
@@ -144,7 +144,7 @@ pub(super) fn accepted_note_exists(dir: &Path, name: &str, id: &BundleId) -> boo
         .any(|f| fs::read_to_string(dir.join(f)).is_ok_and(|t| t.contains(id.as_str())))
 }
 
-pub(super) fn beijing(t: Timestamp) -> String {
+pub(crate) fn beijing(t: Timestamp) -> String {
     t.beijing()
 }
 

@@ -21,11 +21,11 @@ pub struct Scanner {
 
 /// One entry of a [`Snapshot`]: name, inode, size, modification and change
 /// times (ctime changes on every write, whoever makes it), whether a folder.
-pub(super) type Stamp = (OsString, u64, u64, (i64, i64), (i64, i64), bool);
+pub(crate) type Stamp = (OsString, u64, u64, (i64, i64), (i64, i64), bool);
 
 /// File set, sizes and times of an item (the item and its direct entries).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Snapshot(pub(super) Vec<Stamp>);
+pub(crate) struct Snapshot(pub(crate) Vec<Stamp>);
 
 fn stamp(name: OsString, m: &fs::Metadata) -> Stamp {
     (
@@ -38,7 +38,7 @@ fn stamp(name: OsString, m: &fs::Metadata) -> Stamp {
     )
 }
 
-pub(super) fn snapshot(path: &Path) -> io::Result<Snapshot> {
+pub(crate) fn snapshot(path: &Path) -> io::Result<Snapshot> {
     let meta = fs::symlink_metadata(path)?;
     let mut v = vec![stamp(OsString::new(), &meta)];
     if meta.is_dir() {

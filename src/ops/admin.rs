@@ -322,14 +322,24 @@ fn execute_blocking(ctx: &Context, req: Request, uid: u32) -> Reply {
         Request::Status => Reply::ok(status(ctx)),
         Request::Case { case } => {
             let Ok(case) = case.parse::<crate::types::CaseRef>() else {
-                return Reply::err("bad-request", format!("{:?} is not a case number", printable(&case)));
+                return Reply::err(
+                    "bad-request",
+                    format!("{:?} is not a case number", printable(&case)),
+                );
             };
             let Some(work) = &ctx.casework else {
-                return Reply::err("not-found", "this node keeps no case files (it is not a committee)");
+                return Reply::err(
+                    "not-found",
+                    "this node keeps no case files (it is not a committee)",
+                );
             };
             match (work.view(&case), work.status_text(&case)) {
-                (Ok(Some(view)), Ok(Some(text))) => Reply::ok(serde_json::json!({"view": view, "text": text})),
-                (Ok(None), _) | (_, Ok(None)) => Reply::err("not-found", format!("no case {}", printable(case.as_str()))),
+                (Ok(Some(view)), Ok(Some(text))) => {
+                    Reply::ok(serde_json::json!({"view": view, "text": text}))
+                }
+                (Ok(None), _) | (_, Ok(None)) => {
+                    Reply::err("not-found", format!("no case {}", printable(case.as_str())))
+                }
                 (Err(e), _) | (_, Err(e)) => Reply::err("failed", e),
             }
         }
