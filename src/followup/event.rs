@@ -30,6 +30,10 @@ pub type EventId = BundleId;
 
 /// At most this many attachments per event.
 pub const MAX_ATTACHMENTS: usize = 10;
+/// The attachments of one event together are at most this many bytes (so that
+/// the request that carries them, base64-encoded, stays within the
+/// committee's body limit of 48 MiB).
+pub const MAX_ATTACHMENT_BYTES: u64 = 32 << 20;
 /// At most this many items in a "materials required" list.
 pub const MAX_ITEMS: usize = 30;
 /// A one-line text field: at most this many characters.
@@ -440,6 +444,13 @@ impl Event {
             return Err(field(
                 "attachments",
                 format!("at most {MAX_ATTACHMENTS} attachments are allowed"),
+            ));
+        }
+        let total: u64 = self.attachments.iter().map(|a| a.size).fold(0, u64::saturating_add);
+        if total > MAX_ATTACHMENT_BYTES {
+            return Err(field(
+                "attachments",
+                format!("together {total} bytes; at most {MAX_ATTACHMENT_BYTES} are allowed"),
             ));
         }
         for (i, a) in self.attachments.iter().enumerate() {

@@ -835,6 +835,19 @@ impl Folder {
                 Err(r) => reasons.push(r),
             }
         }
+        let total: u64 = files.iter().map(|(_, b, _)| b.len() as u64).sum();
+        if total > crate::followup::event::MAX_ATTACHMENT_BYTES {
+            let (size, max) = crate::types::size_vs_limit(
+                total,
+                crate::followup::event::MAX_ATTACHMENT_BYTES,
+            );
+            reasons.push(Reason::new(
+                Code::AttachmentTooLarge,
+                None,
+                format!("所有附件合计 {size}，超过了一个事件 {max} 的上限。请压缩附件，或分成几个事件发送。"),
+                format!("The attachments together are {size}, over the limit of {max} for one event. Make them smaller or send them in several events."),
+            ));
+        }
         match fs::read_dir(item) {
             Ok(rd) => {
                 let mut extra: Vec<String> = rd
