@@ -138,6 +138,9 @@ pub enum Command {
     /// Make or check a signed receipt (proof of delivery).
     #[command(subcommand, after_help = EXIT_HELP)]
     Receipt(ReceiptCommand),
+    /// Make or check a court's signed follow-up event (`docs/event-format.md`).
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Followup(FollowupCommand),
     /// Repair the outbox with the daemon stopped (`ctl` does everything else,
     /// with the daemon running).
     #[command(subcommand, after_help = EXIT_HELP)]
@@ -234,6 +237,92 @@ pub enum ReceiptCommand {
     },
 }
 
+/// Follow-up event subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FollowupCommand {
+    /// Make this court's signed event about a bundle and write it as a
+    /// submission (JSON, ready to POST to /v1/cases/{case}/events with
+    /// `curl --data-binary @FILE`).
+    Make(Box<FollowupMake>),
+    /// Check a submission offline (signature, signer, fields, attachments)
+    /// and print the event.
+    Verify {
+        /// The submission file (JSON).
+        file: PathBuf,
+    },
+}
+
+/// `followup make` options. Which details a kind needs: accepted
+/// --court-case-number; materials-required --item… --deadline --place --how;
+/// appointment --at --place --officer --phone --purpose; ruling-issued
+/// --summary --attach; rejected --reason; received and completed none.
+#[derive(Debug, clap::Args)]
+pub struct FollowupMake {
+    /// The committee's case number (the bundle's case).
+    #[arg(long)]
+    case: String,
+    /// The bundle id the event concerns.
+    #[arg(long)]
+    bundle: String,
+    /// received, accepted, materials-required, appointment, ruling-issued, rejected or completed.
+    #[arg(long)]
+    kind: String,
+    /// A required item (materials-required; repeat for each).
+    #[arg(long = "item", value_name = "TEXT")]
+    items: Vec<String>,
+    /// Deadline, `YYYY-MM-DDTHH:MM:SSZ` (materials-required).
+    #[arg(long, value_name = "TIME")]
+    deadline: Option<String>,
+    /// Where (materials-required, appointment).
+    #[arg(long)]
+    place: Option<String>,
+    /// How to hand in the materials; may span lines (materials-required).
+    #[arg(long)]
+    how: Option<String>,
+    /// When, `YYYY-MM-DDTHH:MM:SSZ` (appointment).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// The officer to ask for (appointment).
+    #[arg(long)]
+    officer: Option<String>,
+    /// The officer's telephone (appointment).
+    #[arg(long)]
+    phone: Option<String>,
+    /// What it is about; may span lines (appointment).
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Summary of the ruling; may span lines (ruling-issued).
+    #[arg(long)]
+    summary: Option<String>,
+    /// Why; may span lines (rejected).
+    #[arg(long)]
+    reason: Option<String>,
+    /// The court's own case number (accepted).
+    #[arg(long)]
+    court_case_number: Option<String>,
+    /// A note to the applicant; may span lines.
+    #[arg(long)]
+    note: Option<String>,
+    /// Whom the applicant should contact: name or desk.
+    #[arg(long)]
+    contact_name: Option<String>,
+    /// Their telephone.
+    #[arg(long)]
+    contact_phone: Option<String>,
+    /// Their e-mail.
+    #[arg(long)]
+    contact_email: Option<String>,
+    /// A document to carry (PDF, PNG or JPEG; repeat for each, at most 10).
+    #[arg(long, value_name = "FILE")]
+    attach: Vec<PathBuf>,
+    /// The committee (default: the only committee in the peer directory).
+    #[arg(long)]
+    committee: Option<String>,
+    /// The submission file to write (must not exist).
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
 /// Outbox subcommands (daemon stopped).
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
@@ -267,6 +356,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Run => unreachable!("dispatched above"),
         Command::Ctl { socket, command } => ctl(&cli.config, socket, command, out),
         Command::Receipt(cmd) => with_config(&cli.config, |c| receipt_cmd(c, cmd, out)),
+        Command::Followup(cmd) => with_config(&cli.config, |c| followup_cmd(c, cmd, out)),
         Command::Outbox(cmd) => with_config(&cli.config, |c| outbox_cmd(c, cmd, out)),
         Command::Demo { dir } => {
             if crate::demo::demo(dir, out) {
@@ -932,4 +1022,190 @@ pub fn receipt_cmd(c: &Config, cmd: ReceiptCommand, out: &mut impl Write) -> Exi
             }
         }
     }
+}
+
+/// `followup make|verify`.
+pub fn followup_cmd(c: &Config, cmd: FollowupCommand, out: &mut impl Write) -> Exit {
+    use crate::followup::make::{make, MakeError, Options};
+    use crate::followup::Submission;
+    match cmd {
+        FollowupCommand::Make(m) => {
+            let FollowupMake {
+                case,
+                bundle,
+                kind,
+                items,
+                deadline,
+                place,
+                how,
+                at,
+                officer,
+                phone,
+                purpose,
+                summary,
+                reason,
+                court_case_number,
+                note,
+                contact_name,
+                contact_phone,
+                contact_email,
+                attach,
+                committee,
+                output,
+            } = *m;
+            let o = Options {
+                case,
+                bundle,
+                kind,
+                committee,
+                items,
+                deadline,
+                place,
+                how,
+                at,
+                officer,
+                phone,
+                purpose,
+                summary,
+                reason,
+                court_case_number,
+                note,
+                contact_name,
+                contact_phone,
+                contact_email,
+                attach,
+            };
+            let sub = match make(c, o, Timestamp::now()) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("sealpost: no event made: {e}");
+                    return match e {
+                        MakeError::Usage(_) => Exit::Usage,
+                        MakeError::Read { .. } => Exit::NoInput,
+                        MakeError::Refused(_) => Exit::DataErr,
+                    };
+                }
+            };
+            let mut json = serde_json::to_string_pretty(&sub).unwrap_or_default();
+            json.push('\n');
+            if let Err(e) = crate::fsutil::write_new_atomic(&output, json.as_bytes()) {
+                eprintln!("sealpost: cannot write {}: {e}", output.display());
+                return if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Exit::CantCreat
+                } else {
+                    Exit::IoErr
+                };
+            }
+            let ev = sub.signed().unverified().expect("just made");
+            let _ = writeln!(
+                out,
+                "MADE EVENT  {}\n{}",
+                output.display(),
+                describe_event(&ev)
+            );
+            Exit::Ok
+        }
+        FollowupCommand::Verify { file } => {
+            let bytes = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("sealpost: cannot read {}: {e}", file.display());
+                    return Exit::NoInput;
+                }
+            };
+            match Submission::from_json(&bytes)
+                .and_then(|s| s.verify(&c.trust, &c.directory, Timestamp::now()))
+            {
+                Ok(v) => {
+                    let _ = writeln!(
+                        out,
+                        "VERIFIED EVENT  {}\n{}",
+                        file.display(),
+                        describe_event(&v.event)
+                    );
+                    Exit::Ok
+                }
+                Err(e) => {
+                    eprintln!("REFUSED  {}\n  [{}] {e}", file.display(), e.code());
+                    Exit::DataErr
+                }
+            }
+        }
+    }
+}
+
+/// An event for people: one line per field, texts escaped with [`printable`]
+/// (multi-line texts line by line).
+fn describe_event(e: &crate::followup::Event) -> String {
+    use crate::followup::Details;
+    let mut s = format!(
+        "  event      {} ({})\n  court      {}, issued {}\n  committee  {}\n  case       {}\n  bundle     {}\n",
+        e.event_id,
+        e.details.kind(),
+        e.court,
+        e.issued_at,
+        e.committee,
+        printable(e.case_number.as_str()),
+        e.bundle_id
+    );
+    let mut line = |label: &str, text: &str| {
+        for (i, l) in text.split('\n').enumerate() {
+            let label = if i == 0 { label } else { "" };
+            s.push_str(&format!("  {label:<10} {}\n", printable(l)));
+        }
+    };
+    match &e.details {
+        Details::Received {} | Details::Completed {} => {}
+        Details::Accepted { court_case_number } => line("court case", court_case_number),
+        Details::MaterialsRequired {
+            items,
+            deadline,
+            place,
+            how,
+        } => {
+            for (i, item) in items.iter().enumerate() {
+                line(&format!("item {}", i + 1), item);
+            }
+            line("deadline", &deadline.to_string());
+            line("place", place);
+            line("how", how);
+        }
+        Details::Appointment {
+            at,
+            place,
+            officer,
+            phone,
+            purpose,
+        } => {
+            line("at", &at.to_string());
+            line("place", place);
+            line("officer", officer);
+            line("phone", phone);
+            line("purpose", purpose);
+        }
+        Details::RulingIssued { summary } => line("summary", summary),
+        Details::Rejected { reason } => line("reason", reason),
+    }
+    if let Some(c) = &e.contact {
+        let email = c
+            .email
+            .as_deref()
+            .map(|m| format!(", {m}"))
+            .unwrap_or_default();
+        line("contact", &format!("{}, {}{email}", c.name, c.phone));
+    }
+    if let Some(n) = &e.note {
+        line("note", n);
+    }
+    for a in &e.attachments {
+        line(
+            "attached",
+            &format!(
+                "{} ({}, {} bytes, sha256 {})",
+                a.name, a.media_type, a.size, a.sha256
+            ),
+        );
+    }
+    s.pop();
+    s
 }

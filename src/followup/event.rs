@@ -446,7 +446,11 @@ impl Event {
                 format!("at most {MAX_ATTACHMENTS} attachments are allowed"),
             ));
         }
-        let total: u64 = self.attachments.iter().map(|a| a.size).fold(0, u64::saturating_add);
+        let total: u64 = self
+            .attachments
+            .iter()
+            .map(|a| a.size)
+            .fold(0, u64::saturating_add);
         if total > MAX_ATTACHMENT_BYTES {
             return Err(field(
                 "attachments",
@@ -629,11 +633,11 @@ mod tests {
         Event {
             format: EVENT_FORMAT.into(),
             event_id: BundleId::generate(),
-            court: "sz-futian-court".parse().unwrap(),
-            committee: "sz-lac".parse().unwrap(),
-            case_number: "深劳人仲案〔2026〕1号".parse().unwrap(),
+            court: "sz-futian-court".parse().expect("valid"),
+            committee: "sz-lac".parse().expect("valid"),
+            case_number: "深劳人仲案〔2026〕1号".parse().expect("valid"),
             bundle_id: BundleId::generate(),
-            issued_at: Timestamp::from_unix(1_800_000_000).unwrap(),
+            issued_at: Timestamp::from_unix(1_800_000_000).expect("valid"),
             details,
             contact: None,
             note: None,
@@ -643,7 +647,7 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_through_json() {
-        let t = Timestamp::from_unix(1_800_000_000).unwrap();
+        let t = Timestamp::from_unix(1_800_000_000).expect("valid");
         for d in [
             Details::Received {},
             Details::Accepted {
@@ -666,20 +670,20 @@ mod tests {
             Details::Completed {},
         ] {
             let e = event(d);
-            e.validate().unwrap();
-            assert_eq!(parse(&e.to_bytes()).unwrap(), e);
+            e.validate().expect("valid");
+            assert_eq!(parse(&e.to_bytes()).expect("valid"), e);
         }
     }
 
     #[test]
     fn unknown_kinds_and_fields_are_told_apart() {
         let e = event(Details::Received {});
-        let mut v: serde_json::Value = serde_json::from_slice(&e.to_bytes()).unwrap();
+        let mut v: serde_json::Value = serde_json::from_slice(&e.to_bytes()).expect("valid");
         v["details"]["kind"] = "summons".into();
-        let err = parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        let err = parse(&serde_json::to_vec(&v).expect("valid")).expect_err("refused");
         assert_eq!(err.code(), "event-kind-unknown");
         v["details"] = serde_json::json!({"kind": "received", "extra": 1});
-        let err = parse(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+        let err = parse(&serde_json::to_vec(&v).expect("valid")).expect_err("refused");
         assert_eq!(err.code(), "event-malformed");
     }
 
@@ -688,15 +692,21 @@ mod tests {
         let mut e = event(Details::Rejected {
             reason: "a\nb".into(),
         });
-        e.validate().unwrap();
+        e.validate().expect("valid");
         e.details = Details::Rejected {
             reason: "a\r\nb".into(),
         };
-        assert_eq!(e.validate().unwrap_err().code(), "event-field-invalid");
+        assert_eq!(
+            e.validate().expect_err("refused").code(),
+            "event-field-invalid"
+        );
         e.details = Details::Accepted {
             court_case_number: "a\nb".into(),
         };
-        assert_eq!(e.validate().unwrap_err().code(), "event-field-invalid");
+        assert_eq!(
+            e.validate().expect_err("refused").code(),
+            "event-field-invalid"
+        );
     }
 
     #[test]
@@ -704,6 +714,10 @@ mod tests {
         let e = event(Details::RulingIssued {
             summary: "准予保全".into(),
         });
-        assert!(e.validate().unwrap_err().to_string().contains("ruling"));
+        assert!(e
+            .validate()
+            .expect_err("refused")
+            .to_string()
+            .contains("ruling"));
     }
 }

@@ -837,10 +837,8 @@ impl Folder {
         }
         let total: u64 = files.iter().map(|(_, b, _)| b.len() as u64).sum();
         if total > crate::followup::event::MAX_ATTACHMENT_BYTES {
-            let (size, max) = crate::types::size_vs_limit(
-                total,
-                crate::followup::event::MAX_ATTACHMENT_BYTES,
-            );
+            let (size, max) =
+                crate::types::size_vs_limit(total, crate::followup::event::MAX_ATTACHMENT_BYTES);
             reasons.push(Reason::new(
                 Code::AttachmentTooLarge,
                 None,

@@ -19,14 +19,19 @@
 //!   clerk's notes about each event's fate.
 //! - [`send`]: the sender task: posts each waiting event to its committee over
 //!   mTLS, with per-event retries; records `sent/` or `failed/`.
+//! - [`submission`]: a whole submission (event + attachments) verified in one call.
+//! - [`make`]: a court's node makes and signs one (`sealpost followup make`).
 
 pub mod cases;
 pub mod casework;
 pub mod event;
 pub mod folder;
 pub mod form;
+pub mod make;
 pub mod send;
 pub mod spool;
 pub mod status;
+pub mod submission;
 
 pub use event::{Details, Event, EventError, EventId, SignedEvent, Submission};
+pub use submission::VerifiedSubmission;
