@@ -16,7 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::application::Application;
-use crate::types::{human_bytes, BundleId};
+use crate::types::{human_bytes, BundleId, Timestamp};
 
 /// The marker of a folder holding the demo's files.
 const MARKER: &str = "certs-example/peers.toml";
@@ -148,6 +148,7 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
         .env("SEALPOST_ADMIN__LISTEN", "127.0.0.1:0")
         .env("SEALPOST_INTAKE__SETTLE", "1s")
         .env("SEALPOST_INTAKE__SCAN_INTERVAL", "200ms")
+        .env("SEALPOST_NOTIFY__EMAIL__DIR", work.join("mail"))
         .stdout(Stdio::piped())
         .stderr(log_file("sz-lac")?)
         .spawn()
@@ -200,6 +201,9 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
             .envs(private_keys(court)?)
             .env("SEALPOST_DIRECTORY__FILE", &peers)
             .env("SEALPOST_CLIENT__WAIT", "30s")
+            .env("SEALPOST_FOLLOWUP__ROOT", work.join(court).join("followup"))
+            .env("SEALPOST_FOLLOWUP__SETTLE", "1s")
+            .env("SEALPOST_FOLLOWUP__SCAN_INTERVAL", "200ms")
             .env("SEALPOST_ADMIN__LISTEN", "127.0.0.1:0")
             .stdout(Stdio::null())
             .stderr(log_file(court)?)
@@ -305,8 +309,130 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
         wait_for("the signed receipt", Box::new(|| receipt.is_file()))?;
         say(out, format!("   3. the court's signed receipt came back; delivered after {:.2} s\n      proof of delivery: {}", dropped.elapsed().as_secs_f64(), receipt.display()));
     }
+
+    // The court follows up; the applicant hears; the clerk reads the status file.
+    let first = names.first().ok_or("no example applications")?;
+    let app = Application::load(
+        &apps.join(first),
+        &crate::config::Limits::default(),
+        &crate::config::load_directory(&peers).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let status = clerk.join("status").join(format!("{first}.txt"));
+    let mail = work.join("mail");
+    say(out, format!("\n── {first}: the court follows up"));
+    let followups = [
+        (
+            "materials",
+            "需补充材料 / materials required",
+            format!(
+                "case_number = \"{case}\"\nkind = \"materials-required\"\nitems = [\"劳动合同原件 / the original employment contract\", \"近六个月工资流水 / bank statements of the last six months\"]\ndeadline = {deadline}\nplace = \"福田区人民法院立案庭二楼 3 号窗口 / Futian court, case-filing division, 2F window 3\"\nhow = \"\"\"\n现场提交原件及复印件各一份。\nHand in the originals and one copy in person.\n\"\"\"\n\n[contact]\nname = \"立案庭 / case-filing division\"\nphone = \"0755-83000000\"\n",
+                case = app.case_number.as_str(),
+                deadline = {
+                    let d = Timestamp::now().datetime() + time::Duration::days(14);
+                    let d = d.to_offset(time::UtcOffset::from_hms(8, 0, 0).expect("UTC+8"));
+                    format!("{}-{:02}-{:02}T17:00:00+08:00", d.year(), u8::from(d.month()), d.day())
+                }
+            ),
+            None,
+        ),
+        (
+            "ruling",
+            "裁定已作出 / ruling issued",
+            format!(
+                "case_number = \"{case}\"\nkind = \"ruling-issued\"\nsummary = \"准予财产保全。The application for property preservation is granted.\"\n\n[[attachments]]\nfile = \"民事裁定书.pdf\"\n",
+                case = app.case_number.as_str()
+            ),
+            app.documents.iter().find(|d| d.name.ends_with(".pdf")).map(|d| d.path.clone()),
+        ),
+    ];
+    let court_drop = work.join(app.court.as_str()).join("followup").join("drop");
+    wait_for("the court's follow-up folder", Box::new(|| court_drop.is_dir()))?;
+    for (name, label, form, pdf) in followups {
+        let before = count_mail(&mail);
+        let to = staging.join(format!("{first}-{name}"));
+        std::fs::create_dir_all(&to).map_err(|e| e.to_string())?;
+        std::fs::write(to.join("event.toml"), form).map_err(|e| e.to_string())?;
+        if let Some(pdf) = pdf {
+            std::fs::copy(pdf, to.join("民事裁定书.pdf")).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(to.join("READY"), b"").map_err(|e| e.to_string())?;
+        let sent = Instant::now();
+        std::fs::rename(&to, court_drop.join(format!("{first}-{name}"))).map_err(|e| e.to_string())?;
+        say(out, format!("   {} clerk dropped \"{label}\" into {}", app.court, court_drop.display()));
+        wait_for(
+            "the applicant's e-mail",
+            Box::new(|| count_mail(&mail) > before),
+        )?;
+        say(out, format!("   → signed by the court, sent to the committee, verified, and the applicant was e-mailed after {:.2} s", sent.elapsed().as_secs_f64()));
+        if let Some(m) = newest_mail(&mail) {
+            say(out, format!("\n   ✉ {}\n{}", m.0.display(), indent(&m.1, "   │ ")));
+        }
+    }
+    wait_for("the clerks' status file", Box::new(|| {
+        std::fs::read_to_string(&status).is_ok_and(|t| t.contains("裁定已作出"))
+    }))?;
+    let text = std::fs::read_to_string(&status).map_err(|e| e.to_string())?;
+    say(out, format!("\n   The clerks' status file {}:\n{}", status.display(), indent(&text, "   │ ")));
     drop(courts);
     drop(committee);
-    say(out, format!("\nAll example applications travelled sealed, were opened only by their court, and came back as signed receipts.\nEverything is in {} (each node's log: <node>.log)", work.display()));
+    say(out, format!("\nAll example applications travelled sealed, were opened only by their court, and came back as signed receipts; the court's follow-up reached the committee and the applicant.\nEverything is in {} (each node's log: <node>.log; e-mails: mail/)", work.display()));
     Ok(())
+}
+
+fn count_mail(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// The newest `.eml` in `dir` and its headers and text part, decoded for reading.
+fn newest_mail(dir: &std::path::Path) -> Option<(PathBuf, String)> {
+    let newest = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".eml"))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())?
+        .path();
+    let raw = std::fs::read(&newest).ok()?;
+    let msg = mail_parser::MessageParser::default().parse(&raw)?;
+    let addr = |a: Option<&mail_parser::Address<'_>>| {
+        a.and_then(|a| a.first())
+            .map(|a| {
+                format!(
+                    "{} <{}>",
+                    a.name().unwrap_or_default(),
+                    a.address().unwrap_or_default()
+                )
+            })
+            .unwrap_or_default()
+    };
+    let mut s = format!(
+        "From: {}\nTo: {}\nSubject: {}\n",
+        addr(msg.from()),
+        addr(msg.to()),
+        msg.subject().unwrap_or_default()
+    );
+    use mail_parser::MimeHeaders as _;
+    for a in msg.attachments() {
+        s.push_str(&format!(
+            "Attachment: {} ({} bytes)\n",
+            a.attachment_name().unwrap_or("?"),
+            a.contents().len()
+        ));
+    }
+    s.push('\n');
+    s.push_str(msg.body_text(0).as_deref().unwrap_or_default());
+    Some((newest, s))
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.lines()
+        .map(|l| format!("{prefix}{l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

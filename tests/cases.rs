@@ -225,10 +225,10 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
     );
     ev.note = Some("请按时提交。".into());
     let sub = submission(ev.sign(&key), &[]);
+    let before = mails(&mail).len();
     let (st, body) = post(&net, &node, FUTIAN, CASE, &sub);
     assert_eq!(st, 201, "{body}");
     assert_eq!(body["event_id"], ev.event_id.as_str());
-    let before = mails(&mail).len();
     let (st, again) = post(&net, &node, FUTIAN, CASE, &sub);
     assert_eq!((st, &again["recorded_at"]), (200, &body["recorded_at"]));
 
