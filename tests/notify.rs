@@ -241,7 +241,7 @@ fn event(details: Details, case: &CaseRef, bundle: &BundleId) -> Event {
         court: "sz-futian-court".parse().expect("id"),
         committee: NODE.parse().expect("id"),
         case_number: case.clone(),
-        bundle_id: bundle.clone(),
+        bundle_id: *bundle,
         issued_at: t("2026-03-02T01:30:00Z"),
         details,
         contact: None,
@@ -252,7 +252,7 @@ fn event(details: Details, case: &CaseRef, bundle: &BundleId) -> Event {
 
 fn notice(what: What, language: Language, email: &str) -> Notice {
     let (case, bundle) = match &what {
-        What::FollowUp { event, .. } => (event.case_number.clone(), event.bundle_id.clone()),
+        What::FollowUp { event, .. } => (event.case_number.clone(), event.bundle_id),
         What::Delivered { .. } => (
             "深劳人仲案〔2026〕17号".parse().expect("case"),
             BundleId::generate(),
@@ -1029,9 +1029,12 @@ async fn a_record_left_sending_by_a_kill_is_resent_with_the_same_message_id() {
 
 // ------------------------------------------------------------ tests: SMS webhook
 
+/// The requests a receiver got: headers and body.
+type Got = Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>;
+
 struct Hook {
     url: String,
-    got: Arc<Mutex<Vec<(http::HeaderMap, Vec<u8>)>>>,
+    got: Got,
     _task: tokio::task::JoinHandle<()>,
 }
 

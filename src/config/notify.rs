@@ -540,17 +540,17 @@ mod tests {
 
     #[test]
     fn no_section_means_no_channel() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = check(dir.path(), "").unwrap();
+        let dir = tempfile::tempdir().expect("test value");
+        let s = check(dir.path(), "").expect("test value");
         assert_eq!(s, NotifySettings::default());
         assert!(s.email.is_none() && s.sms.is_none());
     }
 
     #[test]
     fn a_full_section_is_read_with_secrets_from_files() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
-        std::fs::write(dir.path().join("hmac"), "0123456789abcdef0123\n").unwrap();
+        let dir = tempfile::tempdir().expect("test value");
+        std::fs::write(dir.path().join("pw"), "s3cret\n").expect("test value");
+        std::fs::write(dir.path().join("hmac"), "0123456789abcdef0123\n").expect("test value");
         let text = r#"
 [notify]
 attach = ["ruling-issued"]
@@ -566,7 +566,7 @@ from = "委员会 <noreply@lac.example.org>"
 url = "https://sms.example/hook"
 hmac_key_file = "hmac"
 "#;
-        let s = check(dir.path(), text).unwrap();
+        let s = check(dir.path(), text).expect("test value");
         let Some(EmailSettings {
             transport: EmailTransport::Smtp(smtp),
             from,
@@ -576,10 +576,13 @@ hmac_key_file = "hmac"
             panic!("{s:?}")
         };
         assert_eq!(smtp.port, 465, "the implicit-TLS default");
-        assert_eq!(smtp.credentials.as_ref().unwrap().1.expose(), b"s3cret");
+        assert_eq!(
+            smtp.credentials.as_ref().expect("test value").1.expose(),
+            b"s3cret"
+        );
         assert_eq!(from.email.to_string(), "noreply@lac.example.org");
         assert_eq!(
-            s.sms.as_ref().unwrap().hmac_key.expose(),
+            s.sms.as_ref().expect("test value").hmac_key.expose(),
             b"0123456789abcdef0123"
         );
         assert_eq!(s.retry_base, Duration::from_secs(10));
@@ -591,13 +594,13 @@ hmac_key_file = "hmac"
 
     #[test]
     fn errors_name_the_line_and_key() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("test value");
         let cases = [
             (
                 "[notify]\n[notify.email]\ntransport = \"smtp\"\nhost = \"smtp.example.org\"\ntls = \"none\"\nfrom = \"a@b.org\"\n",
                 5,
                 "notify.email.tls",
-                "loopback",
+                "only to a relay on this machine",
             ),
             (
                 "[notify]\nattach = [\"ruling\"]\n",
@@ -642,11 +645,11 @@ hmac_key_file = "hmac"
             );
         }
         // Plain SMTP and http:// are fine to this machine.
-        std::fs::write(dir.path().join("k"), "0123456789abcdef").unwrap();
+        std::fs::write(dir.path().join("k"), "0123456789abcdef").expect("test value");
         check(
             dir.path(),
             "[notify.email]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"a@b.org\"\n[notify.sms]\nurl = \"http://[::1]:8080/hook\"\nhmac_key_file = \"k\"\n",
         )
-        .unwrap();
+        .expect("test value");
     }
 }

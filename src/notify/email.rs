@@ -112,13 +112,13 @@ fn classify(e: lettre::transport::smtp::Error) -> SendError {
     }
 }
 
+/// An attachment: file name, type, bytes.
+type Part = (String, ContentType, Vec<u8>);
+
 /// What to say about documents, and the parts to attach.
-fn documents(
-    settings: &NotifySettings,
-    record: &Record,
-) -> Result<(Docs, Vec<(String, ContentType, Vec<u8>)>), SendError> {
+fn documents(settings: &NotifySettings, record: &Record) -> Result<(Docs, Vec<Part>), SendError> {
     let n = &record.notice;
-    if n.attachments.is_empty() || !settings.attach.iter().any(|k| *k == record.kind) {
+    if n.attachments.is_empty() || !settings.attach.contains(&record.kind) {
         return Ok((Docs::NotAttached, Vec::new()));
     }
     let names: Vec<String> = n

@@ -517,21 +517,21 @@ mod tests {
     fn notice(lang: Language) -> Notice {
         Notice {
             event_key: "delivered/x".into(),
-            case_number: "深劳人仲案〔2026〕1号".parse().unwrap(),
+            case_number: "深劳人仲案〔2026〕1号".parse().expect("test value"),
             bundle_id: BundleId::generate(),
             language: lang,
             applicant_name: "<script>alert(1)</script>\r\nBcc: x".into(),
             email: None,
             mobile: None,
             court: CourtInfo {
-                id: "sz-futian-court".parse().unwrap(),
+                id: "sz-futian-court".parse().expect("test value"),
                 name_zh: "福田法院".into(),
                 name_en: "Futian & Co \"Court\"".into(),
                 phone: Some("0755-1".into()),
                 email: None,
             },
             what: What::Delivered {
-                received_at: Timestamp::from_unix(1_772_323_200).unwrap(), // 2026-03-01T00:00:00Z
+                received_at: Timestamp::from_unix(1_772_323_200).expect("test value"), // 2026-03-01T00:00:00Z
                 receipt_sha256: Sha256::of(b"r"),
             },
             attachments: vec![],
@@ -540,7 +540,7 @@ mod tests {
 
     #[test]
     fn times_are_china_standard_time_with_the_zone_stated() {
-        let t = Timestamp::from_unix(1_772_323_200).unwrap();
+        let t = Timestamp::from_unix(1_772_323_200).expect("test value");
         assert_eq!(cst(t, Language::Zh), "2026-03-01 08:00（北京时间，UTC+8）");
         assert_eq!(
             cst(t, Language::En),
@@ -560,9 +560,13 @@ mod tests {
             "line breaks are the transport's business"
         );
         assert!(r.text.contains("Dear <script>alert(1)</script>  Bcc: x,"));
-        assert!(r.text.find("Dear").unwrap() < r.text.find("尊敬的").unwrap());
+        assert!(
+            r.text.find("Dear").expect("test value") < r.text.find("尊敬的").expect("test value")
+        );
         let r = render(&notice(Language::Zh), &Docs::NotAttached);
-        assert!(r.text.find("尊敬的").unwrap() < r.text.find("Dear").unwrap());
+        assert!(
+            r.text.find("尊敬的").expect("test value") < r.text.find("Dear").expect("test value")
+        );
         assert!(r.subject.starts_with("您的财产保全申请已送达法院 / Your"));
     }
 

@@ -229,7 +229,7 @@ impl Queue {
                     channel: *channel,
                     recipient: recipient.clone(),
                     case_number: notice.case_number.clone(),
-                    bundle_id: notice.bundle_id.clone(),
+                    bundle_id: notice.bundle_id,
                     kind: notice.what.kind().to_owned(),
                     state: State::Pending {
                         next_at: now,
