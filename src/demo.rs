@@ -347,7 +347,10 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
         ),
     ];
     let court_drop = work.join(app.court.as_str()).join("followup").join("drop");
-    wait_for("the court's follow-up folder", Box::new(|| court_drop.is_dir()))?;
+    wait_for(
+        "the court's follow-up folder",
+        Box::new(|| court_drop.is_dir()),
+    )?;
     for (name, label, form, pdf) in followups {
         let before = count_mail(&mail);
         let to = staging.join(format!("{first}-{name}"));
@@ -358,22 +361,41 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
         }
         std::fs::write(to.join("READY"), b"").map_err(|e| e.to_string())?;
         let sent = Instant::now();
-        std::fs::rename(&to, court_drop.join(format!("{first}-{name}"))).map_err(|e| e.to_string())?;
-        say(out, format!("   {} clerk dropped \"{label}\" into {}", app.court, court_drop.display()));
+        std::fs::rename(&to, court_drop.join(format!("{first}-{name}")))
+            .map_err(|e| e.to_string())?;
+        say(
+            out,
+            format!(
+                "   {} clerk dropped \"{label}\" into {}",
+                app.court,
+                court_drop.display()
+            ),
+        );
         wait_for(
             "the applicant's e-mail",
             Box::new(|| count_mail(&mail) > before),
         )?;
         say(out, format!("   → signed by the court, sent to the committee, verified, and the applicant was e-mailed after {:.2} s", sent.elapsed().as_secs_f64()));
         if let Some(m) = newest_mail(&mail) {
-            say(out, format!("\n   ✉ {}\n{}", m.0.display(), indent(&m.1, "   │ ")));
+            say(
+                out,
+                format!("\n   ✉ {}\n{}", m.0.display(), indent(&m.1, "   │ ")),
+            );
         }
     }
-    wait_for("the clerks' status file", Box::new(|| {
-        std::fs::read_to_string(&status).is_ok_and(|t| t.contains("裁定已作出"))
-    }))?;
+    wait_for(
+        "the clerks' status file",
+        Box::new(|| std::fs::read_to_string(&status).is_ok_and(|t| t.contains("裁定已作出"))),
+    )?;
     let text = std::fs::read_to_string(&status).map_err(|e| e.to_string())?;
-    say(out, format!("\n   The clerks' status file {}:\n{}", status.display(), indent(&text, "   │ ")));
+    say(
+        out,
+        format!(
+            "\n   The clerks' status file {}:\n{}",
+            status.display(),
+            indent(&text, "   │ ")
+        ),
+    );
     drop(courts);
     drop(committee);
     say(out, format!("\nAll example applications travelled sealed, were opened only by their court, and came back as signed receipts; the court's follow-up reached the committee and the applicant.\nEverything is in {} (each node's log: <node>.log; e-mails: mail/)", work.display()));

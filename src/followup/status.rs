@@ -23,7 +23,8 @@ fn shown(s: &str) -> String {
 
 /// A multi-line value, indented under its label.
 fn block(s: &str, indent: &str) -> String {
-    s.split('\n')
+    s.trim_end()
+        .split('\n')
         .map(|l| format!("{indent}{}", shown(l)))
         .collect::<Vec<_>>()
         .join("\n")
