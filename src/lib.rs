@@ -12,17 +12,18 @@
 //! |---|---|---|
 //! | composition root | [`daemon`] | builds the node from a validated configuration; starts every task under one supervisor (restart with backoff, health), signals, reload, readiness, drain |
 //! | entry points | [`cli`] | the `sealpost` command: parses and dispatches (`main` is a thin shell over it); `ctl` talks to the daemon |
-//! | | [`api`] | the mTLS HTTP API (listing, download with Range, receipts, pushes, online submissions) with its connection budgets |
+//! | | [`api`] | the mTLS HTTP API (listing, download with Range, receipts, pushes, online submissions, court events and case views) with its connection budgets |
 //! | | [`ops`] | what a sysadmin runs the node with: admin socket ([`ops::admin`]), metrics and health listener ([`ops::http`], [`ops::metrics`]), systemd notify and watchdog, log setup |
-//! | | [`demo`] | `sealpost demo`: two nodes on loopback walking the example applications |
+//! | | [`demo`] | `sealpost demo`: the committee and two courts on loopback walking the example applications, then the court's follow-up to the applicant's e-mail and the clerks' status file |
 //! | services | [`intake`] | the watched folder (an entry point too: [`intake::watch`]): completeness, claim, quiet check (file leases), validation, reject/accept, retries, disk-full pause, crash recovery |
 //! | | [`delivery`] | pushes queued bundles to peers that take pushes, and takes their signed receipts |
 //! | | [`notify`] | applicant notifications: e-mail (lettre: SMTP or `.eml` files) and SMS (HMAC-signed webhook) from a durable queue with retries and stable message ids (`docs/notifications.md`) |
 //! | | [`inbox`] | the receiving side: verify, claim the id, open, sign the receipt once; the court's poller ([`inbox::poll`]); recovery at start |
-//! | | [`followup`] | the court's follow-up: the watched folder where court clerks drop events (an entry point too: [`followup::folder`]; `event.toml` read by [`followup::form`]), signing, the spool of signed events ([`followup::spool`]) and the sender that posts them to the committee over mTLS with per-event retries ([`followup::send`]) |
+//! | | [`followup`] | the court's follow-up. Court side: the watched folder where court clerks drop events (an entry point too: [`followup::folder`]; `event.toml` read by [`followup::form`]), signing ([`followup::make`] for `sealpost followup make`), the spool of signed events ([`followup::spool`]) and the sender that posts them to the committee over mTLS with per-event retries ([`followup::send`]). Committee side: [`followup::casework`] puts delivery changes, court events and notification outcomes on the case's timeline, queues the applicant's notifications and rewrites the clerks' status file ([`followup::status`]) |
 //! | stores and formats | [`outbox`] | bundle files + sled index of deliveries: typed transitions that raise [`outbox::Event`]s to subscribers, waiting index per peer, counters, backup |
 //! | | [`receipt`] | the signed receipt (proof of delivery): format, signing, verification |
-//! | | [`followup::event`] | the court's signed follow-up event (`sealpost-event/1`): kinds and their fields, signing, verification |
+//! | | [`followup::event`] | the court's signed follow-up event (`sealpost-event/1`): kinds and their fields, signing, verification; a whole submission ([`followup::submission`]) |
+//! | | [`followup::cases`] | the committee's case files: applicant, bundles, stored court events (files), the timeline (sled tree beside the outbox's) |
 //! | | [`bundle`] | the sealed bundle, format version 1: seal, verify, open (spec: `docs/bundle-format.md`) |
 //! | | [`application`] | an application folder (`application.toml` + documents) and its validation, with clerk-readable reasons |
 //! | | [`transport`] | mTLS plumbing: TLS configuration with CRLs and live swap ([`transport::tls`]), the peer client ([`transport::client`]), a file-backed response body |
@@ -34,8 +35,9 @@
 //! | | [`zipcheck`] | a zip file's local headers checked against its central directory |
 //! | | [`retry`] | capped exponential backoff with jitter, for every retry loop |
 //!
-//! Modules still to come with later work: `audit` (hash-chained log), a
-//! subscriber of the outbox's events.
+//! `notify` keeps its queue in its own module (`notify::queue`, a sled tree
+//! beside the outbox's). Modules still to come with later work: `audit`
+//! (hash-chained log), a subscriber of the outbox's events.
 
 pub mod api;
 pub mod application;

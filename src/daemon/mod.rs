@@ -604,6 +604,7 @@ async fn serve(
             counters: counters.clone(),
             health: health.clone(),
             metrics: metrics.clone(),
+            notifier: notifier.clone(),
         });
         let listener = Arc::new(listener);
         let stop = shutdown.clone();

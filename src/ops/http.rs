@@ -34,6 +34,8 @@ pub struct OpsState {
     pub health: Health,
     /// The registry.
     pub metrics: Arc<Metrics>,
+    /// The applicant notifications' queue (committees).
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 #[derive(Clone, Copy)]
@@ -129,7 +131,13 @@ async fn handle(
             let text = tokio::task::spawn_blocking(move || {
                 let live = s.live.get();
                 s.metrics
-                    .render(&live.config, &s.outbox, &s.counters, &s.health)
+                    .render(
+                        &live.config,
+                        &s.outbox,
+                        &s.counters,
+                        &s.health,
+                        s.notifier.as_ref(),
+                    )
             })
             .await
             .unwrap_or_default();

@@ -87,6 +87,11 @@ struct PathLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChannelLabel {
+    channel: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Task {
     task: String,
 }
@@ -107,6 +112,10 @@ pub struct Metrics {
     crl_next_update: Family<File, FloatGauge>,
     disk_free: Family<PathLabel, Gauge>,
     restarts: Family<Task, Counter>,
+    notify_pending: Family<ChannelLabel, Gauge>,
+    notify_oldest: Family<ChannelLabel, FloatGauge>,
+    notify_sent: Family<ChannelLabel, Counter>,
+    notify_failed: Family<ChannelLabel, Counter>,
     /// What the counters above last absorbed from [`Counters`].
     seen: Mutex<BTreeMap<String, u64>>,
 }
@@ -146,6 +155,10 @@ impl Metrics {
             crl_next_update: Family::default(),
             disk_free: Family::default(),
             restarts: Family::default(),
+            notify_pending: Family::default(),
+            notify_oldest: Family::default(),
+            notify_sent: Family::default(),
+            notify_failed: Family::default(),
             seen: Mutex::new(BTreeMap::new()),
             registry,
         };
@@ -205,6 +218,26 @@ impl Metrics {
             "Supervised tasks restarted after they failed",
             m.restarts.clone(),
         );
+        r.register(
+            "notifications_pending",
+            "Notifications to applicants waiting to be sent (or being sent), per channel",
+            m.notify_pending.clone(),
+        );
+        r.register(
+            "notifications_oldest_pending_seconds",
+            "Age of the oldest notification still waiting to be sent, per channel",
+            m.notify_oldest.clone(),
+        );
+        r.register(
+            "notifications_sent",
+            "Notifications accepted by the mail relay or SMS gateway, per channel",
+            m.notify_sent.clone(),
+        );
+        r.register(
+            "notifications_failed",
+            "Notifications that failed for good (refused address, permanent error), per channel",
+            m.notify_failed.clone(),
+        );
         m
     }
 
@@ -261,6 +294,7 @@ impl Metrics {
         outbox: &Outbox,
         counters: &Counters,
         health: &Health,
+        notifier: Option<&crate::notify::Notifier>,
     ) -> String {
         let now = Timestamp::now();
         let unix = |t: Timestamp| t.unix() as f64;
@@ -296,6 +330,31 @@ impl Metrics {
             }
         }
         self.catch_up(counters);
+        if let Some(stats) = notifier.and_then(|n| n.stats(now).ok()) {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            self.notify_oldest.clear();
+            for (channel, st) in stats.by_channel {
+                let label = ChannelLabel {
+                    channel: channel.name().to_owned(),
+                };
+                self.notify_pending
+                    .get_or_create(&label)
+                    .set(i64::try_from(st.pending).unwrap_or(i64::MAX));
+                if let Some(age) = st.oldest_pending_age_secs {
+                    self.notify_oldest.get_or_create(&label).set(age as f64);
+                }
+                for (what, total, family) in [
+                    ("sent", st.sent, &self.notify_sent),
+                    ("failed", st.failed, &self.notify_failed),
+                ] {
+                    let last = seen.entry(format!("notify/{what}/{channel}")).or_insert(0);
+                    family
+                        .get_or_create(&label)
+                        .inc_by(total.saturating_sub(*last));
+                    *last = total.max(*last);
+                }
+            }
+        }
         let mut certs = vec![
             ("tls".to_owned(), config.keys.tls.summary.not_after),
             (
