@@ -1026,8 +1026,8 @@ pub fn receipt_cmd(c: &Config, cmd: ReceiptCommand, out: &mut impl Write) -> Exi
 
 /// `followup make|verify`.
 pub fn followup_cmd(c: &Config, cmd: FollowupCommand, out: &mut impl Write) -> Exit {
+    use crate::event::Submission;
     use crate::followup::make::{make, MakeError, Options};
-    use crate::followup::Submission;
     match cmd {
         FollowupCommand::Make(m) => {
             let FollowupMake {
@@ -1136,8 +1136,8 @@ pub fn followup_cmd(c: &Config, cmd: FollowupCommand, out: &mut impl Write) -> E
 
 /// An event for people: one line per field, texts escaped with [`printable`]
 /// (multi-line texts line by line).
-fn describe_event(e: &crate::followup::Event) -> String {
-    use crate::followup::Details;
+fn describe_event(e: &crate::event::Event) -> String {
+    use crate::event::Details;
     let mut s = format!(
         "  event      {} ({})\n  court      {}, issued {}\n  committee  {}\n  case       {}\n  bundle     {}\n",
         e.event_id,

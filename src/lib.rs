@@ -22,8 +22,8 @@
 //! | | [`followup`] | the court's follow-up. Court side: the watched folder where court clerks drop events (an entry point too: [`followup::folder`]; `event.toml` read by [`followup::form`]), signing ([`followup::make`] for `sealpost followup make`), the spool of signed events ([`followup::spool`]) and the sender that posts them to the committee over mTLS with per-event retries ([`followup::send`]). Committee side: [`followup::casework`] puts delivery changes, court events and notification outcomes on the case's timeline, queues the applicant's notifications and rewrites the clerks' status file ([`followup::status`]) |
 //! | stores and formats | [`outbox`] | bundle files + sled index of deliveries: typed transitions that raise [`outbox::Event`]s to subscribers, waiting index per peer, counters, backup |
 //! | | [`receipt`] | the signed receipt (proof of delivery): format, signing, verification |
-//! | | [`followup::event`] | the court's signed follow-up event (`sealpost-event/1`): kinds and their fields, signing, verification; a whole submission ([`followup::submission`]) |
-//! | | [`followup::cases`] | the committee's case files: applicant, bundles, stored court events (files), the timeline (sled tree beside the outbox's) |
+//! | | [`event`] | the court's signed follow-up event (`sealpost-event/1`): kinds and their fields, signing, verification; a whole submission ([`event::VerifiedSubmission`]) |
+//! | | [`cases`] | the committee's case files: applicant, bundles, stored court events (files), the timeline (sled tree beside the outbox's) |
 //! | | [`bundle`] | the sealed bundle, format version 1: seal, verify, open (spec: `docs/bundle-format.md`) |
 //! | | [`application`] | an application folder (`application.toml` + documents) and its validation, with clerk-readable reasons |
 //! | | [`transport`] | mTLS plumbing: TLS configuration with CRLs and live swap ([`transport::tls`]), the peer client ([`transport::client`]), a file-backed response body |
@@ -42,11 +42,13 @@
 pub mod api;
 pub mod application;
 pub mod bundle;
+pub mod cases;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod delivery;
 pub mod demo;
+pub mod event;
 pub mod followup;
 pub mod fsutil;
 pub mod inbox;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::node::{self, curl, wait_line, Node};
 use common::{tiny_app, wait_until, Net, COMMITTEE, FUTIAN, NANSHAN};
-use sealpost::followup::event::{Attachment, Details, Event, EVENT_FORMAT};
-use sealpost::followup::{SignedEvent, Submission};
+use sealpost::event::{Attachment, Details, Event, EVENT_FORMAT};
+use sealpost::event::{SignedEvent, Submission};
 use sealpost::pki::SigningKey;
 use sealpost::types::{BundleId, Sha256, Timestamp};
 
@@ -135,7 +135,7 @@ fn submission(signed: SignedEvent, attachments: &[(&str, &[u8])]) -> Submission 
         signer: signed.signer,
         attachments: attachments
             .iter()
-            .map(|(n, d)| sealpost::followup::event::AttachmentData {
+            .map(|(n, d)| sealpost::event::AttachmentData {
                 name: (*n).to_owned(),
                 data: base64::engine::general_purpose::STANDARD.encode(d),
             })

@@ -25,9 +25,9 @@ use std::process::Command;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use sealpost::config::Config;
-use sealpost::followup::event::{Attachment, AttachmentData, Contact, EVENT_FORMAT};
+use sealpost::event::{Attachment, AttachmentData, Contact, EVENT_FORMAT};
+use sealpost::event::{Details, Event, EventError, EventId, Submission, VerifiedSubmission};
 use sealpost::followup::make::sniff_media_type;
-use sealpost::followup::{Details, Event, EventError, EventId, Submission, VerifiedSubmission};
 use sealpost::pki::SigningKey;
 use sealpost::types::{BundleId, Sha256, Timestamp};
 
@@ -228,7 +228,7 @@ fn the_format_doc_shows_the_vectors_events() {
 #[test]
 fn the_json_rules_are_as_documented() {
     // docs/event-format.md §2.4, pinned.
-    use sealpost::followup::event::parse;
+    use sealpost::event::parse;
     let e = event(1, Details::Received {});
     let text = String::from_utf8(e.to_bytes()).expect("utf-8");
     let code = |t: &str| parse(t.as_bytes()).map(|_| ()).map_err(|e| e.code());

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{tiny_app, wait_until, Net, COMMITTEE, FUTIAN};
-use sealpost::followup::{SignedEvent, Submission};
+use sealpost::event::{SignedEvent, Submission};
 use sealpost::types::{BundleId, Timestamp};
 
 const FAST: &[(&str, &str)] = &[
@@ -305,13 +305,13 @@ fn an_accepted_event_becomes_a_verifiable_submission_to_the_committee_that_sent_
         assert_eq!(ev.bundle_id, bundle, "the case's only bundle");
         assert_eq!(ev.details.kind(), kind);
         match &ev.details {
-            sealpost::followup::Details::MaterialsRequired {
+            sealpost::event::Details::MaterialsRequired {
                 deadline, items, ..
             } => {
                 assert_eq!(deadline.to_string(), "2026-12-20T09:00:00Z", "not in UTC");
                 assert_eq!(items.len(), 2);
             }
-            sealpost::followup::Details::RulingIssued { .. } => {
+            sealpost::event::Details::RulingIssued { .. } => {
                 assert_eq!(ev.attachments.len(), 1);
                 assert_eq!(ev.attachments[0].name, "裁定书.pdf");
                 assert_eq!(ev.attachments[0].media_type, "application/pdf");
@@ -352,7 +352,7 @@ mod standin {
     use http_body_util::{BodyExt, Full};
     use hyper::body::Bytes;
     use rustls_pki_types::pem::PemObject;
-    use sealpost::followup::Submission;
+    use sealpost::event::Submission;
 
     use super::common::{Net, COMMITTEE};
 

@@ -22,7 +22,7 @@ use sealpost::config::{
     EmailSettings, EmailTransport, NotifySettings, OutboxPolicy, Secret, SmsSettings, SmtpSettings,
     SmtpTls,
 };
-use sealpost::followup::event::{Contact, Details, Event, EVENT_FORMAT};
+use sealpost::event::{Contact, Details, Event, EVENT_FORMAT};
 use sealpost::notify::{
     Channel, CourtInfo, Language, Notice, NoticeAttachment, Notifier, Outcome, OutcomeKind, State,
     What,

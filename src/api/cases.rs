@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use super::body::{declared_length, read_body};
 use super::problems::{internal, json, problem};
 use super::{Api, ResBody};
+use crate::event::Submission;
 use crate::followup::casework::Refusal;
-use crate::followup::Submission;
 use crate::types::{AgencyId, CaseRef, Timestamp};
 
 /// The case in a request path, percent-decoded; `None` if it is not a case number.
@@ -52,7 +52,7 @@ pub(super) async fn get(api: &Arc<Api>, peer: &AgencyId, case: CaseRef) -> Respo
         Ok(Ok(Some(mut view))) => {
             // Addresses stay with the committee.
             for e in &mut view.timeline {
-                use crate::followup::cases::Step;
+                use crate::cases::Step;
                 match &mut e.step {
                     Step::NotificationSent { recipient, .. }
                     | Step::NotificationRetrying { recipient, .. }

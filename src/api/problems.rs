@@ -14,7 +14,7 @@ use super::ResBody;
 /// Every problem `code` the server sends (besides the bundle-verification
 /// codes of [`crate::bundle::BundleError::code`] on push, and the receipt codes of
 /// [`crate::receipt::ReceiptError::code`], and the event codes of
-/// [`crate::followup::EventError::code`]). `docs/openapi.yaml` lists them all.
+/// [`crate::event::EventError::code`]). `docs/openapi.yaml` lists them all.
 pub const PROBLEM_CODES: &[&str] = &[
     "bad-query",
     "not-found",

@@ -41,7 +41,7 @@ use super::site::Site;
 use super::ConfigError;
 
 /// The follow-up event kinds `attach` may name: those of
-/// `crate::followup::event::Details::KINDS` (a format above this floor;
+/// `crate::event::Details::KINDS` (a format above this floor;
 /// `notify`'s tests check the two lists agree).
 pub const EVENT_KINDS: [&str; 7] = [
     "received",

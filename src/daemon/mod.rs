@@ -49,8 +49,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::cases::Cases;
 use crate::config::{Config, DeliveryMode, Role};
-use crate::followup::{cases::Cases, casework::Casework};
+use crate::followup::casework::Casework;
 use crate::intake::{Intake, Outcome, Wake};
 use crate::ops;
 use crate::outbox::{Change, Outbox};

@@ -15,10 +15,13 @@ use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use super::cases::{CaseFile, Cases, CasesError, Entry, Step, Stored, StoredEvent};
-use super::event::{Event, EventError, Submission};
 use super::status;
+use crate::cases::{
+    ApplicantView, BundleView, CaseFile, CaseView, Cases, CasesError, EventView, Step, Stored,
+    StoredEvent,
+};
 use crate::config::{Config, Role};
+use crate::event::{Event, EventError, Submission};
 use crate::notify::{CourtInfo, Notice, NoticeAttachment, Notifier, Outcome, OutcomeKind, What};
 use crate::outbox::{Change, Outbox};
 use crate::types::{printable, AgencyId, BundleId, CaseRef, Sha256, Timestamp};
@@ -62,61 +65,6 @@ pub struct Recorded {
     /// Whether it was recorded before (an identical repeat).
     #[serde(skip)]
     pub repeat: bool,
-}
-
-/// A case as shown to its court, its platform (`GET /v1/cases/{case}`) and
-/// operators (`sealpost ctl status CASE`).
-#[derive(Debug, Clone, Serialize)]
-pub struct CaseView {
-    /// 案号.
-    pub case_number: CaseRef,
-    /// Its court.
-    pub court: AgencyId,
-    /// When it was accepted.
-    pub accepted_at: Timestamp,
-    /// The applicant's name and notice language.
-    pub applicant: ApplicantView,
-    /// Its bundles and where each is.
-    pub bundles: Vec<BundleView>,
-    /// The court's events, as the court signed them.
-    pub events: Vec<EventView>,
-    /// Everything that happened, in order.
-    pub timeline: Vec<Entry>,
-}
-
-/// The applicant, as far as a view shows them.
-#[derive(Debug, Clone, Serialize)]
-pub struct ApplicantView {
-    /// Name.
-    pub name: String,
-    /// `zh` or `en`.
-    pub language: crate::application::Language,
-}
-
-/// One bundle of a case.
-#[derive(Debug, Clone, Serialize)]
-pub struct BundleView {
-    /// Its id.
-    pub id: BundleId,
-    /// Its delivery state.
-    pub state: String,
-    /// When it was queued.
-    pub queued_at: Timestamp,
-    /// When the court's receipt was accepted, if it was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delivered_at: Option<Timestamp>,
-    /// SHA-256 of the stored receipt, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub receipt_sha256: Option<Sha256>,
-}
-
-/// One court event of a case.
-#[derive(Debug, Clone, Serialize)]
-pub struct EventView {
-    /// When this node recorded it.
-    pub received_at: Timestamp,
-    /// The event as signed.
-    pub event: Event,
 }
 
 /// The committee's casework.
@@ -538,7 +486,7 @@ impl Casework {
         let name = file
             .source
             .as_deref()
-            .filter(|s| crate::followup::event::check_attachment_name(s).is_ok())
+            .filter(|s| crate::event::check_attachment_name(s).is_ok())
             .map(str::to_owned)
             .unwrap_or_else(|| {
                 file.bundles

@@ -58,10 +58,10 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::event::{Attachment, AttachmentData, Event, EventId, Submission, EVENT_FORMAT};
 use super::form::{self, Code, Form, Reason, FORM};
 use super::spool::{self, Item, Spool, Status};
 use crate::config::{Config, FollowupSettings, Role};
+use crate::event::{Attachment, AttachmentData, Event, EventId, Submission, EVENT_FORMAT};
 use crate::fsutil::{rename_noreplace, sync_dir, write_new_atomic};
 use crate::intake::notes::{beijing, free_name, reason_file_names, truncate_utf8, INVALID_NAME};
 use crate::intake::scan::{snapshot, Snapshot};
@@ -836,9 +836,9 @@ impl Folder {
             }
         }
         let total: u64 = files.iter().map(|(_, b, _)| b.len() as u64).sum();
-        if total > crate::followup::event::MAX_ATTACHMENT_BYTES {
+        if total > crate::event::MAX_ATTACHMENT_BYTES {
             let (size, max) =
-                crate::types::size_vs_limit(total, crate::followup::event::MAX_ATTACHMENT_BYTES);
+                crate::types::size_vs_limit(total, crate::event::MAX_ATTACHMENT_BYTES);
             reasons.push(Reason::new(
                 Code::AttachmentTooLarge,
                 None,

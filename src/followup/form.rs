@@ -12,7 +12,7 @@
 
 use serde::Serialize;
 
-use super::event::{check_attachment_name, Contact, Details, Event, EventError, MAX_ATTACHMENTS};
+use crate::event::{check_attachment_name, Contact, Details, Event, EventError, MAX_ATTACHMENTS};
 use crate::types::{printable, BundleId, CaseRef, Timestamp};
 
 /// The form's file name.

@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 
-use super::event::{
+use crate::config::{Config, Role};
+use crate::event::{
     Attachment, AttachmentData, Contact, Details, Event, EventError, Submission, EVENT_FORMAT,
 };
-use crate::config::{Config, Role};
 use crate::types::{AgencyId, BundleId, CaseRef, Sha256, Timestamp};
 
 /// What the court says, as given on the command line (every text as typed;

@@ -7,8 +7,9 @@
 //! the bundle (`POST /v1/cases/{case}/events`). Clerk's guide:
 //! `docs/followup-folder.md`.
 //!
-//! - [`event`]: the signed event format (`sealpost-event/1`, `docs/event-format.md`).
-//! - [`cases`]: the committee's case files and timelines (store).
+//! The event format is [`crate::event`]; the committee's case files are
+//! [`crate::cases`].
+//!
 //! - [`casework`]: the committee's service: delivery changes, court events and
 //!   notification outcomes onto the timeline, notifications queued, the
 //!   clerks' status files ([`status`]) rewritten.
@@ -19,19 +20,12 @@
 //!   clerk's notes about each event's fate.
 //! - [`send`]: the sender task: posts each waiting event to its committee over
 //!   mTLS, with per-event retries; records `sent/` or `failed/`.
-//! - [`submission`]: a whole submission (event + attachments) verified in one call.
 //! - [`make`]: a court's node makes and signs one (`sealpost followup make`).
 
-pub mod cases;
 pub mod casework;
-pub mod event;
 pub mod folder;
 pub mod form;
 pub mod make;
 pub mod send;
 pub mod spool;
 pub mod status;
-pub mod submission;
-
-pub use event::{Details, Event, EventError, EventId, SignedEvent, Submission};
-pub use submission::VerifiedSubmission;

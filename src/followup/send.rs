@@ -42,9 +42,9 @@ use http_body_util::BodyExt;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use tokio_util::sync::CancellationToken;
 
-use super::event::{EventId, Submission};
 use super::spool::{self, Spool, Status};
 use crate::config::Config;
+use crate::event::{EventId, Submission};
 use crate::transport::client::PeerClient;
 use crate::types::{printable, AgencyId, CaseRef, Timestamp};
 

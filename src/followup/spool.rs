@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::event::EventId;
 use crate::config::Config;
+use crate::event::EventId;
 use crate::intake::notes::{beijing, candidate_names, free_name};
 use crate::types::{printable, AgencyId, BundleId, CaseRef, Timestamp};
 

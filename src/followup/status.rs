@@ -6,9 +6,8 @@
 
 use std::fmt::Write as _;
 
-use super::cases::{CaseFile, Entry, Step};
-use super::casework::CaseView;
-use super::event::{Details, Event};
+use crate::cases::{CaseFile, CaseView, Entry, Step};
+use crate::event::{Details, Event};
 use crate::notify::{Channel, CourtInfo};
 use crate::types::{printable, Timestamp};
 

@@ -251,7 +251,7 @@ pub struct Intake {
     dirs: Dirs,
     state: Mutex<State>,
     health: Health,
-    cases: Option<crate::followup::cases::Cases>,
+    cases: Option<crate::cases::Cases>,
 }
 
 /// The name intake reports its health under.
@@ -389,7 +389,7 @@ impl Intake {
     /// Records every accepted application in `cases` (its applicant, for
     /// notifications; its timeline; the clerks' status file).
     #[must_use]
-    pub fn keeping_cases(mut self, cases: crate::followup::cases::Cases) -> Self {
+    pub fn keeping_cases(mut self, cases: crate::cases::Cases) -> Self {
         self.cases = Some(cases);
         self
     }

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::{Language, Notice, What};
-use crate::followup::event::{Details, Event};
+use crate::event::{Details, Event};
 use crate::types::Timestamp;
 
 /// A rendered notice.

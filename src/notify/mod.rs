@@ -125,7 +125,7 @@ pub enum What {
     /// A verified follow-up event of the court.
     FollowUp {
         /// The event.
-        event: crate::followup::Event,
+        event: crate::event::Event,
         /// When it arrived.
         received_at: Timestamp,
     },
@@ -673,7 +673,7 @@ mod tests {
     fn the_attachable_kinds_are_the_event_kinds() {
         assert_eq!(
             crate::config::NOTIFY_EVENT_KINDS,
-            crate::followup::event::Details::KINDS
+            crate::event::Details::KINDS
         );
     }
 

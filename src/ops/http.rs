@@ -130,14 +130,13 @@ async fn handle(
             let s = state.clone();
             let text = tokio::task::spawn_blocking(move || {
                 let live = s.live.get();
-                s.metrics
-                    .render(
-                        &live.config,
-                        &s.outbox,
-                        &s.counters,
-                        &s.health,
-                        s.notifier.as_ref(),
-                    )
+                s.metrics.render(
+                    &live.config,
+                    &s.outbox,
+                    &s.counters,
+                    &s.health,
+                    s.notifier.as_ref(),
+                )
             })
             .await
             .unwrap_or_default();

@@ -5,7 +5,7 @@
 //! `sealpost followup verify`, do with the body of `POST /v1/cases/{case}/events`
 //! (`docs/event-format.md` §6).
 
-use super::event::{Event, EventError, Submission};
+use super::{Event, EventError, Submission};
 use crate::config::Directory;
 use crate::pki::ExchangeCa;
 use crate::types::Timestamp;

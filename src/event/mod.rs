@@ -11,6 +11,10 @@
 //! the signed bytes. Anyone with the exchange CA certificate can verify an
 //! event offline with stock tools.
 
+mod submission;
+
+pub use submission::VerifiedSubmission;
+
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};

@@ -31,8 +31,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::event::{Event, EventId, SignedEvent};
 use crate::application::Applicant;
+use crate::event::{Event, EventId, SignedEvent};
 use crate::outbox::{Outbox, OutboxError};
 use crate::types::{AgencyId, BundleId, CaseRef, Sha256, Timestamp};
 
@@ -171,6 +171,61 @@ pub struct Entry {
     /// What happened.
     #[serde(flatten)]
     pub step: Step,
+}
+
+/// A case as shown to its court, its platform (`GET /v1/cases/{case}`) and
+/// operators (`sealpost ctl status CASE`).
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseView {
+    /// 案号.
+    pub case_number: CaseRef,
+    /// Its court.
+    pub court: AgencyId,
+    /// When it was accepted.
+    pub accepted_at: Timestamp,
+    /// The applicant's name and notice language.
+    pub applicant: ApplicantView,
+    /// Its bundles and where each is.
+    pub bundles: Vec<BundleView>,
+    /// The court's events, as the court signed them.
+    pub events: Vec<EventView>,
+    /// Everything that happened, in order.
+    pub timeline: Vec<Entry>,
+}
+
+/// The applicant, as far as a view shows them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplicantView {
+    /// Name.
+    pub name: String,
+    /// `zh` or `en`.
+    pub language: crate::application::Language,
+}
+
+/// One bundle of a case.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleView {
+    /// Its id.
+    pub id: BundleId,
+    /// Its delivery state.
+    pub state: String,
+    /// When it was queued.
+    pub queued_at: Timestamp,
+    /// When the court's receipt was accepted, if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Timestamp>,
+    /// SHA-256 of the stored receipt, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt_sha256: Option<Sha256>,
+}
+
+/// One court event of a case.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    /// When this node recorded it.
+    pub received_at: Timestamp,
+    /// The event as signed.
+    pub event: Event,
 }
 
 /// A stored event's index record.
