@@ -388,16 +388,30 @@ fn a_courts_events_reach_the_timeline_the_status_file_and_the_applicants_mail() 
         .join("裁定书.pdf");
     assert_eq!(fs::read(stored).expect("stored ruling"), pdf);
 
-    // The case as its court sees it, and as another court does not.
-    let (st, view) = curl(
-        &net,
-        &node,
-        FUTIAN,
-        &format!("/v1/cases/{}", enc(CASE)),
-        &[],
+    // The case as its court sees it (once the ruling's notification is on
+    // the timeline too), and as another court does not.
+    let mut view = serde_json::Value::Null;
+    wait_until(
+        Duration::from_secs(20),
+        "three notifications on the timeline",
+        || {
+            let (st, body) = curl(
+                &net,
+                &node,
+                FUTIAN,
+                &format!("/v1/cases/{}", enc(CASE)),
+                &[],
+            );
+            assert_eq!(st, 200);
+            view = json(&body);
+            view["timeline"].as_array().is_some_and(|t| {
+                t.iter()
+                    .filter(|e| e["step"] == "notification-sent")
+                    .count()
+                    == 3
+            })
+        },
     );
-    assert_eq!(st, 200);
-    let view = json(&view);
     let steps: Vec<&str> = view["timeline"]
         .as_array()
         .expect("timeline")

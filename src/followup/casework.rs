@@ -538,8 +538,16 @@ impl Casework {
 
     /// Catches up what a crash left between a delivery change and its
     /// timeline entry (and notification), for every case not yet finished;
-    /// rewrites their status files. Returns how many steps were caught up.
+    /// rewrites their status files; removes status files half replaced. Returns how many steps were caught up.
     pub fn reconcile(&self) -> Result<usize, CasesError> {
+        // A status file being replaced when the node was killed.
+        let status = self.config().intake.root.join("status");
+        if status.is_dir() {
+            crate::fsutil::remove_stale_temps(&status).map_err(|source| CasesError::Io {
+                context: format!("cannot clean {}", status.display()),
+                source,
+            })?;
+        }
         let cases = &self.inner.cases;
         let mut caught = 0;
         for file in cases.open_cases()? {
