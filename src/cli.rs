@@ -1137,7 +1137,7 @@ pub fn followup_cmd(c: &Config, cmd: FollowupCommand, out: &mut impl Write) -> E
 /// An event for people: one line per field, texts escaped with [`printable`]
 /// (multi-line texts line by line).
 fn describe_event(e: &crate::event::Event) -> String {
-    use crate::event::Details;
+    use crate::event::FieldValue;
     let mut s = format!(
         "  event      {} ({})\n  court      {}, issued {}\n  committee  {}\n  case       {}\n  bundle     {}\n",
         e.event_id,
@@ -1154,37 +1154,16 @@ fn describe_event(e: &crate::event::Event) -> String {
             s.push_str(&format!("  {label:<10} {}\n", printable(l)));
         }
     };
-    match &e.details {
-        Details::Received {} | Details::Completed {} => {}
-        Details::Accepted { court_case_number } => line("court case", court_case_number),
-        Details::MaterialsRequired {
-            items,
-            deadline,
-            place,
-            how,
-        } => {
-            for (i, item) in items.iter().enumerate() {
-                line(&format!("item {}", i + 1), item);
+    for field in e.details.fields() {
+        match field.value {
+            FieldValue::Line(v) | FieldValue::Text(v) => line(field.key, v),
+            FieldValue::Time(at) => line(field.key, &at.to_string()),
+            FieldValue::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    line(&format!("{} {}", field.key, i + 1), item);
+                }
             }
-            line("deadline", &deadline.to_string());
-            line("place", place);
-            line("how", how);
         }
-        Details::Appointment {
-            at,
-            place,
-            officer,
-            phone,
-            purpose,
-        } => {
-            line("at", &at.to_string());
-            line("place", place);
-            line("officer", officer);
-            line("phone", phone);
-            line("purpose", purpose);
-        }
-        Details::RulingIssued { summary } => line("summary", summary),
-        Details::Rejected { reason } => line("reason", reason),
     }
     if let Some(c) = &e.contact {
         let email = c

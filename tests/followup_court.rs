@@ -320,13 +320,12 @@ fn an_accepted_event_becomes_a_verifiable_submission_to_the_committee_that_sent_
             }
             other => panic!("unexpected {other:?}"),
         }
-        // The originals archived under the event id; the note is bilingual.
-        assert!(root
-            .join("archive")
-            .join(&id)
-            .join(name)
-            .join("event.toml")
-            .exists());
+        // The originals archived under the event id (the last step, after
+        // the note); the note is bilingual.
+        let archived = root.join("archive").join(&id).join(name).join("event.toml");
+        wait_until(Duration::from_secs(20), "the originals archived", || {
+            archived.exists()
+        });
         let note =
             fs::read_to_string(root.join("accepted").join(format!("{name}.txt"))).expect("note");
         assert!(note.contains("FOLLOW-UP EVENT ACCEPTED") && note.contains(CASE));

@@ -121,6 +121,79 @@ impl Details {
     ];
 }
 
+/// A value of one of a kind's fields, as it is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldValue<'a> {
+    /// One line of text.
+    Line(&'a str),
+    /// Text that may span lines.
+    Text(&'a str),
+    /// A time.
+    Time(Timestamp),
+    /// A list of one-line texts.
+    List(&'a [String]),
+}
+
+/// One field of a kind's details, labelled for people: the one place that
+/// says what each field is called, for the clerks' status file, the
+/// applicant's e-mail and `sealpost followup verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field<'a> {
+    /// Its JSON member name (`deadline`).
+    pub key: &'static str,
+    /// Its label in Chinese.
+    pub zh: &'static str,
+    /// Its label in English.
+    pub en: &'static str,
+    /// Its value.
+    pub value: FieldValue<'a>,
+}
+
+impl Details {
+    /// The kind's fields, in the order of the format, labelled.
+    pub fn fields(&self) -> Vec<Field<'_>> {
+        use FieldValue::{Line, List, Text, Time};
+        let f = |key, zh, en, value| Field { key, zh, en, value };
+        match self {
+            Details::Received {} | Details::Completed {} => vec![],
+            Details::Accepted { court_case_number } => vec![f(
+                "court_case_number",
+                "法院案号",
+                "Court case number",
+                Line(court_case_number),
+            )],
+            Details::MaterialsRequired {
+                items,
+                deadline,
+                place,
+                how,
+            } => vec![
+                f("items", "所需材料", "Materials needed", List(items)),
+                f("deadline", "截止时间", "Deadline", Time(*deadline)),
+                f("place", "提交地点", "Where", Line(place)),
+                f("how", "提交方式", "How", Text(how)),
+            ],
+            Details::Appointment {
+                at,
+                place,
+                officer,
+                phone,
+                purpose,
+            } => vec![
+                f("at", "时间", "When", Time(*at)),
+                f("place", "地点", "Where", Line(place)),
+                f("officer", "承办人", "Officer", Line(officer)),
+                f("phone", "电话", "Telephone", Line(phone)),
+                f("purpose", "事由", "About", Text(purpose)),
+            ],
+            Details::RulingIssued { summary } => {
+                vec![f("summary", "裁定摘要", "Summary", Text(summary))]
+            }
+            Details::Rejected { reason } => vec![f("reason", "理由", "Reason", Text(reason))],
+        }
+    }
+}
+
 /// A court officer or desk the applicant can contact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

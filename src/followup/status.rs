@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use crate::cases::{CaseFile, CaseView, Entry, Step};
-use crate::event::{Details, Event};
+use crate::event::{Event, FieldValue};
 use crate::notify::{Channel, CourtInfo};
 use crate::types::{printable, Timestamp};
 
@@ -168,60 +168,22 @@ fn describe(e: &Entry, view: &CaseView) -> (String, String) {
 fn event_lines(out: &mut String, e: &Event, received_at: Timestamp) {
     let (zh, en) = kind_names(e.details.kind());
     let _ = writeln!(out, "  【{zh} / {en}】 {}", t(received_at));
-    match &e.details {
-        Details::Received {} | Details::Completed {} => {}
-        Details::Accepted { court_case_number } => {
-            let _ = writeln!(
-                out,
-                "    法院案号 / Court case number: {}",
-                shown(court_case_number)
-            );
-        }
-        Details::MaterialsRequired {
-            items,
-            deadline,
-            place,
-            how,
-        } => {
-            let _ = writeln!(out, "    需要的材料 / Materials needed:");
-            for i in items {
-                let _ = writeln!(out, "      - {}", shown(i));
+    for field in e.details.fields() {
+        let label = format!("{} / {}", field.zh, field.en);
+        let _ = match field.value {
+            FieldValue::Line(v) => writeln!(out, "    {label}: {}", shown(v)),
+            FieldValue::Text(v) => writeln!(out, "    {label}:\n{}", block(v, "      ")),
+            FieldValue::Time(at) => {
+                writeln!(out, "    {label}: {}（北京时间 / Beijing time）", t(at))
             }
-            let _ = writeln!(
-                out,
-                "    截止时间 / Deadline: {}（北京时间 / Beijing time）",
-                t(*deadline)
-            );
-            let _ = writeln!(out, "    提交地点 / Where: {}", shown(place));
-            let _ = writeln!(out, "    提交方式 / How:\n{}", block(how, "      "));
-        }
-        Details::Appointment {
-            at,
-            place,
-            officer,
-            phone,
-            purpose,
-        } => {
-            let _ = writeln!(
-                out,
-                "    时间 / When: {}（北京时间 / Beijing time）",
-                t(*at)
-            );
-            let _ = writeln!(out, "    地点 / Where: {}", shown(place));
-            let _ = writeln!(
-                out,
-                "    承办人 / Officer: {}  电话 / Phone: {}",
-                shown(officer),
-                shown(phone)
-            );
-            let _ = writeln!(out, "    事由 / About:\n{}", block(purpose, "      "));
-        }
-        Details::RulingIssued { summary } => {
-            let _ = writeln!(out, "    裁定摘要 / Summary:\n{}", block(summary, "      "));
-        }
-        Details::Rejected { reason } => {
-            let _ = writeln!(out, "    理由 / Reason:\n{}", block(reason, "      "));
-        }
+            FieldValue::List(items) => {
+                let _ = writeln!(out, "    {label}:");
+                for i in items {
+                    let _ = writeln!(out, "      - {}", shown(i));
+                }
+                Ok(())
+            }
+        };
     }
     for a in &e.attachments {
         let _ = writeln!(

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::{Language, Notice, What};
-use crate::event::{Details, Event};
+use crate::event::{Details, Event, FieldValue};
 use crate::types::Timestamp;
 
 /// A rendered notice.
@@ -186,82 +186,51 @@ fn court_name(n: &Notice, lang: Language) -> String {
 }
 
 fn event_items(ev: &Event, lang: Language, items: &mut Vec<Item>) {
-    let f = |zh: &str, en: &str, v: String| Item::Field(tr(lang, zh, en), v);
-    match &ev.details {
-        Details::Received {} => items.push(Item::Para(tr(
-            lang,
+    let (zh, en) = match &ev.details {
+        Details::Received {} => (
             "法院已收到并正在审查您的申请，暂无需您做任何事。",
             "The court has your application and is looking at it. Nothing is needed from you for now.",
-        ))),
-        Details::Accepted { court_case_number } => {
-            items.push(Item::Para(tr(
-                lang,
-                "法院已受理您的申请。今后与法院联系时，请引用法院案号。",
-                "The court has accepted your application. Quote the court's case number when you contact the court.",
-            )));
-            items.push(f("法院案号", "Court case number", line(court_case_number)));
-        }
-        Details::MaterialsRequired {
-            items: needed,
-            deadline,
-            place,
-            how,
-        } => {
-            items.push(Item::Para(tr(
-                lang,
-                "法院需要您补充以下材料，请在截止时间前提交：",
-                "The court needs the following from you; please hand it in before the deadline:",
-            )));
-            items.push(Item::List(
-                tr(lang, "所需材料", "Materials needed"),
-                needed.iter().map(|s| line(s)).collect(),
-            ));
-            items.push(f("截止时间", "Deadline", cst(*deadline, lang)));
-            items.push(f("提交地点", "Where", line(place)));
-            items.push(f("提交方式", "How", multiline(how)));
-        }
-        Details::Appointment {
-            at,
-            place,
-            officer,
-            phone,
-            purpose,
-        } => {
-            items.push(Item::Para(tr(
-                lang,
-                "法院约您面谈或联系，详情如下：",
-                "The court asks to see you or to hear from you:",
-            )));
-            items.push(f("时间", "When", cst(*at, lang)));
-            items.push(f("地点", "Where", line(place)));
-            items.push(f("承办人", "Officer", line(officer)));
-            items.push(f("电话", "Telephone", line(phone)));
-            items.push(f("事由", "About", multiline(purpose)));
-        }
-        Details::RulingIssued { summary } => {
-            items.push(Item::Para(tr(
-                lang,
-                "法院已就您的财产保全申请作出裁定。",
-                "The court has ruled on your property preservation application.",
-            )));
-            items.push(f("裁定摘要", "Summary", multiline(summary)));
-        }
-        Details::Rejected { reason } => {
-            items.push(Item::Para(tr(
-                lang,
-                "法院未受理或驳回了您的申请。如有疑问，请联系法院或仲裁委。",
-                "The court did not accept your application. If you have questions, contact the court or the arbitration committee.",
-            )));
-            items.push(f("理由", "Reason", multiline(reason)));
-        }
-        Details::Completed {} => items.push(Item::Para(tr(
-            lang,
+        ),
+        Details::Accepted { .. } => (
+            "法院已受理您的申请。今后与法院联系时，请引用法院案号。",
+            "The court has accepted your application. Quote the court's case number when you contact the court.",
+        ),
+        Details::MaterialsRequired { .. } => (
+            "法院需要您补充以下材料，请在截止时间前提交：",
+            "The court needs the following from you; please hand it in before the deadline:",
+        ),
+        Details::Appointment { .. } => (
+            "法院约您面谈或联系，详情如下：",
+            "The court asks to see you or to hear from you:",
+        ),
+        Details::RulingIssued { .. } => (
+            "法院已就您的财产保全申请作出裁定。",
+            "The court has ruled on your property preservation application.",
+        ),
+        Details::Rejected { .. } => (
+            "法院未受理或驳回了您的申请。如有疑问，请联系法院或仲裁委。",
+            "The court did not accept your application. If you have questions, contact the court or the arbitration committee.",
+        ),
+        Details::Completed {} => (
             "法院已办结您的财产保全申请。",
             "The court has finished with your property preservation application.",
-        ))),
+        ),
+    };
+    items.push(Item::Para(tr(lang, zh, en)));
+    for field in ev.details.fields() {
+        let label = tr(lang, field.zh, field.en);
+        items.push(match field.value {
+            FieldValue::Line(v) => Item::Field(label, line(v)),
+            FieldValue::Text(v) => Item::Field(label, multiline(v)),
+            FieldValue::Time(at) => Item::Field(label, cst(at, lang)),
+            FieldValue::List(v) => Item::List(label, v.iter().map(|s| line(s)).collect()),
+        });
     }
     if let Some(note) = &ev.note {
-        items.push(f("法院附言", "Note from the court", multiline(note)));
+        items.push(Item::Field(
+            tr(lang, "法院附言", "Note from the court"),
+            multiline(note),
+        ));
     }
 }
 
