@@ -925,6 +925,22 @@ fn the_online_platform_submits_applications_and_gets_the_clerks_reasons() {
     let id = json(&body)["id"].as_str().expect("id").to_owned();
     // It is queued like a dropped folder: the court sees it.
     assert_eq!(listed_for(&net, &node, FUTIAN)[0]["id"], id.as_str());
+    // The platform that submitted it, and its court, may follow the case;
+    // another court may not (the same 404 as no case at all).
+    let case_path = format!(
+        "/v1/cases/{}",
+        percent_encoding::utf8_percent_encode(
+            "深劳人仲案〔2026〕7101号",
+            percent_encoding::NON_ALPHANUMERIC
+        )
+    );
+    for (who, want) in [(PORTAL, 200), (FUTIAN, 200), (NANSHAN, 404)] {
+        let (status, body) = curl(&net, &node, who, &case_path, &[]);
+        assert_eq!(status, want, "{who}: {}", String::from_utf8_lossy(&body));
+        if want == 200 {
+            assert_eq!(json(&body)["bundles"][0]["id"], id.as_str());
+        }
+    }
 
     let bad = net.out("bad");
     tiny_app(&bad, "深劳人仲案〔2026〕7102号", FUTIAN);
