@@ -67,9 +67,17 @@ fn status_file(net: &Net) -> PathBuf {
 
 /// Drops the application, has Futian fetch it and sign for it; returns its id.
 fn deliver(net: &Net, node: &Node) -> String {
+    deliver_with(net, node, |_| {})
+}
+
+/// [`deliver`], the application changed by `edit` before it is dropped.
+fn deliver_with(net: &Net, node: &Node, edit: impl Fn(&Path)) -> String {
     let root = net.config(COMMITTEE).intake.root;
-    tiny_app(&root.join("intake").join("app-7001"), CASE, FUTIAN);
-    fs::write(root.join("intake").join("app-7001").join("READY"), "").expect("ready");
+    let staging = net.out("staging-app-7001");
+    tiny_app(&staging, CASE, FUTIAN);
+    edit(&staging);
+    fs::write(staging.join("READY"), "").expect("ready");
+    fs::rename(&staging, root.join("intake").join("app-7001")).expect("drop");
     let id = wait_line(node, "ACCEPTED  app-7001")
         .rsplit(' ')
         .next()
@@ -511,4 +519,107 @@ fn without_notifications_the_status_file_and_the_note_say_so() {
     let text = fs::read_to_string(&status).expect("status");
     assert!(text.contains("本系统不通知申请人"), "{text}");
     assert!(text.contains("does not notify the applicant"), "{text}");
+}
+
+/// A stand-in SMS gateway (a seam not under test): answers every request
+/// with `status` and counts them.
+fn gateway(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "http://127.0.0.1:{}/hook",
+        listener.local_addr().expect("addr").port()
+    );
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} Refused\r\nContent-Length: 18\r\nConnection: close\r\n\r\nunknown subscriber"
+            );
+        }
+    });
+    (url, hits)
+}
+
+#[test]
+fn a_notification_refused_for_good_is_on_the_timeline_and_tells_the_clerk_to_phone_the_applicant() {
+    let net = Net::new();
+    let (url, hits) = gateway(400);
+    let key = net.out("sms.key");
+    fs::write(&key, "0123456789abcdef0123456789abcdef").expect("key");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let cfg = net.config_path(COMMITTEE);
+    let text = fs::read_to_string(&cfg).expect("config");
+    fs::write(
+        &cfg,
+        format!(
+            "{text}\n[notify]\nretry_base = \"50ms\"\n\n[notify.sms]\nurl = \"{url}\"\nhmac_key_file = \"{}\"\n",
+            key.display()
+        ),
+    )
+    .expect("write");
+    let node = node::start(&net);
+    // The applicant has a mobile number (texts go there).
+    let id = deliver_with(&net, &node, |app| {
+        let toml = fs::read_to_string(app.join("application.toml")).expect("toml");
+        fs::write(
+            app.join("application.toml"),
+            toml.replace(
+                "language = \"zh\"",
+                "mobile = \"+86 139 0000 0000\"\nlanguage = \"zh\"",
+            ),
+        )
+        .expect("write");
+    });
+    let status = status_file(&net);
+    wait_until(
+        Duration::from_secs(20),
+        "the failure in the status file",
+        || {
+            fs::read_to_string(&status)
+                .is_ok_and(|t| t.contains("FAILED") && t.contains("请电话联系申请人"))
+        },
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "a 400 is not retried"
+    );
+    let out = ctl(&net, &["status", CASE, "--json"]);
+    let view: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let failed: Vec<_> = view["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .filter(|e| e["step"] == "notification-failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{view}");
+    assert_eq!(failed[0]["channel"], "sms");
+    assert_eq!(failed[0]["event_key"], format!("delivered/{id}"));
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("400")),
+        "{view}"
+    );
 }
