@@ -265,6 +265,12 @@ pub async fn watchdog(
 ) -> Result<(), String> {
     let mut withheld = false;
     loop {
+        // The first ping waits a third of the interval too: the tasks just
+        // started have then had time to report a failure at start.
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(interval / 3) => {}
+        }
         if health.is_alive() {
             crate::ops::systemd::ping_watchdog();
             if withheld {
@@ -280,10 +286,6 @@ pub async fn watchdog(
                 .collect();
             tracing::error!(problems = %what.join("; "), "the node's own machinery fails; watchdog pings withheld (systemd restarts the node if this lasts)");
             withheld = true;
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(interval / 3) => {}
         }
     }
 }
