@@ -2,8 +2,9 @@
 //! document (checked by the stock `openapi-spec-validator`), its problem-code
 //! enum is exactly the set of codes the server can send, every timestamp is a
 //! `date-time`, bundle bodies are binary, each operation lists the statuses it
-//! can return, and the query parameters and limits are described as the server
-//! reads them.
+//! can return, the paths and methods are the server's routes table, the case
+//! schemas have exactly the members of the server's types, and the query
+//! parameters and limits are described as the server reads them.
 //!
 //! Needs Python 3 with `openapi-spec-validator` (which brings PyYAML);
 //! `scripts/test` installs it. The interpreter is `python3`, or
@@ -18,6 +19,7 @@ use serde_json::Value;
 
 use sealpost::api::PROBLEM_CODES;
 use sealpost::config::ServerLimits as Limits;
+use sealpost::followup::{Details, EventError};
 
 const BUNDLE_TYPE: &str = "application/vnd.sealpost.bundle+zip";
 
@@ -176,19 +178,33 @@ fn receipt_codes() -> BTreeSet<String> {
     codes
 }
 
+/// The follow-up event codes (`EventError::code()`): all sent with 422.
+fn event_codes() -> BTreeSet<String> {
+    let codes = codes_of("src/followup/event.rs");
+    let listed: BTreeSet<String> = EventError::CODES.iter().map(|c| (*c).to_owned()).collect();
+    assert_eq!(
+        codes, listed,
+        "EventError::code() and EventError::CODES disagree"
+    );
+    codes
+}
+
 /// The status of each code the server sends besides bundle and receipt codes (422).
 fn status_of_server_code(code: &str) -> u16 {
     match code {
         "bad-query" | "body-incomplete" => 400,
-        "push-not-allowed" | "not-a-submitter" => 403,
+        "push-not-allowed" | "not-a-submitter" | "not-a-court" => 403,
         "not-found" => 404,
         "method-not-allowed" => 405,
         "body-timeout" => 408,
-        "not-deliverable" | "bundle-id-conflict" => 409,
+        "not-deliverable" | "bundle-id-conflict" | "event-id-conflict" => 409,
         "length-required" => 411,
         "body-too-large" | "bundle-too-large" => 413,
         "bad-range" => 416,
-        "application-rejected" => 422,
+        "application-rejected"
+        | "event-court-mismatch"
+        | "event-committee-mismatch"
+        | "event-case-mismatch" => 422,
         "internal" => 500,
         "too-many-connections" => 503,
         "insufficient-storage" => 507,
@@ -201,7 +217,11 @@ fn status_of_server_code(code: &str) -> u16 {
 /// Every code the server can send, with its status.
 fn expected_codes() -> BTreeMap<String, u16> {
     let mut want = BTreeMap::new();
-    for c in bundle_fault_codes().into_iter().chain(receipt_codes()) {
+    for c in bundle_fault_codes()
+        .into_iter()
+        .chain(receipt_codes())
+        .chain(event_codes())
+    {
         want.insert(c, 422);
     }
     // PROBLEM_CODES says otherwise for bundle-too-large (413, before the body).
@@ -312,6 +332,11 @@ fn each_operation_lists_the_statuses_it_can_return() {
         (
             "submitApplication",
             &[201, 400, 403, 408, 413, 422, 500, 503, 507][..],
+        ),
+        ("getCase", &[200, 404, 500, 503][..]),
+        (
+            "postEvent",
+            &[200, 201, 400, 403, 404, 408, 409, 413, 422, 500, 503][..],
         ),
     ]);
     let ops = operations();
@@ -512,7 +537,17 @@ fn every_timestamp_is_a_date_time() {
     }
     // Parameters, headers and media types, in paths and components alike.
     walk_doc(doc(), "", &mut found, &mut bad);
-    for must in ["Timestamp", "queued_at", "received_at"] {
+    for must in [
+        "Timestamp",
+        "queued_at",
+        "received_at",
+        "issued_at",
+        "recorded_at",
+        "accepted_at",
+        "delivered_at",
+        "next_at",
+        "deadline",
+    ] {
         assert!(
             found.iter().any(|f| f == must),
             "{must} not recognised as a timestamp (found {found:?})"
@@ -652,6 +687,47 @@ fn the_limits_are_the_servers_defaults() {
     }
     let receipt = format!("{} bytes", group_thousands(d.max_receipt_bytes));
     assert!(description.contains(&receipt), "lacks {receipt:?}");
+
+    // The event body limit: in the Limits section, the code table, and postEvent.
+    let event = format!("{} bytes", group_thousands(max_event_bytes()));
+    let mib = format!("({} MiB)", max_event_bytes() >> 20);
+    assert!(
+        description.contains(&event) && description.contains(&mib),
+        "the description lacks {event:?} {mib:?}"
+    );
+    let post = operation("postEvent");
+    let body = str_at(resolve(&post["requestBody"]), "/description");
+    assert!(body.contains(&event), "postEvent's body: {body}");
+    let too_large = str_at(resolve(&post["responses"]["413"]), "/description");
+    assert!(too_large.contains(&event), "postEvent's 413: {too_large}");
+    let order = post["description"].as_str().expect("postEvent description");
+    assert!(order.contains(&event), "postEvent's order: {order}");
+}
+
+/// `MAX_EVENT_BYTES` of `src/api/cases.rs` (not exported), read from the
+/// source: a literal or `A << B`.
+fn max_event_bytes() -> usize {
+    let src = std::fs::read_to_string(root().join("src/api/cases.rs")).expect("read source");
+    let decl = "pub const MAX_EVENT_BYTES: u64 = ";
+    let start = src
+        .find(decl)
+        .expect("src/api/cases.rs has MAX_EVENT_BYTES")
+        + decl.len();
+    let expr: String = src[start..]
+        .split(';')
+        .next()
+        .expect("expression")
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '_')
+        .collect();
+    let num = |s: &str| -> usize {
+        s.parse()
+            .unwrap_or_else(|_| panic!("MAX_EVENT_BYTES = {expr}: update this test"))
+    };
+    match expr.split_once("<<") {
+        Some((a, b)) => num(a) << num(b),
+        None => num(&expr),
+    }
 }
 
 /// `65536` as `65 536`.
@@ -665,4 +741,355 @@ fn group_thousands(n: usize) -> String {
         out.push(c);
     }
     out
+}
+
+/// `/v1/cases/{case}` as `/v1/cases/{}`: paths compared without parameter names.
+fn shape(path: &str) -> String {
+    let mut out = String::new();
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push('{');
+            }
+            '}' => {
+                in_param = false;
+                out.push('}');
+            }
+            _ if in_param => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The paths of `ROUTES` in `src/api/routes.rs` and the methods each serves,
+/// read from the source (the table is private).
+fn routes_table() -> BTreeMap<String, Vec<String>> {
+    let src = std::fs::read_to_string(root().join("src/api/routes.rs")).expect("read source");
+    let start = src.find("const ROUTES").expect("routes.rs has ROUTES");
+    let end = start + src[start..].find("\n];").expect("end of ROUTES");
+    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    let mut rest = &src[start..end];
+    loop {
+        let path_at = rest.find("\"/");
+        let method_at = rest.find("Method::");
+        match (path_at, method_at) {
+            (Some(p), m) if m.is_none_or(|m| p < m) => {
+                let lit = &rest[p + 1..];
+                let close = lit.find('"').expect("closing quote");
+                let path = shape(&lit[..close]);
+                table.entry(path.clone()).or_default();
+                current = Some(path);
+                rest = &lit[close + 1..];
+            }
+            (_, Some(m)) => {
+                let name: String = rest[m + 8..]
+                    .chars()
+                    .take_while(char::is_ascii_alphabetic)
+                    .collect();
+                let path = current.clone().expect("a method before any path");
+                table
+                    .get_mut(&path)
+                    .expect("path")
+                    .push(name.to_lowercase());
+                rest = &rest[m + 8 + name.len()..];
+            }
+            _ => break,
+        }
+    }
+    assert!(table.len() >= 6, "too few routes found: {table:?}");
+    table
+}
+
+#[test]
+fn the_paths_and_methods_are_the_routes_table() {
+    let routes = routes_table();
+    let paths = at(doc(), "/paths").as_object().expect("paths");
+    let mut documented = BTreeMap::new();
+    for (path, item) in paths {
+        let methods: Vec<String> = HTTP_METHODS
+            .iter()
+            .filter(|m| item.get(**m).is_some())
+            .map(|m| (*m).to_owned())
+            .collect();
+        documented.insert(shape(path), methods);
+    }
+    assert_eq!(documented, routes, "docs/openapi.yaml paths vs ROUTES");
+}
+
+#[test]
+fn the_case_path_parameter_is_a_percent_encoded_case_number() {
+    for (path, method) in [
+        ("/v1/cases/{case}", "get"),
+        ("/v1/cases/{case}/events", "post"),
+    ] {
+        let item = at(doc(), &format!("/paths/{}", path.replace('/', "~1")));
+        let params = item["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} has no parameters"));
+        assert_eq!(params.len(), 1, "{path}: parameters");
+        let p = resolve(&params[0]);
+        assert_eq!(p["name"], "case", "{path}");
+        assert_eq!(p["in"], "path", "{path}");
+        assert_eq!(p["required"], true, "{path}");
+        let text = p["description"].as_str().expect("description");
+        for w in [
+            "percent-encoded",
+            "UTF-8",
+            "404 not-found",
+            "1–100 characters",
+        ] {
+            assert!(
+                text.contains(w),
+                "{path}: CasePath should say {w:?}: {text}"
+            );
+        }
+        let schema = resolve(&p["schema"]);
+        assert_eq!(schema["minLength"], 1);
+        assert_eq!(schema["maxLength"], 100);
+        assert!(item.get(method).is_some(), "{method} {path}");
+    }
+    let post = operation("postEvent");
+    assert_eq!(post["requestBody"]["required"], true);
+    let content = resolve(&post["requestBody"])["content"]
+        .as_object()
+        .expect("postEvent content");
+    assert_eq!(
+        content.keys().collect::<Vec<_>>(),
+        ["application/json"],
+        "postEvent body media types"
+    );
+    assert_eq!(
+        content["application/json"]["schema"]["$ref"],
+        "#/components/schemas/Submission"
+    );
+    for (id, status, schema) in [
+        ("postEvent", "200", "EventRecorded"),
+        ("postEvent", "201", "EventRecorded"),
+        ("getCase", "200", "CaseView"),
+    ] {
+        let r = resolve(&operation(id)["responses"][status]);
+        assert_eq!(
+            r["content"]["application/json"]["schema"]["$ref"],
+            format!("#/components/schemas/{schema}"),
+            "{id} {status}"
+        );
+    }
+}
+
+/// A `pub struct`'s or an enum variant's serialised members: `(name, optional)`.
+type Members = BTreeMap<String, bool>;
+
+/// The fields of the body `lines` (one indentation level below the header),
+/// skipping `#[serde(skip)]` ones; optional: an `Option` or `#[serde(default)]`.
+fn fields_of<'a>(lines: impl Iterator<Item = &'a str>, indent: usize) -> Members {
+    let mut out = Members::new();
+    let mut attrs = String::new();
+    for line in lines {
+        let t = line.trim();
+        if t.starts_with("///") || t.is_empty() {
+            continue;
+        }
+        if t.starts_with("#[") {
+            attrs.push_str(t);
+            continue;
+        }
+        let lead = line.len() - line.trim_start().len();
+        if lead == indent {
+            if let Some((name, ty)) = t.trim_start_matches("pub ").split_once(':') {
+                if !attrs.contains("serde(skip)") {
+                    let optional = ty.trim().starts_with("Option<") || attrs.contains("default");
+                    out.insert(name.trim().to_owned(), optional);
+                }
+            }
+        }
+        attrs.clear();
+    }
+    out
+}
+
+/// The body lines of the item whose header is `header` in `file`, up to its
+/// closing brace at column 0.
+fn item_body(file: &str, header: &str) -> Vec<String> {
+    let src = std::fs::read_to_string(root().join(file)).expect("read source");
+    let start = src
+        .find(header)
+        .unwrap_or_else(|| panic!("{file} has no {header}"));
+    src[start..]
+        .lines()
+        .skip(1)
+        .take_while(|l| *l != "}")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn struct_members(file: &str, name: &str) -> Members {
+    let body = item_body(file, &format!("pub struct {name} {{"));
+    let m = fields_of(body.iter().map(String::as_str), 4);
+    assert!(!m.is_empty(), "no fields found in {file} {name}");
+    m
+}
+
+/// `MaterialsRequired` as `materials-required` (serde's kebab-case).
+fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// A `#[serde(tag = ..., rename_all = "kebab-case")]` enum's variants (kebab
+/// names) and their members.
+fn variant_members(file: &str, name: &str) -> BTreeMap<String, Members> {
+    let body = item_body(file, &format!("pub enum {name} {{"));
+    let mut out = BTreeMap::new();
+    let mut i = 0;
+    while i < body.len() {
+        let line = &body[i];
+        let t = line.trim();
+        let lead = line.len() - line.trim_start().len();
+        i += 1;
+        if lead != 4 || t.starts_with("///") || t.starts_with("#[") {
+            continue;
+        }
+        let variant: String = t.chars().take_while(char::is_ascii_alphanumeric).collect();
+        let mut fields = Vec::new();
+        if t.ends_with('{') {
+            while i < body.len() && body[i].trim() != "}," {
+                fields.push(body[i].as_str());
+                i += 1;
+            }
+            i += 1;
+        }
+        out.insert(kebab(&variant), fields_of(fields.into_iter(), 8));
+    }
+    assert!(out.len() >= 5, "too few variants found in {file} {name}");
+    out
+}
+
+/// A schema's members: `(name, optional)`, with `additionalProperties: false`.
+fn schema_members(name: &str) -> Members {
+    let s = at(doc(), &format!("/components/schemas/{name}"));
+    assert_eq!(
+        s["additionalProperties"], false,
+        "{name} should not allow other members"
+    );
+    let required: BTreeSet<&str> = s["required"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let props = s["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{name} has no properties"));
+    for r in &required {
+        assert!(props.contains_key(*r), "{name} requires unknown {r}");
+    }
+    props
+        .keys()
+        .map(|k| (k.clone(), !required.contains(k.as_str())))
+        .collect()
+}
+
+/// `oneOf` of `union` by `tag`: each tag value and its schema's name; the
+/// discriminator maps the same.
+fn tagged_union(union: &str, tag: &str) -> BTreeMap<String, String> {
+    let u = at(doc(), &format!("/components/schemas/{union}"));
+    assert_eq!(u["discriminator"]["propertyName"], tag, "{union}");
+    let mapping = u["discriminator"]["mapping"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{union} has no discriminator mapping"));
+    let mut out = BTreeMap::new();
+    for r in u["oneOf"].as_array().expect("oneOf") {
+        let target = r["$ref"].as_str().expect("oneOf of references");
+        let name = target
+            .strip_prefix("#/components/schemas/")
+            .expect("a schema")
+            .to_owned();
+        let value = resolve(r)["properties"][tag]["const"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: {tag} is not a const"))
+            .to_owned();
+        assert_eq!(mapping.get(&value), Some(&Value::from(target)), "{union}");
+        assert!(out.insert(value, name).is_none(), "{union}: {tag} twice");
+    }
+    assert_eq!(mapping.len(), out.len(), "{union}: mapping vs oneOf");
+    out
+}
+
+#[test]
+fn the_case_schemas_have_exactly_the_members_of_the_servers_types() {
+    for (file, ty, schema) in [
+        ("src/followup/event.rs", "Event", "Event"),
+        ("src/followup/event.rs", "SignedEvent", "SignedEvent"),
+        ("src/followup/event.rs", "Submission", "Submission"),
+        ("src/followup/event.rs", "Attachment", "Attachment"),
+        ("src/followup/event.rs", "AttachmentData", "AttachmentData"),
+        ("src/followup/event.rs", "Contact", "Contact"),
+        ("src/followup/casework.rs", "Recorded", "EventRecorded"),
+        ("src/followup/casework.rs", "CaseView", "CaseView"),
+        ("src/followup/casework.rs", "ApplicantView", "ApplicantView"),
+        ("src/followup/casework.rs", "BundleView", "BundleView"),
+        ("src/followup/casework.rs", "EventView", "EventView"),
+    ] {
+        assert_eq!(
+            schema_members(schema),
+            struct_members(file, ty),
+            "schema {schema} vs {file} {ty} (member: optional)"
+        );
+    }
+
+    // Details: one schema per kind, with that kind's fields (all required).
+    let kinds = tagged_union("EventDetails", "kind");
+    let want: BTreeSet<&str> = Details::KINDS.into_iter().collect();
+    assert_eq!(
+        kinds.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        want,
+        "EventDetails kinds"
+    );
+    let variants = variant_members("src/followup/event.rs", "Details");
+    assert_eq!(
+        variants.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        want
+    );
+    for (kind, schema) in &kinds {
+        let mut got = schema_members(schema);
+        assert_eq!(got.remove("kind"), Some(false), "{schema}: kind required");
+        assert_eq!(got, variants[kind], "{schema} vs Details::{kind}");
+    }
+    let details = at(doc(), "/components/schemas/Event/properties/details/$ref");
+    assert_eq!(details, "#/components/schemas/EventDetails");
+    let event = at(
+        doc(),
+        "/components/schemas/Submission/properties/event/contentSchema/$ref",
+    );
+    assert_eq!(event, "#/components/schemas/Event");
+
+    // Timeline entries: `at`, `step` and the step's fields (always present).
+    let steps = tagged_union("TimelineEntry", "step");
+    let variants = variant_members("src/followup/cases.rs", "Step");
+    assert_eq!(
+        steps.keys().collect::<BTreeSet<_>>(),
+        variants.keys().collect::<BTreeSet<_>>(),
+        "TimelineEntry steps vs Step"
+    );
+    for (step, schema) in &steps {
+        let mut got = schema_members(schema);
+        assert_eq!(got.remove("step"), Some(false), "{schema}: step required");
+        assert_eq!(got.remove("at"), Some(false), "{schema}: at required");
+        let want: Members = variants[step].keys().map(|k| (k.clone(), false)).collect();
+        assert_eq!(got, want, "{schema} vs Step::{step}");
+    }
+    let entry = struct_members("src/followup/cases.rs", "Entry");
+    assert_eq!(
+        entry.keys().collect::<Vec<_>>(),
+        ["at", "step"],
+        "Entry changed: update TimelineEntry"
+    );
 }
