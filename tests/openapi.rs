@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use sealpost::api::PROBLEM_CODES;
 use sealpost::config::ServerLimits as Limits;
-use sealpost::followup::{Details, EventError};
+use sealpost::event::{Details, EventError};
 
 const BUNDLE_TYPE: &str = "application/vnd.sealpost.bundle+zip";
 
@@ -180,7 +180,7 @@ fn receipt_codes() -> BTreeSet<String> {
 
 /// The follow-up event codes (`EventError::code()`): all sent with 422.
 fn event_codes() -> BTreeSet<String> {
-    let codes = codes_of("src/followup/event.rs");
+    let codes = codes_of("src/event/mod.rs");
     let listed: BTreeSet<String> = EventError::CODES.iter().map(|c| (*c).to_owned()).collect();
     assert_eq!(
         codes, listed,
@@ -1026,17 +1026,17 @@ fn tagged_union(union: &str, tag: &str) -> BTreeMap<String, String> {
 #[test]
 fn the_case_schemas_have_exactly_the_members_of_the_servers_types() {
     for (file, ty, schema) in [
-        ("src/followup/event.rs", "Event", "Event"),
-        ("src/followup/event.rs", "SignedEvent", "SignedEvent"),
-        ("src/followup/event.rs", "Submission", "Submission"),
-        ("src/followup/event.rs", "Attachment", "Attachment"),
-        ("src/followup/event.rs", "AttachmentData", "AttachmentData"),
-        ("src/followup/event.rs", "Contact", "Contact"),
+        ("src/event/mod.rs", "Event", "Event"),
+        ("src/event/mod.rs", "SignedEvent", "SignedEvent"),
+        ("src/event/mod.rs", "Submission", "Submission"),
+        ("src/event/mod.rs", "Attachment", "Attachment"),
+        ("src/event/mod.rs", "AttachmentData", "AttachmentData"),
+        ("src/event/mod.rs", "Contact", "Contact"),
         ("src/followup/casework.rs", "Recorded", "EventRecorded"),
-        ("src/followup/casework.rs", "CaseView", "CaseView"),
-        ("src/followup/casework.rs", "ApplicantView", "ApplicantView"),
-        ("src/followup/casework.rs", "BundleView", "BundleView"),
-        ("src/followup/casework.rs", "EventView", "EventView"),
+        ("src/cases.rs", "CaseView", "CaseView"),
+        ("src/cases.rs", "ApplicantView", "ApplicantView"),
+        ("src/cases.rs", "BundleView", "BundleView"),
+        ("src/cases.rs", "EventView", "EventView"),
     ] {
         assert_eq!(
             schema_members(schema),
@@ -1053,7 +1053,7 @@ fn the_case_schemas_have_exactly_the_members_of_the_servers_types() {
         want,
         "EventDetails kinds"
     );
-    let variants = variant_members("src/followup/event.rs", "Details");
+    let variants = variant_members("src/event/mod.rs", "Details");
     assert_eq!(
         variants.keys().map(String::as_str).collect::<BTreeSet<_>>(),
         want
@@ -1073,7 +1073,7 @@ fn the_case_schemas_have_exactly_the_members_of_the_servers_types() {
 
     // Timeline entries: `at`, `step` and the step's fields (always present).
     let steps = tagged_union("TimelineEntry", "step");
-    let variants = variant_members("src/followup/cases.rs", "Step");
+    let variants = variant_members("src/cases.rs", "Step");
     assert_eq!(
         steps.keys().collect::<BTreeSet<_>>(),
         variants.keys().collect::<BTreeSet<_>>(),
@@ -1086,7 +1086,7 @@ fn the_case_schemas_have_exactly_the_members_of_the_servers_types() {
         let want: Members = variants[step].keys().map(|k| (k.clone(), false)).collect();
         assert_eq!(got, want, "{schema} vs Step::{step}");
     }
-    let entry = struct_members("src/followup/cases.rs", "Entry");
+    let entry = struct_members("src/cases.rs", "Entry");
     assert_eq!(
         entry.keys().collect::<Vec<_>>(),
         ["at", "step"],

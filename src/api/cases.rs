@@ -54,9 +54,17 @@ pub(super) async fn get(api: &Arc<Api>, peer: &AgencyId, case: CaseRef) -> Respo
             for e in &mut view.timeline {
                 use crate::cases::Step;
                 match &mut e.step {
-                    Step::NotificationSent { recipient, .. }
-                    | Step::NotificationRetrying { recipient, .. }
-                    | Step::NotificationFailed { recipient, .. } => *recipient = mask(recipient),
+                    Step::NotificationSent { recipient, .. } => *recipient = mask(recipient),
+                    Step::NotificationRetrying {
+                        recipient, error, ..
+                    }
+                    | Step::NotificationFailed {
+                        recipient, error, ..
+                    } => {
+                        // A relay's reply often quotes the address.
+                        *error = error.replace(recipient.as_str(), &mask(recipient));
+                        *recipient = mask(recipient);
+                    }
                     _ => {}
                 }
             }
@@ -91,6 +99,16 @@ pub(super) async fn post_event(
     let Some(work) = api.casework.clone() else {
         return no_case();
     };
+    // Who may post, before a byte of the body is read.
+    if api.live.get().config.directory.get(peer).map(|p| p.role) != Some(crate::config::Role::Court)
+    {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "not-a-court",
+            "Not a court",
+            "only courts post follow-up events",
+        );
+    }
     if declared_length(&req).is_some_and(|n| n > MAX_EVENT_BYTES) {
         return problem(
             StatusCode::PAYLOAD_TOO_LARGE,

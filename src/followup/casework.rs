@@ -348,6 +348,8 @@ impl Casework {
         }
         let signed = submission.signed();
         let event = signed.verify(&config.trust, &config.directory, now)?;
+        let data = submission.attachment_bytes()?;
+        event.check_attachments(&data)?;
         if &event.court != peer {
             return Err(Refusal::Mismatch {
                 code: "event-court-mismatch",
@@ -372,18 +374,24 @@ impl Casework {
                 detail: "the event's case_number is not the case in the request path".into(),
             });
         }
-        // The bundle must be one of this case's, delivered to this court.
+        // The bundle must be one of this case's, addressed to this court and
+        // in its hands (fetched, or signed for).
         let cases = &self.inner.cases;
         let file = cases.get(case).map_err(Refusal::Store)?;
         let theirs = file
             .as_ref()
             .is_some_and(|f| f.bundles.contains(&event.bundle_id))
-            && matches!(self.inner.outbox.get(&event.bundle_id), Ok(Some(d)) if &d.peer == peer);
+            && matches!(
+                self.inner.outbox.get(&event.bundle_id),
+                Ok(Some(d)) if &d.peer == peer
+                    && matches!(
+                        d.state,
+                        crate::outbox::State::Fetched { .. } | crate::outbox::State::Delivered { .. }
+                    )
+            );
         let Some(file) = file.filter(|_| theirs) else {
             return Err(Refusal::NotFound);
         };
-        let data = submission.attachment_bytes()?;
-        event.check_attachments(&data)?;
         let bytes = signed.bytes()?;
         let stored = match cases.store_event(&signed, &bytes, &event, &data, now) {
             Ok(s) => s,

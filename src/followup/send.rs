@@ -14,12 +14,12 @@
 //! **Answers.**
 //! - `201` (recorded) or `200` (the same event was already recorded): the
 //!   file moves to `sent/`, the clerk's `accepted/<name>.txt` says when.
-//! - `400`, `403`, `404`, `409`, `413`, `422` and other 4xx but `408` and
-//!   `429`: refused for good. The file moves to `failed/` beside
+//! - `403`, `404`, `409`, `413`, `422` and other 4xx but `400` (the
+//!   committee's `body-incomplete`), `408` and `429`: refused for good. The file moves to `failed/` beside
 //!   `<id>.answer.json` (status, code, detail); the clerk gets
 //!   `problems/<name>.txt` with the committee's code and detail. It is never
 //!   sent again by itself.
-//! - Anything else — no connection, TLS failure, `408`, `429`, `5xx`, no
+//! - Anything else — no connection, TLS failure, `400`, `408`, `429`, `5xx`, no
 //!   answer within [`ANSWER_TIMEOUT`], no endpoint for the committee in the
 //!   directory: the event stays in `outgoing/` and is tried again on its own
 //!   schedule (1 s doubling to 10 min, with jitter), one log line per
@@ -260,7 +260,11 @@ impl Sender {
             StatusCode::OK | StatusCode::CREATED => {
                 Sent::Recorded(field("recorded_at").unwrap_or_default())
             }
-            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
+            // 400 is the committee's `body-incomplete` (the body was cut
+            // short on the way): worth sending again, like 408 and 429.
+            StatusCode::BAD_REQUEST
+            | StatusCode::REQUEST_TIMEOUT
+            | StatusCode::TOO_MANY_REQUESTS => {
                 return Err(format!("{status} from {}", event.committee))
             }
             s if s.is_client_error() => Sent::Refused {
