@@ -61,7 +61,15 @@ fn main() {
             .expect("config"),
     );
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
-    let intake = Intake::new(cfg.clone(), outbox.clone()).expect("intake");
+    // As the daemon runs it: every accepted application gets its case file,
+    // and the queue's event puts it on the timeline and writes the clerks'
+    // status file.
+    let cases = sealpost::cases::Cases::open(&outbox, &cfg.node.data_dir).expect("cases");
+    sealpost::followup::casework::Casework::new(cfg.clone(), outbox.clone(), cases.clone(), None)
+        .subscribe();
+    let intake = Intake::new(cfg.clone(), outbox.clone())
+        .expect("intake")
+        .keeping_cases(cases);
     let staging = net.out("staging");
     let paced = 200.min(apps);
     eprintln!(
