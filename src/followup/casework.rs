@@ -589,11 +589,18 @@ impl Casework {
     }
 
     /// Catches up what a crash left between a delivery change and its
-    /// timeline entry (and notification), for every case not yet finished;
-    /// rewrites their status files. Returns how many steps were caught up.
+    /// timeline entry (and notification), for every case not yet finished,
+    /// and between a notification's final outcome (durable in the queue
+    /// first) and its timeline entry, for every case; rewrites their status
+    /// files. Returns how many steps were caught up.
     pub fn reconcile(&self) -> Result<usize, CasesError> {
         let cases = &self.inner.cases;
         let mut caught = 0;
+        if let Some(n) = &self.inner.notifier {
+            for file in cases.all()? {
+                caught += self.catch_up_notifications(n, &file.case_number)?;
+            }
+        }
         for file in cases.open_cases()? {
             for id in &file.bundles {
                 let Some(d) = self.inner.outbox.get(id)? else {
@@ -631,6 +638,53 @@ impl Casework {
                 caught += 1;
             }
             self.write_status(&file.case_number);
+        }
+        Ok(caught)
+    }
+
+    /// Puts on `case`'s timeline every final notification outcome (sent,
+    /// failed) the queue holds and the timeline lacks: the node died after
+    /// the queue recorded it and before the timeline did.
+    fn catch_up_notifications(&self, n: &Notifier, case: &CaseRef) -> Result<usize, CasesError> {
+        let records = match n.records_for_case(case) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(case = %printable(case.as_str()), error = %e, "cannot read the case's notifications to catch up its timeline");
+                return Ok(0);
+            }
+        };
+        let timeline = self.inner.cases.timeline(case)?;
+        let mut caught = 0;
+        for r in records {
+            let (event_key, channel, recipient) =
+                (r.event_key, r.channel.name().to_owned(), r.recipient);
+            let (at, step) = match r.state {
+                crate::notify::State::Sent { at, .. } => (
+                    at,
+                    Step::NotificationSent {
+                        event_key,
+                        channel,
+                        recipient,
+                    },
+                ),
+                crate::notify::State::Failed { at, error } => (
+                    at,
+                    Step::NotificationFailed {
+                        event_key,
+                        channel,
+                        recipient,
+                        error,
+                    },
+                ),
+                _ => continue,
+            };
+            if !timeline.iter().any(|e| e.step == step) {
+                self.inner.cases.append(case, at, step)?;
+                caught += 1;
+            }
+        }
+        if caught > 0 {
+            self.write_status(case);
         }
         Ok(caught)
     }
