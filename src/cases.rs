@@ -20,6 +20,8 @@
 //! t/<case>\0<seq:u64 BE>   a timeline entry (JSON), in order
 //! e/<case>\0<event-id>     a stored event's index record (JSON)
 //! i/<event-id>             the event's case (an id is one event, whatever the case)
+//! m/<case>                 a case with notifications in flight: queued, or
+//!                          with an outcome not yet on its timeline
 //! o/<case>                 an open case: some bundle's delivery is not yet
 //!                          final on its timeline (start-up catches these up)
 //! ```
@@ -306,6 +308,9 @@ fn prefix_e(case: &CaseRef) -> Vec<u8> {
 fn key_o(case: &CaseRef) -> Vec<u8> {
     [b"o/".as_slice(), case.as_str().as_bytes()].concat()
 }
+fn key_m(case: &CaseRef) -> Vec<u8> {
+    [b"m/".as_slice(), case.as_str().as_bytes()].concat()
+}
 fn key_i(id: &EventId) -> Vec<u8> {
     [b"i/".as_slice(), id.as_str().as_bytes()].concat()
 }
@@ -439,6 +444,37 @@ impl Cases {
         for kv in self.tree.scan_prefix(b"f/") {
             let (k, v) = kv?;
             out.push(decode(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    /// Marks (or unmarks) `case` as having notifications in flight; durable
+    /// when it returns. Only marked cases are caught up at start.
+    pub fn set_notifying(&self, case: &CaseRef, on: bool) -> Result<(), CasesError> {
+        let k = key_m(case);
+        let present = self.tree.contains_key(&k)?;
+        if present == on {
+            return Ok(());
+        }
+        if on {
+            self.tree.insert(k, b"".as_slice())?;
+        } else {
+            self.tree.remove(k)?;
+        }
+        self.commit()
+    }
+
+    /// The cases with notifications in flight.
+    pub fn notifying_cases(&self) -> Result<Vec<CaseRef>, CasesError> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(b"m/") {
+            let (k, _) = kv?;
+            if let Some(case) = std::str::from_utf8(&k[2..])
+                .ok()
+                .and_then(|s| s.parse::<CaseRef>().ok())
+            {
+                out.push(case);
+            }
         }
         Ok(out)
     }

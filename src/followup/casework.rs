@@ -180,6 +180,11 @@ impl Casework {
             what,
             attachments,
         };
+        // Marked first: a crash after the queue records an outcome and
+        // before the timeline does is caught up at start, for marked cases only.
+        if let Err(e) = self.inner.cases.set_notifying(&file.case_number, true) {
+            tracing::error!(case = %printable(file.case_number.as_str()), error = %e, "cannot mark the case's notifications");
+        }
         if let Err(e) = n.enqueue(&notice) {
             tracing::error!(case = %printable(file.case_number.as_str()), error = %e, "cannot queue the applicant's notification; it is queued again at the next start");
         }
@@ -305,8 +310,14 @@ impl Casework {
         if matches!(step, Step::NotificationRetrying { .. }) && o.attempts > 1 {
             return;
         }
+        let last = !matches!(step, Step::NotificationRetrying { .. });
         match self.inner.cases.append(&o.case_number, at, step) {
-            Ok(_) => self.write_status(&o.case_number),
+            Ok(_) => {
+                self.write_status(&o.case_number);
+                if let (true, Some(n)) = (last, &self.inner.notifier) {
+                    self.settle_notifying(n, &o.case_number);
+                }
+            }
             Err(e) => {
                 tracing::error!(case = %printable(o.case_number.as_str()), error = %e, "cannot record a notification on the case's timeline")
             }
@@ -545,8 +556,11 @@ impl Casework {
     }
 
     /// Catches up what a crash left between a delivery change and its
-    /// timeline entry (and notification), for every case not yet finished;
-    /// rewrites their status files; removes status files half replaced. Returns how many steps were caught up.
+    /// timeline entry (and notification), for every case not yet finished,
+    /// and between a notification's final outcome (durable in the queue
+    /// first) and its timeline entry, for every case with notifications in
+    /// flight; rewrites their status
+    /// files; removes status files half replaced. Returns how many steps were caught up.
     pub fn reconcile(&self) -> Result<usize, CasesError> {
         // A status file being replaced when the node was killed.
         let status = self.config().intake.root.join("status");
@@ -558,6 +572,11 @@ impl Casework {
         }
         let cases = &self.inner.cases;
         let mut caught = 0;
+        if let Some(n) = &self.inner.notifier {
+            for case in cases.notifying_cases()? {
+                caught += self.catch_up_notifications(n, &case)?;
+            }
+        }
         for file in cases.open_cases()? {
             for id in &file.bundles {
                 let Some(d) = self.inner.outbox.get(id)? else {
@@ -597,5 +616,71 @@ impl Casework {
             self.write_status(&file.case_number);
         }
         Ok(caught)
+    }
+
+    /// Puts on `case`'s timeline every final notification outcome (sent,
+    /// failed) the queue holds and the timeline lacks: the node died after
+    /// the queue recorded it and before the timeline did.
+    fn catch_up_notifications(&self, n: &Notifier, case: &CaseRef) -> Result<usize, CasesError> {
+        let records = match n.records_for_case(case) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(case = %printable(case.as_str()), error = %e, "cannot read the case's notifications to catch up its timeline");
+                return Ok(0);
+            }
+        };
+        let timeline = self.inner.cases.timeline(case)?;
+        let mut caught = 0;
+        for r in records {
+            let (event_key, channel, recipient) =
+                (r.event_key, r.channel.name().to_owned(), r.recipient);
+            let (at, step) = match r.state {
+                crate::notify::State::Sent { at, .. } => (
+                    at,
+                    Step::NotificationSent {
+                        event_key,
+                        channel,
+                        recipient,
+                    },
+                ),
+                crate::notify::State::Failed { at, error } => (
+                    at,
+                    Step::NotificationFailed {
+                        event_key,
+                        channel,
+                        recipient,
+                        error,
+                    },
+                ),
+                _ => continue,
+            };
+            if !timeline.iter().any(|e| e.step == step) {
+                self.inner.cases.append(case, at, step)?;
+                caught += 1;
+            }
+        }
+        if caught > 0 {
+            self.write_status(case);
+        }
+        self.settle_notifying(n, case);
+        Ok(caught)
+    }
+
+    /// Clears `case`'s "notifications in flight" mark once every one of its
+    /// notifications has its final outcome (which is then on the timeline).
+    fn settle_notifying(&self, n: &Notifier, case: &CaseRef) {
+        let done = n.records_for_case(case).is_ok_and(|records| {
+            records.iter().all(|r| {
+                matches!(
+                    r.state,
+                    crate::notify::State::Sent { .. } | crate::notify::State::Failed { .. }
+                )
+            })
+        });
+        if done {
+            if let Err(e) = self.inner.cases.set_notifying(case, false) {
+                tracing::warn!(case = %printable(case.as_str()), error = %e, "cannot clear the case's notification mark");
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod node;
+pub mod smtp;
 pub mod systemd;
 
 use std::fs;

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""A recording SMTP server for tests/notify.rs (aiosmtpd, Debian python3-aiosmtpd).
+"""A recording SMTP server for tests/notify.rs and tests/followup.rs (aiosmtpd,
+Debian python3-aiosmtpd; started through tests/common/smtp.rs).
 
     server.py --log LOG.jsonl [--port N] [--tls none|starttls|implicit]
               [--cert CERT.pem --key KEY.pem] [--auth USER:PASSWORD]
@@ -9,10 +10,16 @@ Listens on 127.0.0.1 (port 0: any free port) and prints "READY <port>" on
 stdout once it accepts connections. Every cleartext line a client sends
 outside DATA (commands, AUTH continuations) is logged as
 {"type": "line", "conn": n, "line": "..."}; every message as
-{"type": "message", "conn": n, "mail_from", "rcpt_tos", "raw", "headers",
-"subject", "parts"}, decoded with Python's email package (an independent
-MIME decoder). --auth requires AUTH (PLAIN or LOGIN) with those credentials;
-with STARTTLS, AUTH is refused before TLS (auth_require_tls).
+{"type": "message", "n": n, "conn": c, "mail_from", "rcpt_tos", "raw",
+"headers", "subject", "parts"}, decoded with Python's email package (an
+independent MIME decoder; a text part's "text" is decoded, any other part
+has its decoded "size" and "sha256"), logged as soon as its data has
+arrived, before any reply. The reply to DATA is logged too, as
+{"type": "reply", "n": n, "conn": c, "code": 250|451, "client_gone": bool}
+("client_gone": the connection was already closed, so the client never heard
+it); a message that gets no reply at all (drop, hang) has no "reply" entry.
+--auth requires AUTH (PLAIN or LOGIN) with those credentials; with STARTTLS,
+AUTH is refused before TLS (auth_require_tls).
 
 Fault modes come from the control file, re-read for every message (absent:
 no faults), e.g. {"fail_first": 2, "reject": ["x@example.org"],
@@ -22,12 +29,16 @@ no faults), e.g. {"fail_first": 2, "reject": ["x@example.org"],
   drop_after_data N   the first N messages are logged, then the connection
                       is closed without a reply (the client cannot know)
   hang_after_data N   the first N messages are logged, then no reply, ever
+  delay_after_data_ms T  every message is logged, then the reply waits T ms
+                      (a slow relay: a client killed in that window never
+                      hears the 250 it was about to get)
 """
 
 import argparse
 import asyncio
 import email
 import email.policy
+import hashlib
 import json
 import ssl
 import sys
@@ -65,7 +76,9 @@ def decode(raw):
         if p.get_content_maintype() == "text":
             item["text"] = p.get_content()
         else:
-            item["size"] = len(p.get_payload(decode=True) or b"")
+            data = p.get_payload(decode=True) or b""
+            item["size"] = len(data)
+            item["sha256"] = hashlib.sha256(data).hexdigest()
         parts.append(item)
     return {
         "headers": [[k, str(v)] for k, v in msg.raw_items()],
@@ -86,6 +99,7 @@ class Handler:
         n = STATE["messages"]
         entry = {
             "type": "message",
+            "n": n,
             "conn": server.conn_no,
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
@@ -101,7 +115,12 @@ class Handler:
         if n <= c.get("drop_after_data", 0):
             server.transport.close()
             await asyncio.sleep(3600)
-        if n <= c.get("fail_first", 0):
+        if c.get("delay_after_data_ms", 0) > 0:
+            await asyncio.sleep(c["delay_after_data_ms"] / 1000)
+        code = 451 if n <= c.get("fail_first", 0) else 250
+        gone = server.transport is None or server.transport.is_closing()
+        log({"type": "reply", "n": n, "conn": server.conn_no, "code": code, "client_gone": gone})
+        if code == 451:
             return "451 4.3.0 try again later (test fault %d)" % n
         return "250 2.0.0 queued as test-%d" % n
 
