@@ -572,7 +572,7 @@ fn make_event(net: &Net, bundle: &str, n: usize) -> Posted {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, _, err) = common::sealpost(&args);
     assert_eq!(code, Some(0), "followup make: {err}");
-    let sub: sealpost::followup::Submission =
+    let sub: sealpost::event::Submission =
         serde_json::from_slice(&fs::read(&file).expect("submission")).expect("a submission");
     let event: Value = {
         use base64::Engine as _;
