@@ -202,7 +202,8 @@ pub fn render_rejection(name: &str, id: &BundleId, now: Timestamp, r: &Rejection
 }
 
 /// The clerk's `accepted/<name>.txt`. It promises only what this node does:
-/// it does not notify applicants (yet), so it says so.
+/// whether the applicant is notified (`notifying`: a channel is configured),
+/// and where the status file is.
 pub fn render_acceptance(
     name: &str,
     id: &BundleId,
