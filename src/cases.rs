@@ -498,7 +498,13 @@ impl Cases {
         Ok(out)
     }
 
-    fn push(&self, case: &CaseRef, at: Timestamp, step: Step) -> Result<Entry, CasesError> {
+    /// A new timeline entry's key (drawing the next position) and value.
+    fn entry(
+        &self,
+        case: &CaseRef,
+        at: Timestamp,
+        step: Step,
+    ) -> Result<(Vec<u8>, Vec<u8>, Entry), CasesError> {
         let seq = self
             .tree
             .update_and_fetch(b"meta/seq", |old| {
@@ -513,8 +519,13 @@ impl Cases {
             .unwrap_or(0);
         let entry = Entry { at, step };
         let key = [prefix_t(case), seq.to_be_bytes().to_vec()].concat();
-        self.tree
-            .insert(key, serde_json::to_vec(&entry).expect("entries serialise"))?;
+        let value = serde_json::to_vec(&entry).expect("entries serialise");
+        Ok((key, value, entry))
+    }
+
+    fn push(&self, case: &CaseRef, at: Timestamp, step: Step) -> Result<Entry, CasesError> {
+        let (key, value, entry) = self.entry(case, at, step)?;
+        self.tree.insert(key, value)?;
         Ok(entry)
     }
 
@@ -628,13 +639,9 @@ impl Cases {
             event_sha256: digest,
         };
         let case = &event.case_number;
-        self.tree.insert(
-            [prefix_e(case), event.event_id.as_str().as_bytes().to_vec()].concat(),
-            serde_json::to_vec(&stored).expect("records serialise"),
-        )?;
-        self.tree
-            .insert(key_i(&event.event_id), case.as_str().as_bytes())?;
-        self.push(
+        // The index, the id and the timeline entry in one atomic batch: an
+        // event is recorded with its timeline entry or not at all.
+        let (t_key, t_value, _) = self.entry(
             case,
             now,
             Step::FollowUp {
@@ -644,6 +651,14 @@ impl Cases {
                 issued_at: event.issued_at,
             },
         )?;
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            [prefix_e(case), event.event_id.as_str().as_bytes().to_vec()].concat(),
+            serde_json::to_vec(&stored).expect("records serialise"),
+        );
+        batch.insert(key_i(&event.event_id), case.as_str().as_bytes());
+        batch.insert(t_key, t_value);
+        self.tree.apply_batch(batch)?;
         self.commit()?;
         Ok(Stored::New(stored))
     }
