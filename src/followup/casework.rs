@@ -455,10 +455,16 @@ impl Casework {
 
     /// The view of `case` (for its court, its platform, operators).
     pub fn view(&self, case: &CaseRef) -> Result<Option<CaseView>, CasesError> {
+        match self.inner.cases.get(case)? {
+            Some(file) => self.view_of(&file).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The view of the case whose file is `file`.
+    fn view_of(&self, file: &CaseFile) -> Result<CaseView, CasesError> {
         let cases = &self.inner.cases;
-        let Some(file) = cases.get(case)? else {
-            return Ok(None);
-        };
+        let case = &file.case_number;
         let mut bundles = Vec::new();
         for id in &file.bundles {
             if let Some(d) = self.inner.outbox.get(id)? {
@@ -483,7 +489,7 @@ impl Casework {
                 event,
             })
             .collect();
-        Ok(Some(CaseView {
+        Ok(CaseView {
             case_number: file.case_number.clone(),
             court: file.court.clone(),
             accepted_at: file.accepted_at,
@@ -494,7 +500,7 @@ impl Casework {
             bundles,
             events,
             timeline: cases.timeline(case)?,
-        }))
+        })
     }
 
     /// Where the clerks' status file of a case is: `status/<item>.txt` beside
@@ -518,22 +524,28 @@ impl Casework {
 
     /// The text of `case`'s status file, as it would be written now.
     pub fn status_text(&self, case: &CaseRef) -> Result<Option<String>, CasesError> {
-        let (Some(view), Some(file)) = (self.view(case)?, self.inner.cases.get(case)?) else {
-            return Ok(None);
-        };
+        match self.inner.cases.get(case)? {
+            Some(file) => self.status_text_of(&file).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The status file's text for the case whose file is `file`.
+    fn status_text_of(&self, file: &CaseFile) -> Result<String, CasesError> {
+        let view = self.view_of(file)?;
         let channels = self
             .inner
             .notifier
             .as_ref()
             .map(|n| n.channels())
             .unwrap_or_default();
-        Ok(Some(status::render(
+        Ok(status::render(
             &view,
-            &file,
+            file,
             &self.court_info(&file.court),
             &channels,
             Timestamp::now(),
-        )))
+        ))
     }
 
     /// Rewrites the clerks' status file of `case` (atomically). Failures are
@@ -543,9 +555,7 @@ impl Casework {
             let Some(file) = self.inner.cases.get(case).map_err(|e| e.to_string())? else {
                 return Ok(());
             };
-            let Some(text) = self.status_text(case).map_err(|e| e.to_string())? else {
-                return Ok(());
-            };
+            let text = self.status_text_of(&file).map_err(|e| e.to_string())?;
             let path = self.status_path(&file);
             std::fs::create_dir_all(crate::fsutil::parent_of(&path)).map_err(|e| e.to_string())?;
             crate::fsutil::write_replace_atomic(&path, text.as_bytes()).map_err(|e| e.to_string())
