@@ -41,6 +41,7 @@
 
 pub mod api;
 pub mod application;
+pub mod audit;
 pub mod bundle;
 pub mod cases;
 pub mod cli;

@@ -77,6 +77,11 @@ pub struct Sealed {
     pub envelope_bytes: Vec<u8>,
     /// The bundle file's size.
     pub size: u64,
+    /// The payload's `manifest.json`, exactly as signed (the sender keeps it:
+    /// a proof of delivery lists the documents from it).
+    pub manifest_bytes: Vec<u8>,
+    /// Its signature (`manifest.sig`), by the same key as the envelope's.
+    pub manifest_sig: [u8; 64],
 }
 
 fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> SealError {
@@ -157,32 +162,35 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
     // Two stages on two cores, joined by a bounded channel: this thread hashes
     // the ciphertext, CRCs and writes it; the producer reads, hashes, tars and
     // encrypts. At most PIPE_DEPTH chunks are in flight, so memory stays flat.
-    let payload_info = std::thread::scope(|scope| -> Result<PayloadInfo, SealError> {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
-        let producer = scope.spawn(move || -> Result<(), SealError> {
-            let mut sink = write_payload(input, files, ChunkSender::new(tx))?;
-            sink.flush().map_err(io_err("cannot write the payload"))
-        });
-        let mut hashed = HashingWriter::new(container.writer());
-        let mut write_error = None;
-        for chunk in rx.iter() {
-            if let Err(e) = hashed.write_all(&chunk) {
-                write_error = Some(e);
-                break;
+    let (payload_info, (manifest_bytes, manifest_sig)) = std::thread::scope(
+        |scope| -> Result<(PayloadInfo, (Vec<u8>, [u8; 64])), SealError> {
+            let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+            let producer = scope.spawn(move || -> Result<(Vec<u8>, [u8; 64]), SealError> {
+                let (mut sink, manifest) = write_payload(input, files, ChunkSender::new(tx))?;
+                sink.flush().map_err(io_err("cannot write the payload"))?;
+                Ok(manifest)
+            });
+            let mut hashed = HashingWriter::new(container.writer());
+            let mut write_error = None;
+            for chunk in rx.iter() {
+                if let Err(e) = hashed.write_all(&chunk) {
+                    write_error = Some(e);
+                    break;
+                }
             }
-        }
-        // Dropping the receiver makes a still-running producer fail its next send.
-        drop(rx);
-        let produced = producer
-            .join()
-            .unwrap_or_else(|_| Err(SealError::Encrypt("the sealing thread panicked".into())));
-        if let Some(e) = write_error {
-            return Err(io_err("cannot write the payload")(e));
-        }
-        produced?;
-        let (_, length, sha256) = hashed.finish();
-        Ok(PayloadInfo { length, sha256 })
-    })?;
+            // Dropping the receiver makes a still-running producer fail its next send.
+            drop(rx);
+            let produced = producer
+                .join()
+                .unwrap_or_else(|_| Err(SealError::Encrypt("the sealing thread panicked".into())));
+            if let Some(e) = write_error {
+                return Err(io_err("cannot write the payload")(e));
+            }
+            let manifest = produced?;
+            let (_, length, sha256) = hashed.finish();
+            Ok((PayloadInfo { length, sha256 }, manifest))
+        },
+    )?;
 
     let envelope = Envelope {
         format: FORMAT.to_owned(),
@@ -224,6 +232,8 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
         envelope,
         envelope_bytes,
         size,
+        manifest_bytes,
+        manifest_sig,
     })
 }
 
@@ -232,7 +242,7 @@ fn write_payload<W: Write>(
     input: &SealInput<'_>,
     files: Vec<(std::fs::File, u64)>,
     sink: W,
-) -> Result<W, SealError> {
+) -> Result<(W, (Vec<u8>, [u8; 64])), SealError> {
     let mtime = input.created_at;
     let mut recipients: Vec<&dyn age::Recipient> = vec![input.recipient.encryption_key.as_age()];
     if let Some(a) = input.archive {
@@ -321,7 +331,8 @@ fn write_payload<W: Write>(
     let age_out = tar
         .into_inner()
         .map_err(io_err("cannot finish the payload"))?;
-    age_out
+    let sink = age_out
         .finish()
-        .map_err(io_err("cannot finish the encryption"))
+        .map_err(io_err("cannot finish the encryption"))?;
+    Ok((sink, (manifest_bytes, manifest_sig)))
 }

@@ -1,0 +1,633 @@
+//! The audit log: an append-only, hash-chained record of everything the node
+//! did that matters as evidence, with checkpoints signed by the node's signing
+//! key (spec: `docs/audit-format.md`).
+//!
+//! ## On disk
+//!
+//! ```text
+//! <data_dir>/audit/audit.log    the records, one JSON line each, in order
+//! <data_dir>/audit/head.json    the witness: seq, chain hash and offset of the last checkpoint
+//! <data_dir>/audit/torn/        incomplete last lines found at start, kept as they were
+//! ```
+//!
+//! ## Invariants
+//!
+//! - A record is appended with one `write` of its whole line (line feed
+//!   last) and is acknowledged only after `fdatasync`; appenders that arrive
+//!   while a sync runs share the next one (group commit). A process killed
+//!   mid-append leaves at most an incomplete last line; power loss may leave
+//!   a torn or zero-filled tail. Either way [`Audit::open`] moves the
+//!   incomplete bytes to `torn/`, truncates to the last whole record and
+//!   appends a `torn-tail-removed` record: visible, never silent.
+//! - A failed write is cut back to the last whole record. A failed `fdatasync`
+//!   (whose data the kernel may have dropped) breaks the log for this run:
+//!   every later append fails, loudly, until a restart re-reads the file.
+//! - A checkpoint is a record like the others whose signature covers the
+//!   chain hash of the record before it; after it is durable its seq, hash
+//!   and offset are written to the witness file, which the next start and
+//!   `sealpost audit verify` compare with the log (a log cut back behind its
+//!   last checkpoint is detected).
+//! - Records name ids, digests and codes — never an applicant's name or a
+//!   clerk's item name (only its SHA-256): the log is kept for years, and a
+//!   proof of delivery carries an excerpt of it.
+
+mod record;
+mod verify;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+pub use record::{
+    chain_hash, checkpoint_statement, link, CheckpointFields, Entry, Head, Redacted, Via,
+    CHECKPOINT_STATEMENT, GENESIS,
+};
+pub use verify::{verify_excerpt, verify_log, Excerpt, Problem, Report};
+
+use crate::fsutil::{write_new_atomic, write_replace_atomic};
+use crate::pki::SigningKey;
+use crate::types::{AgencyId, BundleId, Sha256, Timestamp};
+
+/// The log file's name inside the audit directory.
+pub const LOG_FILE: &str = "audit.log";
+/// The witness file's name inside the audit directory.
+pub const WITNESS_FILE: &str = "head.json";
+/// Where incomplete tails are kept.
+pub const TORN_DIR: &str = "torn";
+
+/// The audit directory of a node whose data directory is `data_dir`.
+pub fn dir_in(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit")
+}
+
+/// The last checkpoint, as recorded beside the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Witness {
+    /// The checkpoint's seq.
+    pub seq: u64,
+    /// Its chain hash.
+    pub hash: Sha256,
+    /// The byte offset of its line.
+    pub offset: u64,
+}
+
+impl Witness {
+    /// Reads the witness file of the audit directory `dir`, if there is one.
+    pub fn load(dir: &Path) -> Result<Option<Self>, AuditError> {
+        let path = dir.join(WITNESS_FILE);
+        match fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| AuditError::Damaged {
+                    path,
+                    offset: 0,
+                    reason: format!("the witness file is not valid: {e}"),
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(format!("cannot read {}", path.display()))(e)),
+        }
+    }
+}
+
+/// Why the audit log cannot do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// Reading or writing failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The log's last whole line is not a record: the node cannot tell where
+    /// its chain stands, and does not guess.
+    #[error("{}: the line at offset {offset} is not an audit record ({reason}); run `sealpost audit verify`, and to begin a new chain move the file aside (keep it: it is evidence)", path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// Where.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An earlier `fdatasync` failed: nothing is appended until a restart.
+    #[error("the audit log is unusable until the node restarts: {0}")]
+    Broken(String),
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> AuditError {
+    let context = context.into();
+    move |source| AuditError::Io { context, source }
+}
+
+/// Where a record landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its seq.
+    pub seq: u64,
+    /// Its chain hash.
+    pub hash: Sha256,
+    /// The byte offset of its line.
+    pub offset: u64,
+}
+
+/// What [`Audit::open`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Records in the log when opened (the last seq).
+    pub head_seq: u64,
+    /// An incomplete last line that was moved aside: (offset, length, kept as).
+    pub torn: Option<(u64, u64, String)>,
+    /// The witness did not match the log: what was found.
+    pub witness_mismatch: Option<String>,
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditStats {
+    /// The last record's seq.
+    pub head_seq: u64,
+    /// Records appended by this process.
+    pub appended: u64,
+    /// Appends that failed.
+    pub failed: u64,
+    /// Unix time of the last checkpoint written by this process (0: none yet).
+    pub last_checkpoint_unix: u64,
+    /// Whether the log is unusable until a restart.
+    pub broken: bool,
+}
+
+struct Writer {
+    file: File,
+    len: u64,
+    seq: u64,
+    head: Sha256,
+    last_is_checkpoint: bool,
+    broken: Option<String>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    node: AgencyId,
+    writer: Mutex<Writer>,
+    /// The highest seq known durable; held while syncing (group commit).
+    synced: Mutex<u64>,
+    sync_file: File,
+    appended: AtomicU64,
+    failed: AtomicU64,
+    last_checkpoint: AtomicU64,
+}
+
+/// The node's audit log. Cheap to clone; appends from any thread.
+#[derive(Clone)]
+pub struct Audit {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Audit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Audit")
+            .field("dir", &self.inner.dir)
+            .field("node", &self.inner.node)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Finds the end of the last whole line: the offset just after the last line
+/// feed (0 if there is none), reading backwards in blocks.
+fn end_of_last_line(file: &File, len: u64) -> io::Result<u64> {
+    let mut end = len;
+    let mut buf = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.read_exact_at(chunk, start)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// The whole line (without its line feed) that ends just before `end`, and
+/// its offset.
+fn line_before(file: &File, end: u64) -> io::Result<(u64, Vec<u8>)> {
+    debug_assert!(end > 0);
+    let body_end = end - 1;
+    let start = end_of_last_line(file, body_end)?;
+    let mut line = vec![0u8; (body_end - start) as usize];
+    file.read_exact_at(&mut line, start)?;
+    Ok((start, line))
+}
+
+/// The line at `offset` (without its line feed).
+fn line_at(path: &Path, offset: u64) -> io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut line = Vec::new();
+    BufReader::new(f).read_until(b'\n', &mut line)?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(line)
+}
+
+fn parse_head(line: &[u8]) -> Result<Head, String> {
+    serde_json::from_slice::<Head>(line).map_err(|e| e.to_string())
+}
+
+impl Audit {
+    /// Opens (or begins) the log in `dir` for node `node`: moves an incomplete
+    /// last line aside, finds the chain head, compares the witness. Records
+    /// what it repaired or found (`torn-tail-removed`, `witness-mismatch`)
+    /// as the first records of this run.
+    pub fn open(dir: &Path, node: &AgencyId) -> Result<(Self, Recovery), AuditError> {
+        fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+        let path = dir.join(LOG_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .open(&path)
+            .map_err(io_err(format!("cannot open {}", path.display())))?;
+        let ctx = || format!("cannot read {}", path.display());
+        let len = file.metadata().map_err(io_err(ctx()))?.len();
+        let mut recovery = Recovery::default();
+        let end = end_of_last_line(&file, len).map_err(io_err(ctx()))?;
+        let mut torn = None;
+        if end < len {
+            let mut bytes = vec![0u8; (len - end) as usize];
+            file.read_exact_at(&mut bytes, end).map_err(io_err(ctx()))?;
+            let torn_dir = dir.join(TORN_DIR);
+            fs::create_dir_all(&torn_dir)
+                .map_err(io_err(format!("cannot create {}", torn_dir.display())))?;
+            let name = format!("{TORN_DIR}/{end}-{}.bin", Timestamp::now().unix());
+            let kept = dir.join(&name);
+            match write_new_atomic(&kept, &bytes) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err(format!("cannot keep {}", kept.display()))(e)),
+            }
+            file.set_len(end)
+                .and_then(|()| file.sync_all())
+                .map_err(io_err(format!("cannot cut {} back", path.display())))?;
+            tracing::warn!(
+                file = %path.display(),
+                offset = end,
+                length = bytes.len(),
+                kept = %kept.display(),
+                "the audit log ended in an incomplete record (a write cut short by a crash); it was moved aside and the chain goes on from the last whole record"
+            );
+            recovery.torn = Some((end, bytes.len() as u64, name.clone()));
+            torn = Some(Entry::TornTailRemoved {
+                offset: end,
+                length: bytes.len() as u64,
+                sha256: Sha256::of(&bytes),
+                kept_as: name,
+            });
+        }
+        let (seq, head, last_is_checkpoint) = if end == 0 {
+            (0, GENESIS, false)
+        } else {
+            let (offset, line) = line_before(&file, end).map_err(io_err(ctx()))?;
+            let h = parse_head(&line).map_err(|reason| AuditError::Damaged {
+                path: path.clone(),
+                offset,
+                reason,
+            })?;
+            (h.seq, chain_hash(&h.prev, &line), h.kind == "checkpoint")
+        };
+        recovery.head_seq = seq;
+        let mismatch = match Witness::load(dir) {
+            Ok(Some(w)) if w.seq > seq => Some((
+                w,
+                format!("the log ends at record {seq}; the witness names checkpoint beyond it"),
+            )),
+            Ok(Some(w)) => match line_at(&path, w.offset) {
+                Ok(line) => match parse_head(&line) {
+                    Ok(h) if h.seq == w.seq && chain_hash(&h.prev, &line) == w.hash => None,
+                    Ok(h) => Some((
+                        w,
+                        format!("record {} at that offset, with another hash", h.seq),
+                    )),
+                    Err(e) => Some((w, format!("no record at that offset ({e})"))),
+                },
+                Err(e) => Some((w, format!("cannot read at that offset ({e})"))),
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "the audit witness file is unreadable");
+                None
+            }
+        };
+        let sync_file = file
+            .try_clone()
+            .map_err(io_err(format!("cannot open {}", path.display())))?;
+        let audit = Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                node: node.clone(),
+                writer: Mutex::new(Writer {
+                    file,
+                    len: end,
+                    seq,
+                    head,
+                    last_is_checkpoint,
+                    broken: None,
+                }),
+                synced: Mutex::new(seq),
+                sync_file,
+                appended: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                last_checkpoint: AtomicU64::new(0),
+            }),
+        };
+        if let Some(e) = torn {
+            audit.append(e)?;
+        }
+        if let Some((w, found)) = mismatch {
+            tracing::error!(
+                witness_seq = w.seq,
+                witness_hash = %w.hash,
+                found = %found,
+                "the audit log does not hold its last checkpoint: it was cut back or rewritten while the node was down; run `sealpost audit verify`"
+            );
+            recovery.witness_mismatch = Some(found.clone());
+            audit.append(Entry::WitnessMismatch {
+                expected_seq: w.seq,
+                expected_hash: w.hash,
+                found,
+            })?;
+        }
+        Ok((audit, recovery))
+    }
+
+    /// The audit directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.inner.dir.join(LOG_FILE)
+    }
+
+    /// The node whose chain this is.
+    pub fn node(&self) -> &AgencyId {
+        &self.inner.node
+    }
+
+    /// Appends a record and returns once it is durable.
+    pub fn append(&self, entry: Entry) -> Result<Appended, AuditError> {
+        self.append_with(|_, _, _| Some(entry))
+            .map(|a| a.expect("always appended"))
+    }
+
+    /// Appends a checkpoint signing the chain head with `key`, unless the last
+    /// record already is one (or the log is empty); then writes the witness.
+    pub fn checkpoint(&self, key: &SigningKey) -> Result<Option<Appended>, AuditError> {
+        let node = self.inner.node.clone();
+        let done = self.append_with(|seq, prev, at| {
+            let head_seq = seq - 1;
+            let statement = checkpoint_statement(&node, head_seq, &prev, at);
+            Some(Entry::Checkpoint {
+                head_seq,
+                head: prev,
+                signer: key.cert().to_pem(),
+                signature: B64.encode(key.sign(statement.as_bytes())),
+            })
+        });
+        let Some(a) = done? else { return Ok(None) };
+        self.inner
+            .last_checkpoint
+            .store(Timestamp::now().unix().max(0) as u64, Ordering::Relaxed);
+        let w = Witness {
+            seq: a.seq,
+            hash: a.hash,
+            offset: a.offset,
+        };
+        let path = self.inner.dir.join(WITNESS_FILE);
+        let bytes = serde_json::to_vec(&w).expect("witness serialises");
+        if let Err(e) = write_replace_atomic(&path, &bytes) {
+            // The checkpoint itself is durable; an older witness only weakens
+            // the truncation check until the next checkpoint.
+            tracing::warn!(error = %e, file = %path.display(), "cannot update the audit witness");
+        }
+        tracing::info!(seq = a.seq, head = %a.hash, "audit checkpoint signed");
+        Ok(Some(a))
+    }
+
+    /// Appends the record `make(seq, prev, at)` returns (none: nothing to do,
+    /// which `checkpoint` uses when the head is already a checkpoint).
+    fn append_with(
+        &self,
+        make: impl FnOnce(u64, Sha256, Timestamp) -> Option<Entry>,
+    ) -> Result<Option<Appended>, AuditError> {
+        let appended = {
+            let mut w = lock(&self.inner.writer);
+            if let Some(why) = &w.broken {
+                self.inner.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(AuditError::Broken(why.clone()));
+            }
+            let seq = w.seq + 1;
+            let at = Timestamp::now();
+            let Some(entry) = make(seq, w.head, at) else {
+                return Ok(None);
+            };
+            if matches!(entry, Entry::Checkpoint { .. }) && (w.last_is_checkpoint || w.seq == 0) {
+                return Ok(None);
+            }
+            let line = record::Line {
+                seq,
+                at,
+                node: &self.inner.node,
+                prev: w.head,
+                entry: &entry,
+            }
+            .to_bytes();
+            let hash = chain_hash(&w.head, &line);
+            let mut bytes = line;
+            bytes.push(b'\n');
+            let offset = w.len;
+            if let Err(e) = w.file.write_all(&bytes) {
+                // Cut back to the last whole record, so the next append
+                // does not follow a partial line.
+                if let Err(e2) = w.file.set_len(offset) {
+                    w.broken = Some(format!(
+                        "a write failed ({e}) and cutting it back failed too ({e2})"
+                    ));
+                }
+                self.inner.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(io_err("cannot append to the audit log")(e));
+            }
+            w.len += bytes.len() as u64;
+            w.seq = seq;
+            w.head = hash;
+            w.last_is_checkpoint = matches!(entry, Entry::Checkpoint { .. });
+            Appended { seq, hash, offset }
+        };
+        self.sync_through(appended.seq)?;
+        self.inner.appended.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(appended))
+    }
+
+    /// Makes every record up to `seq` durable, sharing one `fdatasync` with
+    /// whoever else is waiting.
+    fn sync_through(&self, seq: u64) -> Result<(), AuditError> {
+        let mut synced = lock(&self.inner.synced);
+        if *synced >= seq {
+            return Ok(());
+        }
+        let target = lock(&self.inner.writer).seq;
+        if let Err(e) = self.inner.sync_file.sync_data() {
+            let why = format!("fdatasync failed: {e}");
+            lock(&self.inner.writer).broken = Some(why);
+            self.inner.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "audit log fdatasync failed: no more records are written until the node restarts");
+            return Err(io_err("cannot make the audit log durable")(e));
+        }
+        *synced = target;
+        Ok(())
+    }
+
+    /// Counters for metrics and health.
+    pub fn stats(&self) -> AuditStats {
+        let w = lock(&self.inner.writer);
+        AuditStats {
+            head_seq: w.seq,
+            appended: self.inner.appended.load(Ordering::Relaxed),
+            failed: self.inner.failed.load(Ordering::Relaxed),
+            last_checkpoint_unix: self.inner.last_checkpoint.load(Ordering::Relaxed),
+            broken: w.broken.is_some(),
+        }
+    }
+
+    /// The excerpt a proof of delivery carries for `bundle`: every record from
+    /// the first about it (its acceptance) through record `through` (a
+    /// checkpoint), its own records and the node's neutral ones in full, the
+    /// others redacted. `None` if no record names the bundle.
+    pub fn excerpt(&self, bundle: &BundleId, through: u64) -> Result<Option<Vec<u8>>, AuditError> {
+        let path = self.log_path();
+        let ctx = || format!("cannot read {}", path.display());
+        let Some(start) = first_offset_of(&path, bundle).map_err(io_err(ctx()))? else {
+            return Ok(None);
+        };
+        let mut f = File::open(&path).map_err(io_err(ctx()))?;
+        f.seek(SeekFrom::Start(start)).map_err(io_err(ctx()))?;
+        let mut out = Vec::new();
+        let mut r = BufReader::new(f);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line).map_err(io_err(ctx()))? == 0 {
+                break;
+            }
+            if line.last() != Some(&b'\n') {
+                break;
+            }
+            line.pop();
+            let Ok(head) = parse_head(&line) else { break };
+            if keeps(&line, &head, bundle) {
+                out.extend_from_slice(&line);
+            } else {
+                let r = Redacted {
+                    seq: head.seq,
+                    prev: head.prev,
+                    redacted: Sha256::of(&line),
+                };
+                out.extend(serde_json::to_vec(&r).expect("serialises"));
+            }
+            out.push(b'\n');
+            if head.seq >= through {
+                break;
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Kinds shown in full in any excerpt: they say nothing about a case.
+const NEUTRAL: [&str; 8] = [
+    "checkpoint",
+    "node-started",
+    "node-stopped",
+    "torn-tail-removed",
+    "witness-mismatch",
+    "config-reloaded",
+    "config-reload-failed",
+    "certificate-changed",
+];
+
+fn keeps(line: &[u8], head: &Head, bundle: &BundleId) -> bool {
+    if NEUTRAL.contains(&head.kind.as_str()) {
+        return true;
+    }
+    #[derive(Deserialize)]
+    struct B {
+        bundle_id: Option<BundleId>,
+    }
+    serde_json::from_slice::<B>(line).is_ok_and(|b| b.bundle_id.as_ref() == Some(bundle))
+}
+
+/// The offset of the first record naming `bundle`: the latest
+/// `application-accepted` for it, else the earliest record that names it.
+/// Reads backwards from the end (a proof is usually made soon after its
+/// application was accepted).
+fn first_offset_of(path: &Path, bundle: &BundleId) -> io::Result<Option<u64>> {
+    let needle = format!("\"bundle_id\":\"{}\"", bundle.as_str());
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut found = None;
+    let mut end = len;
+    // Lines are read backwards: `tail` holds the start of a line whose
+    // beginning is in an earlier block.
+    let mut tail: Vec<u8> = Vec::new();
+    let block = 256 * 1024u64;
+    while end > 0 {
+        let start = end.saturating_sub(block);
+        let mut buf = vec![0u8; (end - start) as usize];
+        f.seek(SeekFrom::Start(start))?;
+        f.read_exact(&mut buf)?;
+        buf.extend_from_slice(&tail);
+        let mut stop = buf.len();
+        // Every line that begins inside this block (after a line feed).
+        while let Some(i) = buf[..stop].iter().rposition(|&b| b == b'\n') {
+            let line = &buf[i + 1..stop];
+            let off = start + i as u64 + 1;
+            if contains(line, needle.as_bytes()) {
+                found = Some(off);
+                if contains(line, b"\"kind\":\"application-accepted\"") {
+                    return Ok(found);
+                }
+            }
+            stop = i;
+        }
+        tail = buf[..stop].to_vec();
+        end = start;
+    }
+    if contains(&tail, needle.as_bytes()) {
+        found = Some(0);
+    }
+    Ok(found)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
