@@ -141,6 +141,9 @@ pub enum Command {
     /// Make or check a court's signed follow-up event (`docs/event-format.md`).
     #[command(subcommand, after_help = EXIT_HELP)]
     Followup(FollowupCommand),
+    /// Check the node's hash-chained audit log offline (`docs/audit-format.md`).
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Audit(AuditCommand),
     /// Repair the outbox with the daemon stopped (`ctl` does everything else,
     /// with the daemon running).
     #[command(subcommand, after_help = EXIT_HELP)]
@@ -323,6 +326,29 @@ pub struct FollowupMake {
     output: PathBuf,
 }
 
+/// Audit subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the chain: every record's link, every checkpoint's signature
+    /// (and its signer against the exchange CA), and that the log still holds
+    /// the last checkpoint its witness file records. Names the first bad
+    /// record; exit 65 if there is one. Safe while the daemon runs.
+    Verify {
+        /// The log (default: `<data_dir>/audit/audit.log` of the configuration).
+        /// Its witness (`head.json` beside it) is used when present.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Exchange CA certificate(s) to check checkpoint signers with
+        /// (default: the configuration's). With `--log` and `--ca` no
+        /// configuration is needed.
+        #[arg(long)]
+        ca: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Outbox subcommands (daemon stopped).
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
@@ -358,6 +384,7 @@ pub fn run(cli: Cli) -> Exit {
         Command::Receipt(cmd) => with_config(&cli.config, |c| receipt_cmd(c, cmd, out)),
         Command::Followup(cmd) => with_config(&cli.config, |c| followup_cmd(c, cmd, out)),
         Command::Outbox(cmd) => with_config(&cli.config, |c| outbox_cmd(c, cmd, out)),
+        Command::Audit(cmd) => audit_cmd(&cli.config, cmd, out),
         Command::Demo { dir } => {
             if crate::demo::demo(dir, out) {
                 Exit::Ok
@@ -749,6 +776,109 @@ pub fn open(c: &Config, file: &Path, output: &Path, json: bool, out: &mut impl W
             Exit::Ok
         }
         Err(e) => refused(file, &e, json, out),
+    }
+}
+
+/// `audit verify`.
+pub fn audit_cmd(config: &Path, cmd: AuditCommand, out: &mut impl Write) -> Exit {
+    use crate::audit::{verify_log, Witness};
+    use crate::pki::ExchangeCa;
+    let AuditCommand::Verify { log, ca, json } = cmd;
+    // The configuration only when something must come from it.
+    let loaded = if log.is_none() || ca.is_empty() {
+        match Config::load(config) {
+            Ok(c) => Some(c),
+            Err(e) => return report_config_error(&e),
+        }
+    } else {
+        None
+    };
+    let log = match (log, &loaded) {
+        (Some(l), _) => l,
+        (None, Some(c)) => crate::audit::dir_in(&c.node.data_dir).join(crate::audit::LOG_FILE),
+        (None, None) => unreachable!("loaded above"),
+    };
+    let trust = if ca.is_empty() {
+        loaded.map(|c| c.trust)
+    } else {
+        match ExchangeCa::load(&ca) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("sealpost: cannot load the exchange CA: {e}");
+                return Exit::NoInput;
+            }
+        }
+    };
+    let dir = crate::fsutil::parent_of(&log);
+    let witness = match Witness::load(dir) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("sealpost: {e}");
+            return Exit::DataErr;
+        }
+    };
+    let file = match std::fs::File::open(&log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sealpost: cannot read {}: {e}", log.display());
+            return Exit::NoInput;
+        }
+    };
+    let report = match verify_log(
+        std::io::BufReader::new(file),
+        trust.as_ref(),
+        witness.as_ref(),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sealpost: cannot read {}: {e}", log.display());
+            return Exit::IoErr;
+        }
+    };
+    if json {
+        let j = serde_json::json!({"ok": report.ok(), "log": log, "report": report});
+        let _ = writeln!(out, "{j}");
+    } else {
+        let node = report
+            .node
+            .as_ref()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "?".into());
+        let mut s = format!("audit log {} of {node}\n", log.display());
+        s.push_str(&format!("  records      {}\n", report.records));
+        match report.last_checkpoint {
+            Some((seq, at)) => s.push_str(&format!(
+                "  checkpoints  {}, the last at record {seq} ({at})\n",
+                report.checkpoints
+            )),
+            None => s.push_str("  checkpoints  none\n"),
+        }
+        s.push_str(&format!(
+            "  unsigned     {} record(s) after the last checkpoint\n",
+            report.unsigned
+        ));
+        s.push_str(if report.signers_checked {
+            "  signers      checked against the exchange CA\n"
+        } else {
+            "  signers      NOT checked against an exchange CA (give --ca)\n"
+        });
+        match &witness {
+            Some(w) => s.push_str(&format!(
+                "  witness      checkpoint {} ({})\n",
+                w.seq, w.hash
+            )),
+            None => s.push_str("  witness      none (no checkpoint written yet)\n"),
+        }
+        match &report.problem {
+            None => s.push_str("INTACT  the chain verifies\n"),
+            Some(p) => s.push_str(&format!("BROKEN  {p}\n")),
+        }
+        let _ = out.write_all(s.as_bytes());
+    }
+    if report.ok() {
+        Exit::Ok
+    } else {
+        Exit::DataErr
     }
 }
 
