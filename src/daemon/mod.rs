@@ -596,6 +596,7 @@ async fn serve(
         .await
         .map_err(|e| DaemonError::Config(e.to_string()))?;
     }
+    let evidence = evidence.reporting_to(health.clone());
     let supervisor = Supervisor::new(health.clone(), counters.clone());
     let tasks = peer_tasks(&config, &outbox, &health, &audit).map_err(DaemonError::Config)?;
 
@@ -695,6 +696,7 @@ async fn serve(
             health: health.clone(),
             metrics: metrics.clone(),
             notifier: notifier.clone(),
+            evidence: Some(evidence.clone()),
         });
         let listener = Arc::new(listener);
         let stop = shutdown.clone();
@@ -966,6 +968,16 @@ fn backup(
     let taken = Timestamp::now();
     let (records, bundles, receipts) = outbox.backup(dir).map_err(|e| show(&e))?;
     let inbox = crate::inbox::backup(config, dir).map_err(|e| show(&e))?;
+    // The evidence: the audit chain (an append-only file: a copy is a prefix
+    // of whole records), the proofs and the signed manifests they are made of.
+    let mut evidence = serde_json::Map::new();
+    for rel in ["audit", "proofs", "outbox/manifests"] {
+        let from = config.node.data_dir.join(rel);
+        if from.is_dir() {
+            let n = crate::fsutil::copy_tree(&from, &dir.join(rel)).map_err(|e| show(&e))?;
+            evidence.insert(rel.to_owned(), n.into());
+        }
+    }
     let manifest = serde_json::json!({
         "format": "sealpost-backup-1",
         "version": env!("CARGO_PKG_VERSION"),
@@ -973,6 +985,7 @@ fn backup(
         "taken_at": taken,
         "outbox": {"deliveries": records, "bundles": bundles, "receipts": receipts},
         "inbox": inbox,
+        "evidence": evidence,
         "restore": "stop the daemon; copy every folder here into node.data_dir (owned by the service user); start the daemon",
     });
     crate::fsutil::write_new_atomic(

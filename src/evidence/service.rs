@@ -37,6 +37,9 @@ use crate::types::{printable, BundleId, Sha256, Timestamp};
 /// How often a checkpoint is signed when records were added.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 
+/// The name the audit log reports its health under.
+pub const HEALTH_PART: &str = "audit";
+
 /// Retry delay for a proof that could not be made.
 const PROOF_RETRY: Duration = Duration::from_secs(30);
 
@@ -77,6 +80,7 @@ struct Inner {
     outbox: Outbox,
     audit: Audit,
     share: RwLock<Option<Share>>,
+    health: RwLock<Option<crate::status::Health>>,
     pending: Mutex<BTreeSet<BundleId>>,
     wake: tokio::sync::Notify,
     written: AtomicU64,
@@ -111,6 +115,7 @@ impl Evidence {
                 outbox,
                 audit,
                 share: RwLock::new(None),
+                health: RwLock::new(None),
                 pending: Mutex::new(BTreeSet::new()),
                 wake: tokio::sync::Notify::new(),
                 written: AtomicU64::new(0),
@@ -159,9 +164,34 @@ impl Evidence {
     /// Appends `entry`, logging a failure (the caller's work is done and
     /// durable; the log's own health shows the failure).
     pub fn record(&self, entry: Entry) {
-        if let Err(e) = self.inner.audit.append(entry) {
-            tracing::error!(error = %e, "cannot append to the audit log");
+        let health = self
+            .inner
+            .health
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match self.inner.audit.append(entry) {
+            Ok(_) => {
+                if let Some(h) = health {
+                    if h.parts().get(HEALTH_PART).is_some_and(|p| !p.ok) {
+                        h.set(HEALTH_PART, true, "appending");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot append to the audit log");
+                if let Some(h) = health {
+                    h.set(HEALTH_PART, false, e.to_string());
+                }
+            }
         }
+    }
+
+    /// Reports the audit log's health (part `audit`) into `health`.
+    pub fn reporting_to(self, health: crate::status::Health) -> Self {
+        health.set(HEALTH_PART, !self.inner.audit.stats().broken, "appending");
+        *self.inner.health.write().unwrap_or_else(|p| p.into_inner()) = Some(health);
+        self
     }
 
     /// Subscribes to the outbox's events.
