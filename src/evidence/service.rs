@@ -390,6 +390,14 @@ impl Evidence {
 
     /// Queues every delivered application that has no proof yet (after a crash).
     fn catch_up(&self) -> Result<usize, EvidenceError> {
+        // A proof being written when the node was killed.
+        let dir = proofs_dir(&self.config().node.data_dir);
+        match crate::fsutil::remove_stale_temps(&dir) {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "unfinished proof files removed"),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "cannot clean the proofs folder"),
+        }
         let list = self
             .inner
             .outbox

@@ -250,6 +250,10 @@ impl Outbox {
         }
         crate::fsutil::remove_stale_temps(&root.join("receipts"))
             .map_err(io_err("cannot clean outbox/receipts"))?;
+        fs::create_dir_all(root.join("manifests"))
+            .map_err(io_err("cannot create outbox/manifests"))?;
+        crate::fsutil::remove_stale_temps(&root.join("manifests"))
+            .map_err(io_err("cannot clean outbox/manifests"))?;
         let db = sled::Config::new()
             .path(&index)
             .mode(sled::Mode::HighThroughput)
