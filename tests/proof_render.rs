@@ -172,6 +172,7 @@ fn grouped(n: u64) -> String {
 #[test]
 fn the_sample_prints_on_one_a4_page_in_a_chinese_font() {
     preflight();
+    eprintln!("{}", browser::chromium_version());
     let (_tmp, dir) = workdir();
     let v = sample();
     let html = write_page(&dir, "proof-sample", &v);

@@ -215,6 +215,7 @@ pub fn render_html(v: &ProofView) -> String {
     h
 }
 
+/// The heading and the case number.
 fn header(v: &ProofView, h: &mut String) {
     h.push_str(&format!(
         "<header>\n<h1>送达证明 / Proof of Delivery</h1>\n\
@@ -223,6 +224,7 @@ fn header(v: &ProofView, h: &mut String) {
     ));
 }
 
+/// The statement, in Chinese then in English.
 fn statement(v: &ProofView, h: &mut String) {
     let (sender, case, applicant, court) = (
         esc(&v.sender),
@@ -245,6 +247,7 @@ fn statement(v: &ProofView, h: &mut String) {
     h.push_str("</section>\n");
 }
 
+/// Who sent what to whom, and when.
 fn particulars(v: &ProofView, h: &mut String) {
     h.push_str("<section>\n<h2>送达信息 / Particulars</h2>\n<table class=\"facts\">\n<tbody>\n");
     let rows: [(&str, String); 9] = [
@@ -288,6 +291,7 @@ fn particulars(v: &ProofView, h: &mut String) {
     h.push_str("</tbody>\n</table>\n</section>\n");
 }
 
+/// The documents table, the transfer letter last, then the totals.
 fn documents(v: &ProofView, h: &mut String) {
     // Two rows a document, kept together: its name, role and size, then its
     // digest on one line of its own.
@@ -336,6 +340,7 @@ fn documents(v: &ProofView, h: &mut String) {
     h.push_str("</section>\n");
 }
 
+/// The envelope's and the payload's digests.
 fn digests(v: &ProofView, h: &mut String) {
     h.push_str("<section>\n<h2>摘要值 / Digests</h2>\n<table class=\"facts\">\n<tbody>\n");
     row(
@@ -362,6 +367,7 @@ fn digests(v: &ProofView, h: &mut String) {
     h.push_str("</tbody>\n</table>\n</section>\n");
 }
 
+/// Where the delivery stands in the audit log.
 fn audit(v: &ProofView, h: &mut String) {
     let a = &v.audit;
     h.push_str("<section>\n<h2>审计记录 / Audit log</h2>\n<table class=\"facts\">\n<tbody>\n");
@@ -388,6 +394,7 @@ fn audit(v: &ProofView, h: &mut String) {
     h.push_str("</tbody>\n</table>\n</section>\n");
 }
 
+/// What the page is, and how to check the file it came in.
 fn how_to_verify(v: &ProofView, h: &mut String) {
     let file = esc(&v.proof_file);
     h.push_str("<section class=\"verify\">\n<h2>如何验证 / How to verify</h2>\n");
@@ -407,6 +414,7 @@ fn how_to_verify(v: &ProofView, h: &mut String) {
     h.push_str("</section>\n");
 }
 
+/// When the proof was made, and by what.
 fn footer(v: &ProofView, h: &mut String) {
     h.push_str(&format!(
         "<footer>\n<span>出具时间 / Issued: {} UTC</span>\n\

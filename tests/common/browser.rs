@@ -35,6 +35,7 @@ fn find(tool: &str, package: &str) -> Result<PathBuf, String> {
 }
 
 /// The path of `tool` on `PATH`; panics naming the tool and its package.
+#[track_caller]
 pub fn require(tool: &str, package: &str) -> PathBuf {
     find(tool, package).unwrap_or_else(|e| panic!("{e}"))
 }
