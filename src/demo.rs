@@ -307,7 +307,17 @@ fn run_demo(dir: Option<PathBuf>, out: &mut impl Write) -> Result<(), String> {
         say(out, format!("      ✓ {} documents byte-identical to the originals, 转办函 transfer-letter.txt included", app.documents.len()));
         let receipt = lac_dir.join("outbox/receipts").join(format!("{id}.json"));
         wait_for("the signed receipt", Box::new(|| receipt.is_file()))?;
-        say(out, format!("   3. the court's signed receipt came back; delivered after {:.2} s\n      proof of delivery: {}", dropped.elapsed().as_secs_f64(), receipt.display()));
+        say(out, format!("   3. the court's signed receipt came back; delivered after {:.2} s\n      receipt: {}", dropped.elapsed().as_secs_f64(), receipt.display()));
+        let proof = lac_dir
+            .join("proofs")
+            .join(crate::evidence::proof::file_name(&id));
+        wait_for("the proof of delivery", Box::new(|| proof.is_file()))?;
+        let trust = crate::pki::ExchangeCa::load(&[src.join("certs-example/ca.pem")])
+            .map_err(|e| e.to_string())?;
+        let bytes = std::fs::read(&proof).map_err(|e| e.to_string())?;
+        let v = crate::evidence::proof::verify(&bytes, &trust)
+            .map_err(|e| format!("the proof of delivery does not verify: {e}"))?;
+        say(out, format!("   4. proof of delivery (送达证明), verified offline with the exchange CA alone:\n      {}\n      audit records {}..{} signed by checkpoint {} (printable page beside the clerks' status file)", proof.display(), v.view.audit.first_seq, v.view.audit.last_seq, v.view.audit.checkpoint_seq));
     }
 
     // The court follows up; the applicant hears; the clerk reads the status file.

@@ -9,7 +9,7 @@
 //! case number percent-encoded as one UTF-8 path segment, over mutual TLS
 //! with this node's certificate ([`crate::transport::client`]: kept
 //! connections, the `[client] proxy` if set). The body is the stored file,
-//! byte for byte (a [`super::Submission`]).
+//! byte for byte (a [`crate::event::Submission`]).
 //!
 //! **Answers.**
 //! - `201` (recorded) or `200` (the same event was already recorded): the

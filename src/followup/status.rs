@@ -294,7 +294,7 @@ pub fn render(
 
     match delivered {
         Some((at, digest)) => {
-            let _ = writeln!(s, "法院签收 / Court's receipt (签收):\n  {}（北京时间 / Beijing time）\n  回执摘要 / receipt digest: sha256 {digest}\n", t(at));
+            let _ = writeln!(s, "法院签收 / Court's receipt (签收):\n  {}（北京时间 / Beijing time）\n  回执摘要 / receipt digest: sha256 {digest}\n  送达证明 / proof of delivery: 本文件夹中与本文件同名的 .送达证明.html（可打印）和 .送达证明.zip（可验证）\n    the .送达证明.html (printable) and .送达证明.zip (verifiable) of the same name in this folder\n", t(at));
         }
         None => {
             let _ = writeln!(
