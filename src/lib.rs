@@ -50,6 +50,7 @@ pub mod daemon;
 pub mod delivery;
 pub mod demo;
 pub mod event;
+pub mod evidence;
 pub mod followup;
 pub mod fsutil;
 pub mod inbox;
