@@ -141,6 +141,37 @@ pub enum Command {
     /// Make or check a court's signed follow-up event (`docs/event-format.md`).
     #[command(subcommand, after_help = EXIT_HELP)]
     Followup(FollowupCommand),
+    /// Export the proof of delivery (送达证明) of a delivered application: the
+    /// running daemon makes it if it is missing (through the admin socket);
+    /// with the daemon stopped, the stored proof is copied. It is verified
+    /// before it is written.
+    #[command(after_help = EXIT_HELP)]
+    Proof {
+        /// The bundle id.
+        bundle: String,
+        /// The file to write (must not exist).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Verify a proof of delivery offline with the exchange CA certificate
+    /// alone: signatures, certificates at the times the proof states, the
+    /// receipt against the envelope, the audit excerpt and its signed
+    /// checkpoint, and the printable page against the data (`docs/proof-format.md`).
+    #[command(name = "verify-proof", after_help = EXIT_HELP)]
+    VerifyProof {
+        /// The proof file (`proof-<bundle>.zip`).
+        file: PathBuf,
+        /// The exchange CA certificate(s) to trust (default: the configuration's;
+        /// with `--ca` no configuration is needed).
+        #[arg(long)]
+        ca: Vec<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the node's hash-chained audit log offline (`docs/audit-format.md`).
+    #[command(subcommand, after_help = EXIT_HELP)]
+    Audit(AuditCommand),
     /// Repair the outbox with the daemon stopped (`ctl` does everything else,
     /// with the daemon running).
     #[command(subcommand, after_help = EXIT_HELP)]
@@ -323,6 +354,29 @@ pub struct FollowupMake {
     output: PathBuf,
 }
 
+/// Audit subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify the chain: every record's link, every checkpoint's signature
+    /// (and its signer against the exchange CA), and that the log still holds
+    /// the last checkpoint its witness file records. Names the first bad
+    /// record; exit 65 if there is one. Safe while the daemon runs.
+    Verify {
+        /// The log (default: `<data_dir>/audit/audit.log` of the configuration).
+        /// Its witness (`head.json` beside it) is used when present.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Exchange CA certificate(s) to check checkpoint signers with
+        /// (default: the configuration's). With `--log` and `--ca` no
+        /// configuration is needed.
+        #[arg(long)]
+        ca: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Outbox subcommands (daemon stopped).
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
@@ -358,6 +412,9 @@ pub fn run(cli: Cli) -> Exit {
         Command::Receipt(cmd) => with_config(&cli.config, |c| receipt_cmd(c, cmd, out)),
         Command::Followup(cmd) => with_config(&cli.config, |c| followup_cmd(c, cmd, out)),
         Command::Outbox(cmd) => with_config(&cli.config, |c| outbox_cmd(c, cmd, out)),
+        Command::Audit(cmd) => audit_cmd(&cli.config, cmd, out),
+        Command::Proof { bundle, output } => proof_cmd(&cli.config, &bundle, &output, out),
+        Command::VerifyProof { file, ca, json } => verify_proof(&cli.config, &file, &ca, json, out),
         Command::Demo { dir } => {
             if crate::demo::demo(dir, out) {
                 Exit::Ok
@@ -749,6 +806,241 @@ pub fn open(c: &Config, file: &Path, output: &Path, json: bool, out: &mut impl W
             Exit::Ok
         }
         Err(e) => refused(file, &e, json, out),
+    }
+}
+
+/// `proof`.
+pub fn proof_cmd(config: &Path, bundle: &str, output: &Path, out: &mut impl Write) -> Exit {
+    use crate::evidence::{proof, service};
+    use crate::ops::admin::{call, Request};
+    let id: BundleId = match bundle.parse() {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("sealpost: {e}");
+            return Exit::Usage;
+        }
+    };
+    let c = match Config::load(config) {
+        Ok(c) => c,
+        Err(e) => return report_config_error(&e),
+    };
+    let stored = service::proofs_dir(&c.node.data_dir).join(proof::file_name(&id));
+    // The daemon makes a missing proof; without it, the stored one is used.
+    let path = match call(
+        &c.admin_socket,
+        &Request::Proof { id },
+        std::time::Duration::from_secs(120),
+    ) {
+        Ok(r) if r.ok => r.data["proof"]
+            .as_str()
+            .map(PathBuf::from)
+            .unwrap_or(stored),
+        Ok(r) => {
+            eprintln!(
+                "sealpost: [{}] {}",
+                r.code.as_deref().unwrap_or("failed"),
+                r.error.as_deref().unwrap_or("the daemon refused")
+            );
+            return if r.code.as_deref() == Some("not-found") {
+                Exit::NoInput
+            } else {
+                Exit::IoErr
+            };
+        }
+        Err(_) => stored,
+    };
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!(
+                "sealpost: no proof of delivery for {id} at {} ({e}); the daemon makes it when the court's receipt is stored (is it delivered? sealpost ctl show {id})",
+                path.display()
+            );
+            return Exit::NoInput;
+        }
+    };
+    if let Err(e) = proof::verify(&bytes, &c.trust) {
+        eprintln!(
+            "sealpost: the stored proof {} does not verify: {e}",
+            path.display()
+        );
+        return Exit::DataErr;
+    }
+    match crate::fsutil::write_new_atomic(output, &bytes) {
+        Ok(()) => {
+            let _ = writeln!(out, "{}", output.display());
+            Exit::Ok
+        }
+        Err(e) => {
+            eprintln!("sealpost: cannot write {}: {e}", output.display());
+            Exit::CantCreat
+        }
+    }
+}
+
+/// `verify-proof`.
+pub fn verify_proof(
+    config: &Path,
+    file: &Path,
+    ca: &[PathBuf],
+    json: bool,
+    out: &mut impl Write,
+) -> Exit {
+    use crate::evidence::proof;
+    let trust = if ca.is_empty() {
+        match Config::load(config) {
+            Ok(c) => c.trust,
+            Err(e) => return report_config_error(&e),
+        }
+    } else {
+        match crate::pki::ExchangeCa::load(ca) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("sealpost: cannot load the exchange CA: {e}");
+                return Exit::NoInput;
+            }
+        }
+    };
+    let bytes = match std::fs::read(file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("sealpost: cannot read {}: {e}", file.display());
+            return Exit::NoInput;
+        }
+    };
+    match proof::verify(&bytes, &trust) {
+        Ok(v) => {
+            if json {
+                let j = serde_json::json!({"ok": true, "file": file, "view": v.view});
+                let _ = writeln!(out, "{j}");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "VERIFIED  {}\n{}",
+                    file.display(),
+                    proof::report_text(&v)
+                );
+            }
+            Exit::Ok
+        }
+        Err(e) => {
+            if json {
+                let j = serde_json::json!({"ok": false, "file": file, "code": e.code(), "part": e.part(), "error": e.to_string()});
+                let _ = writeln!(out, "{j}");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "REFUSED  {}\n  [{}] {}: {e}",
+                    file.display(),
+                    e.code(),
+                    e.part()
+                );
+            }
+            Exit::DataErr
+        }
+    }
+}
+
+/// `audit verify`.
+pub fn audit_cmd(config: &Path, cmd: AuditCommand, out: &mut impl Write) -> Exit {
+    use crate::audit::{verify_log, Witness};
+    use crate::pki::ExchangeCa;
+    let AuditCommand::Verify { log, ca, json } = cmd;
+    // The configuration only when something must come from it.
+    let loaded = if log.is_none() || ca.is_empty() {
+        match Config::load(config) {
+            Ok(c) => Some(c),
+            Err(e) => return report_config_error(&e),
+        }
+    } else {
+        None
+    };
+    let log = match (log, &loaded) {
+        (Some(l), _) => l,
+        (None, Some(c)) => crate::audit::dir_in(&c.node.data_dir).join(crate::audit::LOG_FILE),
+        (None, None) => unreachable!("loaded above"),
+    };
+    let trust = if ca.is_empty() {
+        loaded.map(|c| c.trust)
+    } else {
+        match ExchangeCa::load(&ca) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("sealpost: cannot load the exchange CA: {e}");
+                return Exit::NoInput;
+            }
+        }
+    };
+    let dir = crate::fsutil::parent_of(&log);
+    let witness = match Witness::load(dir) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("sealpost: {e}");
+            return Exit::DataErr;
+        }
+    };
+    let file = match std::fs::File::open(&log) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("sealpost: cannot read {}: {e}", log.display());
+            return Exit::NoInput;
+        }
+    };
+    let report = match verify_log(
+        std::io::BufReader::new(file),
+        trust.as_ref(),
+        witness.as_ref(),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sealpost: cannot read {}: {e}", log.display());
+            return Exit::IoErr;
+        }
+    };
+    if json {
+        let j = serde_json::json!({"ok": report.ok(), "log": log, "report": report});
+        let _ = writeln!(out, "{j}");
+    } else {
+        let node = report
+            .node
+            .as_ref()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "?".into());
+        let mut s = format!("audit log {} of {node}\n", log.display());
+        s.push_str(&format!("  records      {}\n", report.records));
+        match report.last_checkpoint {
+            Some((seq, at)) => s.push_str(&format!(
+                "  checkpoints  {}, the last at record {seq} ({at})\n",
+                report.checkpoints
+            )),
+            None => s.push_str("  checkpoints  none\n"),
+        }
+        s.push_str(&format!(
+            "  unsigned     {} record(s) after the last checkpoint\n",
+            report.unsigned
+        ));
+        s.push_str(if report.signers_checked {
+            "  signers      checked against the exchange CA\n"
+        } else {
+            "  signers      NOT checked against an exchange CA (give --ca)\n"
+        });
+        match &witness {
+            Some(w) => s.push_str(&format!(
+                "  witness      checkpoint {} ({})\n",
+                w.seq, w.hash
+            )),
+            None => s.push_str("  witness      none (no checkpoint written yet)\n"),
+        }
+        match &report.problem {
+            None => s.push_str("INTACT  the chain verifies\n"),
+            Some(p) => s.push_str(&format!("BROKEN  {p}\n")),
+        }
+        let _ = out.write_all(s.as_bytes());
+    }
+    if report.ok() {
+        Exit::Ok
+    } else {
+        Exit::DataErr
     }
 }
 

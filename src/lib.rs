@@ -19,8 +19,10 @@
 //! | | [`delivery`] | pushes queued bundles to peers that take pushes, and takes their signed receipts |
 //! | | [`notify`] | applicant notifications: e-mail (lettre: SMTP or `.eml` files) and SMS (HMAC-signed webhook) from a durable queue with retries and stable message ids (`docs/notifications.md`) |
 //! | | [`inbox`] | the receiving side: verify, claim the id, open, sign the receipt once; the court's poller ([`inbox::poll`]); recovery at start |
+//! | | [`evidence`] | the proof of delivery (送达证明): its container and offline verification ([`evidence::proof`], `docs/proof-format.md`), its printable bilingual page ([`evidence::render`]), and the service ([`evidence::service`]) that records the outbox's changes in the audit log, signs checkpoints and writes a proof for every stored receipt (beside the clerks' status file too) |
 //! | | [`followup`] | the court's follow-up. Court side: the watched folder where court clerks drop events (an entry point too: [`followup::folder`]; `event.toml` read by [`followup::form`]), signing ([`followup::make`] for `sealpost followup make`), the spool of signed events ([`followup::spool`]) and the sender that posts them to the committee over mTLS with per-event retries ([`followup::send`]). Committee side: [`followup::casework`] puts delivery changes, court events and notification outcomes on the case's timeline, queues the applicant's notifications and rewrites the clerks' status file ([`followup::status`]) |
 //! | stores and formats | [`outbox`] | bundle files + sled index of deliveries: typed transitions that raise [`outbox::Event`]s to subscribers, waiting index per peer, counters, backup |
+//! | | [`audit`] | the hash-chained audit log: records, group-committed appends, torn-tail recovery, signed checkpoints and their witness, verification naming the first bad record, redacted excerpts (`docs/audit-format.md`) |
 //! | | [`receipt`] | the signed receipt (proof of delivery): format, signing, verification |
 //! | | [`event`] | the court's signed follow-up event (`sealpost-event/1`): kinds and their fields, signing, verification; a whole submission ([`event::VerifiedSubmission`]) |
 //! | | [`cases`] | the committee's case files: applicant, bundles, stored court events (files), the timeline (sled tree beside the outbox's) |
@@ -36,8 +38,10 @@
 //! | | [`retry`] | capped exponential backoff with jitter, for every retry loop |
 //!
 //! `notify` keeps its queue in its own module (`notify::queue`, a sled tree
-//! beside the outbox's). Modules still to come with later work: `audit`
-//! (hash-chained log), a subscriber of the outbox's events.
+//! beside the outbox's). The services that record evidence (intake, inbox,
+//! casework, the court's sender, the admin socket) append to [`audit`]
+//! directly; the outbox's changes reach it through [`evidence::service`],
+//! a subscriber of the outbox's events.
 
 pub mod api;
 pub mod application;

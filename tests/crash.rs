@@ -335,8 +335,43 @@ fn both_nodes_killed_at_random_moments_deliver_every_application_exactly_once() 
             receipts == good && names(&court_data.join(format!("downloads/{COMMITTEE}"))).is_empty()
         },
     );
+    // Every delivered application gets its proof of delivery, even when a
+    // kill came between the receipt and the proof.
+    common::wait_until(
+        Duration::from_secs(120),
+        "a proof of delivery for every receipt",
+        || {
+            names(&committee_data.join("proofs"))
+                .iter()
+                .filter(|n| n.starts_with("proof-") && n.ends_with(".zip"))
+                .count()
+                == good
+        },
+    );
     court.stop();
     committee.stop();
+
+    // Both audit chains verify (the kills left at most torn tails, which the
+    // restarts repaired and recorded), and every proof verifies offline.
+    for (agency, data) in [(COMMITTEE, &committee_data), (FUTIAN, &court_data)] {
+        let dir = sealpost::audit::dir_in(data);
+        let report = sealpost::audit::verify_log(
+            std::io::BufReader::new(fs::File::open(dir.join("audit.log")).expect("audit log")),
+            Some(&cfg.trust),
+            sealpost::audit::Witness::load(&dir).expect("witness").as_ref(),
+        )
+        .expect("read");
+        assert!(report.ok(), "{agency}: {:?}", report.problem);
+        eprintln!(
+            "{agency}: audit chain of {} records, {} checkpoints, verified",
+            report.records, report.checkpoints
+        );
+    }
+    for p in names(&committee_data.join("proofs")) {
+        let bytes = fs::read(committee_data.join("proofs").join(&p)).expect("proof");
+        sealpost::evidence::proof::verify(&bytes, &cfg.trust)
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
+    }
 
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
     let list = outbox.list().expect("list");

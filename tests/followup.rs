@@ -503,10 +503,164 @@ fn two_nodes_court_follow_up_reaches_the_applicant_by_mail_and_the_clerk_by_stat
                 .all(|r| r["code"] == 250 && r["client_gone"] == false),
         "{replies:#?}"
     );
+    check_evidence(&x, &bundle, &receipt);
     eprintln!(
         "two nodes: 3 messages (delivered, materials-required, ruling-issued) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// `zip` with one byte of `entry` flipped (the other entries as they were).
+fn rewrite_entry(zip: &[u8], entry: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut r = ::zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("zip");
+    let mut w = ::zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..r.len() {
+        let mut f = r.by_index(i).expect("entry");
+        let name = f.name().expect("name").to_string();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).expect("read");
+        if name == entry {
+            let n = data.len() / 2;
+            data[n] ^= 0x20;
+        }
+        let opts = ::zip::write::SimpleFileOptions::default()
+            .compression_method(::zip::CompressionMethod::Stored);
+        w.start_file(name, opts).expect("start");
+        w.write_all(&data).expect("write");
+    }
+    w.finish().expect("finish").into_inner()
+}
+
+/// The evidence both nodes keep: the proof of delivery in the clerks' share
+/// (verified with the CA alone, and exported again with `sealpost proof`),
+/// and both audit chains, which verify while the nodes run and hold what
+/// each side did.
+fn check_evidence(x: &Exchange, bundle: &str, receipt: &[u8]) {
+    let ca = x.net.path().join("ca.pem");
+    let status = x.net.config(COMMITTEE).intake.root.join("status");
+    let zip = status.join(format!("{FIXTURE}.送达证明.zip"));
+    let html = status.join(format!("{FIXTURE}.送达证明.html"));
+    wait_until(WAIT, "the proof of delivery in the clerks' share", || {
+        zip.is_file() && html.is_file()
+    });
+    let (code, out, err) = common::sealpost(&[
+        "verify-proof",
+        zip.to_str().expect("utf-8"),
+        "--ca",
+        ca.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["view"]["bundle_id"], bundle);
+    assert_eq!(v["view"]["case_number"], CASE);
+    let signed: SignedReceipt = serde_json::from_slice(receipt).expect("receipt");
+    assert_eq!(
+        v["view"]["received_at"],
+        signed.unverified_received_at().expect("time").to_rfc3339()
+    );
+    assert!(v["view"]["fetched_at"].is_string(), "{v}");
+    let page = fs::read_to_string(&html).expect("html");
+    assert!(page.contains(CASE) && page.contains("送达证明"));
+
+    // The clerks' printable page, printed by a real browser on A4.
+    let pdf = x.net.out("proof.pdf");
+    common::browser::print_to_pdf(&html, &pdf).expect("chromium prints the page");
+    assert!(
+        common::browser::pdf_info(&pdf).contains("A4"),
+        "{}",
+        common::browser::pdf_info(&pdf)
+    );
+    let text: String = common::browser::pdf_text(&pdf)
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    assert!(text.contains("送达证明") && text.contains(bundle), "{text}");
+
+    // Tampering with any part is named: the proof's own digests catch it first.
+    let original = fs::read(&zip).expect("zip");
+    for (entry, part) in [
+        ("receipt.json", "receipt.json"),
+        ("envelope.json", "envelope.json"),
+        ("audit.jsonl", "audit.jsonl"),
+        ("proof.html", "proof.html"),
+    ] {
+        let bad = x.net.out(&format!("tampered-{entry}.zip"));
+        fs::write(&bad, rewrite_entry(&original, entry)).expect("write");
+        let (code, out, _) = common::sealpost(&[
+            "verify-proof",
+            bad.to_str().expect("utf-8"),
+            "--ca",
+            ca.to_str().expect("utf-8"),
+            "--json",
+        ]);
+        assert_eq!(code, Some(65), "{entry}: {out}");
+        let v: Value = serde_json::from_str(out.trim()).expect("json");
+        assert_eq!(v["code"], "proof-entry-digest-mismatch", "{entry}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains(part),
+            "{entry}: the entry is named: {v}"
+        );
+    }
+
+    // Exported again through the running daemon: the same bytes.
+    let exported = x.net.out("exported-proof.zip");
+    let (code, _, err) = common::sealpost(&[
+        "-c",
+        x.net.config_path(COMMITTEE).to_str().expect("utf-8"),
+        "proof",
+        bundle,
+        "-o",
+        exported.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        fs::read(&exported).expect("exported"),
+        fs::read(&zip).expect("zip")
+    );
+
+    // Both chains verify, and hold what each side did.
+    for (agency, kinds) in [
+        (
+            COMMITTEE,
+            &[
+                "node-started",
+                "application-accepted",
+                "bundle-sealed",
+                "bundle-fetched",
+                "receipt-stored",
+                "checkpoint",
+                "followup-received",
+                "notification-sent",
+            ][..],
+        ),
+        (
+            FUTIAN,
+            &["node-started", "bundle-received", "followup-sent"][..],
+        ),
+    ] {
+        let (code, out, err) = common::sealpost(&[
+            "-c",
+            x.net.config_path(agency).to_str().expect("utf-8"),
+            "audit",
+            "verify",
+        ]);
+        assert_eq!(code, Some(0), "{agency}: {out}{err}");
+        assert!(out.contains("INTACT"), "{out}");
+        let log = fs::read_to_string(x.net.config(agency).node.data_dir.join("audit/audit.log"))
+            .expect("log");
+        for k in kinds {
+            assert!(
+                log.contains(&format!("\"kind\":\"{k}\"")),
+                "{agency}: no {k} record in\n{log}"
+            );
+        }
+        assert!(
+            !log.contains(APPLICANT),
+            "{agency}: the applicant's address is not in the audit log"
+        );
+    }
 }
 
 /// One event of the kill test, as the court made it.

@@ -92,6 +92,8 @@ pub struct Api {
     pub counters: Counters,
     /// The committee's casework (case views, court events), if this node keeps cases.
     pub casework: Option<crate::followup::casework::Casework>,
+    /// The node's audit log.
+    pub audit: Option<crate::audit::Audit>,
     connections: Arc<Registry>,
 }
 
@@ -105,6 +107,7 @@ impl Api {
             intake: None,
             counters: Counters::default(),
             casework: None,
+            audit: None,
             connections: Arc::new(Registry::default()),
         }
     }
@@ -125,6 +128,13 @@ impl Api {
     #[must_use]
     pub fn with_casework(mut self, casework: Option<crate::followup::casework::Casework>) -> Self {
         self.casework = casework;
+        self
+    }
+
+    /// Records pushed bundles taken in (`bundle-received`) in `audit`.
+    #[must_use]
+    pub fn with_audit(mut self, audit: crate::audit::Audit) -> Self {
+        self.audit = Some(audit);
         self
     }
 

@@ -80,13 +80,22 @@ pub(super) async fn push(
     let outcome = {
         let from = peer.clone();
         let path = file_path.clone();
-        tokio::task::spawn_blocking(move || crate::inbox::deliver(&config, &path, &from))
-            .await
-            .map_err(|e| crate::inbox::InboxError::Io {
-                context: "push task".into(),
-                source: io::Error::other(e.to_string()),
-            })
-            .and_then(|r| r)
+        let audit = api.audit.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::inbox::deliver_recorded(
+                &config,
+                &path,
+                &from,
+                audit.as_ref(),
+                crate::audit::Via::Push,
+            )
+        })
+        .await
+        .map_err(|e| crate::inbox::InboxError::Io {
+            context: "push task".into(),
+            source: io::Error::other(e.to_string()),
+        })
+        .and_then(|r| r)
     };
     let _ = tokio::fs::remove_file(&file_path).await;
     match outcome {

@@ -259,6 +259,14 @@ impl Audit {
     /// as the first records of this run.
     pub fn open(dir: &Path, node: &AgencyId) -> Result<(Self, Recovery), AuditError> {
         fs::create_dir_all(dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+        // A witness or torn tail being written when the node was killed.
+        for d in [dir.to_owned(), dir.join(TORN_DIR)] {
+            match crate::fsutil::remove_stale_temps(&d) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(format!("cannot clean {}", d.display()))(e)),
+            }
+        }
         let path = dir.join(LOG_FILE);
         let file = OpenOptions::new()
             .read(true)

@@ -266,8 +266,8 @@ fn walk<R: BufRead>(
         offset: 0,
     }
     .peekable();
-    // The last good record: seq, its prev, its hash.
-    let mut last: Option<(u64, Sha256, Sha256)> = None;
+    // The last good record: seq, its prev, its hash, its line and offset.
+    let mut last: Option<(u64, Sha256, Sha256, u64, u64)> = None;
     let mut first_seq = None;
     let mut signed_head = None;
     let mut witness_seen = false;
@@ -318,7 +318,7 @@ fn walk<R: BufRead>(
             break;
         }
         let (exp_seq, exp_prev) = match (last, mode) {
-            (Some((s, _, h)), _) => (s + 1, h),
+            (Some((s, _, h, _, _)), _) => (s + 1, h),
             (None, Mode::Log) => (1, GENESIS),
             (None, Mode::Excerpt) => (p.seq, p.prev),
         };
@@ -327,13 +327,15 @@ fn walk<R: BufRead>(
             let problem = match last {
                 // Two records claim the same predecessor: one was inserted;
                 // the genuine one is linked to the record after it.
-                Some((ls, lprev, _)) if p.prev == lprev => {
+                Some((ls, lprev, _, lline, loffset)) if p.prev == lprev => {
                     if linked_forward {
-                        fail(
-                            "record-inserted",
-                            Some(ls),
-                            format!("the record before this line (seq {ls}) was inserted: it and this record both follow record {}", ls.saturating_sub(1)),
-                        )
+                        Problem {
+                            code: "record-inserted",
+                            seq: Some(ls),
+                            line: lline,
+                            offset: loffset,
+                            message: format!("this record was inserted: it and the record after it (line {}) both follow record {}", cur.line, ls.saturating_sub(1)),
+                        }
                     } else {
                         fail(
                             "record-inserted",
@@ -373,14 +375,16 @@ fn walk<R: BufRead>(
                     Some(p.seq),
                     "the first record does not begin the chain (its prev is not 64 zeros)".into(),
                 ),
-                Some((ls, _, _)) if linked_forward || next.is_none() => fail(
-                    "record-edited",
-                    Some(ls),
-                    format!(
+                Some((ls, _, _, lline, loffset)) if linked_forward || next.is_none() => Problem {
+                    code: "record-edited",
+                    seq: Some(ls),
+                    line: lline,
+                    offset: loffset,
+                    message: format!(
                         "record {ls} was altered: its hash no longer matches the one record {} recorded",
                         p.seq
                     ),
-                ),
+                },
                 Some(_) => fail(
                     "record-edited",
                     Some(p.seq),
@@ -450,7 +454,7 @@ fn walk<R: BufRead>(
         }
         first_seq.get_or_insert(p.seq);
         report.records += 1;
-        last = Some((p.seq, p.prev, p.hash));
+        last = Some((p.seq, p.prev, p.hash, cur.line, cur.offset));
         report.head = Some((p.seq, p.hash));
     }
     if report.problem.is_none() {

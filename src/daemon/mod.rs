@@ -49,8 +49,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::{Audit, Entry};
 use crate::cases::Cases;
 use crate::config::{Config, DeliveryMode, Role};
+use crate::evidence::service::Evidence;
 use crate::followup::casework::Casework;
 use crate::intake::{Intake, Outcome, Wake};
 use crate::ops;
@@ -201,6 +203,8 @@ struct Node {
     /// The committee's case files and notifications (not on courts).
     casework: Option<Casework>,
     notifier: Option<crate::notify::Notifier>,
+    /// The audit log and proofs of delivery.
+    evidence: Evidence,
     shutdown: CancellationToken,
     /// The pollers and pushers: stopped and started again on reload.
     peers: (CancellationToken, TaskTracker),
@@ -220,6 +224,7 @@ fn peer_tasks(
     config: &Arc<Config>,
     outbox: &Outbox,
     health: &Health,
+    audit: &Audit,
 ) -> Result<Vec<(String, PeerTask)>, String> {
     let mut tasks = Vec::new();
     for peer in config
@@ -246,12 +251,14 @@ fn peer_tasks(
             let p =
                 crate::inbox::poll::Poller::new(config.clone(), peer.clone(), config.client_wait)
                     .map_err(|e| format!("cannot poll {}: {e}", peer.id))?
-                    .reporting_to(health.clone());
+                    .reporting_to(health.clone())
+                    .auditing(audit.clone());
             tasks.push((format!("poller:{}", peer.id), PeerTask::Poll(p)));
         }
         if config.followup.is_some() {
             let s = crate::followup::send::Sender::new(config.clone())
-                .map_err(|e| format!("cannot prepare the follow-up sender: {e}"))?;
+                .map_err(|e| format!("cannot prepare the follow-up sender: {e}"))?
+                .auditing(audit.clone());
             tasks.push(("followup-sender".to_owned(), PeerTask::Send(Arc::new(s))));
         }
     }
@@ -300,7 +307,23 @@ impl Node {
     /// Reads the configuration again and puts it in force (see the module doc).
     async fn reload(&mut self) -> Result<String, String> {
         ops::systemd::reloading();
+        let before = self.live.get().config.clone();
         let result = self.try_reload().await;
+        let after = self.live.get().config.clone();
+        let ev = self.evidence.clone();
+        let recorded = result.clone();
+        let _ = tokio::task::spawn_blocking(move || match &recorded {
+            Ok(summary) => {
+                for e in certificate_changes(&before, &after) {
+                    ev.record(e);
+                }
+                ev.record(Entry::ConfigReloaded {
+                    changes: vec![summary.clone()],
+                });
+            }
+            Err(e) => ev.record(Entry::ConfigReloadFailed { error: e.clone() }),
+        })
+        .await;
         match &result {
             Ok(summary) => {
                 tracing::info!(changes = %summary, "configuration reloaded");
@@ -336,7 +359,7 @@ impl Node {
                 ));
             }
         }
-        let tasks = peer_tasks(&new, &self.outbox, &self.health)?;
+        let tasks = peer_tasks(&new, &self.outbox, &self.health, self.evidence.audit())?;
         for w in &new.warnings {
             tracing::warn!(warning = %w, "configuration");
         }
@@ -379,6 +402,7 @@ impl Node {
         if let Some(f) = &self.followup {
             f.reconfigure(new.clone());
         }
+        self.evidence.reconfigure(new.clone());
         let (stop, tracker) = std::mem::replace(
             &mut self.peers,
             (self.shutdown.child_token(), TaskTracker::new()),
@@ -415,6 +439,42 @@ impl Node {
     }
 }
 
+/// The `certificate-changed` records for what a reload changed: this node's
+/// signing and TLS certificates and the exchange CA.
+fn certificate_changes(old: &Config, new: &Config) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let (a, b) = (
+        old.keys.signing.cert().summary(),
+        new.keys.signing.cert().summary(),
+    );
+    if a.sha256 != b.sha256 {
+        out.push(Entry::CertificateChanged {
+            role: "signing".into(),
+            sha256: b.sha256,
+            subject: Some(b.subject.clone()),
+        });
+    }
+    let (a, b) = (&old.keys.tls.summary, &new.keys.tls.summary);
+    if a.sha256 != b.sha256 {
+        out.push(Entry::CertificateChanged {
+            role: "tls".into(),
+            sha256: b.sha256,
+            subject: Some(b.subject.clone()),
+        });
+    }
+    let ca = |c: &Config| c.trust.summaries().map(|s| s.sha256).collect::<Vec<_>>();
+    if ca(old) != ca(new) {
+        for s in new.trust.summaries() {
+            out.push(Entry::CertificateChanged {
+                role: "ca".into(),
+                sha256: s.sha256,
+                subject: Some(s.subject.clone()),
+            });
+        }
+    }
+    out
+}
+
 /// A request to reload, with where to send the outcome.
 type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
@@ -444,6 +504,15 @@ async fn serve(
             "inbox recovered after an interrupted run"
         );
     }
+    // The audit log: repaired (a torn last record) before anything appends.
+    let (audit, audit_recovery) = Audit::open(
+        &crate::audit::dir_in(&config.node.data_dir),
+        &config.node.id,
+    )
+    .map_err(|e| DaemonError::Config(format!("cannot open the audit log: {e}")))?;
+    tracing::info!(records = audit_recovery.head_seq, "audit log opened");
+    let evidence = Evidence::new(config.clone(), outbox.clone(), audit.clone());
+    evidence.subscribe();
     let health = Health::default();
     let counters = Counters::default();
     let metrics = Arc::new(ops::metrics::Metrics::new());
@@ -478,6 +547,7 @@ async fn serve(
             Some(notifier.clone()),
         );
         work.subscribe();
+        work.audit_to(audit.clone());
         let w = work.clone();
         let caught = tokio::task::spawn_blocking(move || w.reconcile())
             .await
@@ -501,7 +571,7 @@ async fn serve(
         if let Some(w) = &casework {
             i = i.keeping_cases(w.cases().clone());
         }
-        Some(Arc::new(i))
+        Some(Arc::new(i.auditing(audit.clone())))
     };
     let followup = match (&config.followup, config.node.role) {
         (Some(_), Role::Court) => Some(Arc::new(
@@ -509,8 +579,26 @@ async fn serve(
         )),
         _ => None,
     };
+    let evidence = match &casework {
+        Some(w) => {
+            let w = w.clone();
+            evidence.sharing(Arc::new(move |id, zip, html| w.share_proof(id, zip, html)))
+        }
+        None => evidence,
+    };
+    {
+        let ev = evidence.clone();
+        tokio::task::spawn_blocking(move || {
+            ev.record(Entry::NodeStarted {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+        })
+        .await
+        .map_err(|e| DaemonError::Config(e.to_string()))?;
+    }
+    let evidence = evidence.reporting_to(health.clone());
     let supervisor = Supervisor::new(health.clone(), counters.clone());
-    let tasks = peer_tasks(&config, &outbox, &health).map_err(DaemonError::Config)?;
+    let tasks = peer_tasks(&config, &outbox, &health, &audit).map_err(DaemonError::Config)?;
 
     // Listeners.
     let api_listener = match config.server_listen {
@@ -573,6 +661,7 @@ async fn serve(
         api: None,
         casework: casework.clone(),
         notifier: notifier.clone(),
+        evidence: evidence.clone(),
         shutdown: shutdown.clone(),
         peers: (shutdown.child_token(), TaskTracker::new()),
     };
@@ -583,7 +672,8 @@ async fn serve(
         let api = Arc::new(
             crate::api::Api::new(live.clone(), outbox.clone(), config.server_limits)
                 .with_node(intake.clone(), counters.clone())
-                .with_casework(casework.clone()),
+                .with_casework(casework.clone())
+                .with_audit(audit.clone()),
         );
         node.api = Some(api.clone());
         let listener = Arc::new(listener);
@@ -606,6 +696,7 @@ async fn serve(
             health: health.clone(),
             metrics: metrics.clone(),
             notifier: notifier.clone(),
+            evidence: Some(evidence.clone()),
         });
         let listener = Arc::new(listener);
         let stop = shutdown.clone();
@@ -624,6 +715,15 @@ async fn serve(
         supervisor.spawn(&tracker, "notify".into(), shutdown.clone(), move || {
             let (n, stop) = (n.clone(), stop.clone());
             async move { n.run(stop).await.map_err(|e| e.to_string()) }
+        });
+    }
+
+    // Proofs of delivery and periodic checkpoints.
+    {
+        let (ev, stop) = (evidence.clone(), shutdown.clone());
+        supervisor.spawn(&tracker, "evidence".into(), shutdown.clone(), move || {
+            let (ev, stop) = (ev.clone(), stop.clone());
+            async move { ev.run(stop).await }
         });
     }
 
@@ -657,6 +757,7 @@ async fn serve(
             reload,
             backup,
             casework: casework.clone(),
+            evidence: Some(evidence.clone()),
         };
         let listener = Arc::new(admin_listener);
         let stop = shutdown.clone();
@@ -788,6 +889,13 @@ async fn serve(
             "work still in hand after 30 s; stopping anyway (it resumes at the next start)"
         );
     }
+    // The last records of this run, signed.
+    let ev = evidence.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        ev.record(Entry::NodeStopped);
+        ev.checkpoint();
+    })
+    .await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -860,6 +968,16 @@ fn backup(
     let taken = Timestamp::now();
     let (records, bundles, receipts) = outbox.backup(dir).map_err(|e| show(&e))?;
     let inbox = crate::inbox::backup(config, dir).map_err(|e| show(&e))?;
+    // The evidence: the audit chain (an append-only file: a copy is a prefix
+    // of whole records), the proofs and the signed manifests they are made of.
+    let mut evidence = serde_json::Map::new();
+    for rel in ["audit", "proofs", "outbox/manifests"] {
+        let from = config.node.data_dir.join(rel);
+        if from.is_dir() {
+            let n = crate::fsutil::copy_tree(&from, &dir.join(rel)).map_err(|e| show(&e))?;
+            evidence.insert(rel.to_owned(), n.into());
+        }
+    }
     let manifest = serde_json::json!({
         "format": "sealpost-backup-1",
         "version": env!("CARGO_PKG_VERSION"),
@@ -867,6 +985,7 @@ fn backup(
         "taken_at": taken,
         "outbox": {"deliveries": records, "bundles": bundles, "receipts": receipts},
         "inbox": inbox,
+        "evidence": evidence,
         "restore": "stop the daemon; copy every folder here into node.data_dir (owned by the service user); start the daemon",
     });
     crate::fsutil::write_new_atomic(

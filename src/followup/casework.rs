@@ -78,6 +78,7 @@ struct Inner {
     outbox: Outbox,
     notifier: Option<Notifier>,
     config: RwLock<Arc<Config>>,
+    audit: std::sync::OnceLock<crate::audit::Audit>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -102,7 +103,54 @@ impl Casework {
                 outbox,
                 notifier,
                 config: RwLock::new(config),
+                audit: std::sync::OnceLock::new(),
             }),
+        }
+    }
+
+    /// Appends `followup-received`, `notification-sent` and
+    /// `notification-failed` records to `audit` from now on.
+    pub fn audit_to(&self, audit: crate::audit::Audit) {
+        let _ = self.inner.audit.set(audit);
+    }
+
+    fn audit(&self, entry: crate::audit::Entry) {
+        if let Some(a) = self.inner.audit.get() {
+            if let Err(e) = a.append(entry) {
+                tracing::error!(error = %e, "cannot append to the audit log");
+            }
+        }
+    }
+
+    /// Puts a proof of delivery beside the case's status file in the clerks'
+    /// share: `status/<item>.送达证明.zip` and the printable
+    /// `status/<item>.送达证明.html`, replacing an older one.
+    pub fn share_proof(&self, bundle: &BundleId, zip: &[u8], html: &str) {
+        let file = match self.inner.cases.case_of(bundle) {
+            Ok(Some(case)) => match self.inner.cases.get(&case) {
+                Ok(Some(f)) => f,
+                _ => return,
+            },
+            _ => return,
+        };
+        let status = self.status_path(&file);
+        let stem = status
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| bundle.to_string());
+        let dir = crate::fsutil::parent_of(&status).to_owned();
+        let result = std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                crate::fsutil::write_replace_atomic(&dir.join(format!("{stem}.送达证明.zip")), zip)
+            })
+            .and_then(|()| {
+                crate::fsutil::write_replace_atomic(
+                    &dir.join(format!("{stem}.送达证明.html")),
+                    html.as_bytes(),
+                )
+            });
+        if let Err(e) = result {
+            tracing::error!(bundle = %bundle, dir = %dir.display(), error = %e, "cannot put the proof of delivery in the clerks' share");
         }
     }
 
@@ -277,6 +325,25 @@ impl Casework {
 
     /// A notification's outcome: timeline and status file.
     pub fn on_notification(&self, o: &Outcome) {
+        match &o.result {
+            OutcomeKind::Sent { message_id, .. } => {
+                self.audit(crate::audit::Entry::NotificationSent {
+                    case_ref: o.case_number.clone(),
+                    channel: o.channel.name().to_owned(),
+                    about: o.event_key.clone(),
+                    message_id: message_id.clone(),
+                })
+            }
+            OutcomeKind::Failed { error, .. } => {
+                self.audit(crate::audit::Entry::NotificationFailed {
+                    case_ref: o.case_number.clone(),
+                    channel: o.channel.name().to_owned(),
+                    about: o.event_key.clone(),
+                    error: error.clone(),
+                })
+            }
+            OutcomeKind::Retrying { .. } => {}
+        }
         let (at, step) = match &o.result {
             OutcomeKind::Sent { at, .. } => (
                 *at,
@@ -415,6 +482,13 @@ impl Casework {
         };
         if !repeat {
             tracing::info!(case = %printable(case.as_str()), court = %peer, event = %event.event_id, kind = event.details.kind(), "court event recorded");
+            self.audit(crate::audit::Entry::FollowupReceived {
+                event_id: event.event_id.to_string(),
+                case_ref: case.clone(),
+                court: peer.clone(),
+                event_kind: event.details.kind().to_owned(),
+                event_sha256: Sha256::of(&bytes),
+            });
         }
         // Queued on a repeat too (idempotent by key): a crash after storing
         // the event and before queuing its notification is healed by the

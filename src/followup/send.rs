@@ -95,6 +95,7 @@ pub struct Sender {
     config: Arc<Config>,
     spool: Spool,
     clients: std::sync::Mutex<HashMap<AgencyId, PeerClient>>,
+    audit: Option<crate::audit::Audit>,
 }
 
 impl Sender {
@@ -106,7 +107,15 @@ impl Sender {
             config,
             spool,
             clients: std::sync::Mutex::new(HashMap::new()),
+            audit: None,
         })
+    }
+
+    /// Records each event the committee recorded (`followup-sent`) in `audit`.
+    #[must_use]
+    pub fn auditing(mut self, audit: crate::audit::Audit) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     fn client(&self, committee: &AgencyId) -> Result<PeerClient, String> {
@@ -292,8 +301,25 @@ impl Sender {
         let config = self.config.clone();
         let id = *id;
         let committee = committee.cloned();
+        let audit = self.audit.clone();
         let done = tokio::task::spawn_blocking(move || {
-            finish_blocking(&config, &spool, &id, committee.as_ref(), &sent)
+            finish_blocking(&config, &spool, &id, committee.as_ref(), &sent)?;
+            if let (Sent::Recorded(_), Some(a), Some(c)) = (&sent, &audit, &committee) {
+                let event = std::fs::read(Spool::file(&spool.sent, &id))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Submission>(&b).ok())
+                    .and_then(|s| s.signed().unverified());
+                if let Some(event) = event {
+                    if let Err(e) = a.append(crate::audit::Entry::FollowupSent {
+                        event_id: id.to_string(),
+                        case_ref: event.case_number.clone(),
+                        committee: c.clone(),
+                    }) {
+                        tracing::error!(error = %e, "cannot append to the audit log");
+                    }
+                }
+            }
+            Ok::<(), std::io::Error>(())
         })
         .await;
         match done {

@@ -187,6 +187,18 @@ struct Received {
 /// the inbox unless it is already there (see the module doc). Returns the
 /// folder and this node's receipt.
 pub fn deliver(config: &Config, file: &Path, from: &AgencyId) -> Result<Stored, InboxError> {
+    deliver_recorded(config, file, from, None, crate::audit::Via::Poll)
+}
+
+/// [`deliver`], appending a `bundle-received` record to `audit` when the
+/// bundle is taken in (not for a repeat).
+pub fn deliver_recorded(
+    config: &Config,
+    file: &Path,
+    from: &AgencyId,
+    audit: Option<&crate::audit::Audit>,
+    via: crate::audit::Via,
+) -> Result<Stored, InboxError> {
     let v = Verifier::for_node(config);
     let verified = v.verify(file)?;
     let env = &verified.envelope;
@@ -221,6 +233,30 @@ pub fn deliver(config: &Config, file: &Path, from: &AgencyId) -> Result<Stored, 
         }
     }
     let done = finish(config, &dest)?;
+    if let Some(a) = audit {
+        let receipt_sha256 = done
+            .signed()
+            .ok()
+            .and_then(|s| {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(s.receipt)
+                    .ok()
+            })
+            .map(|raw| Sha256::of(&raw))
+            .unwrap_or_else(|| Sha256::of(&done.receipt));
+        if let Err(e) = a.append(crate::audit::Entry::BundleReceived {
+            bundle_id: env.id,
+            sender: env.sender.clone(),
+            case_ref: env.case_ref.clone(),
+            envelope_sha256: Sha256::of(&verified.envelope_bytes),
+            payload_sha256: env.payload.sha256,
+            receipt_sha256,
+            via,
+        }) {
+            tracing::error!(error = %e, "cannot append to the audit log");
+        }
+    }
     tracing::info!(bundle = %env.id, case = %printable(env.case_ref.as_str()), sender = %env.sender, dir = %printable(&dest.to_string_lossy()), "bundle verified and delivered into the inbox");
     Ok(done)
 }

@@ -61,6 +61,7 @@ pub struct Poller {
     client: PeerClient,
     wait: Duration,
     health: Health,
+    audit: Option<crate::audit::Audit>,
 }
 
 /// A bundle that failed: when to try it again, and why it failed last.
@@ -92,7 +93,15 @@ impl Poller {
             client,
             wait,
             health: Health::default(),
+            audit: None,
         })
+    }
+
+    /// Records each bundle taken in (`bundle-received`) in `audit`.
+    #[must_use]
+    pub fn auditing(mut self, audit: crate::audit::Audit) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// Reports whether the committee answers (part `peer:<id>`, a condition)
@@ -233,10 +242,18 @@ impl Poller {
             let file = self.download(b).await?;
             let config = self.config.clone();
             let from = self.peer.id.clone();
-            let taken =
-                tokio::task::spawn_blocking(move || crate::inbox::deliver(&config, &file, &from))
-                    .await
-                    .map_err(transport)?;
+            let audit = self.audit.clone();
+            let taken = tokio::task::spawn_blocking(move || {
+                crate::inbox::deliver_recorded(
+                    &config,
+                    &file,
+                    &from,
+                    audit.as_ref(),
+                    crate::audit::Via::Poll,
+                )
+            })
+            .await
+            .map_err(transport)?;
             match taken {
                 Ok(stored) => return Ok(stored),
                 Err(crate::inbox::InboxError::Io { context, source }) => {

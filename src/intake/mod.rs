@@ -252,6 +252,7 @@ pub struct Intake {
     state: Mutex<State>,
     health: Health,
     cases: Option<crate::cases::Cases>,
+    audit: Option<crate::audit::Audit>,
 }
 
 /// The name intake reports its health under.
@@ -383,6 +384,7 @@ impl Intake {
             state: Mutex::new(State::default()),
             health: Health::default(),
             cases: None,
+            audit: None,
         })
     }
 
@@ -392,6 +394,22 @@ impl Intake {
     pub fn keeping_cases(mut self, cases: crate::cases::Cases) -> Self {
         self.cases = Some(cases);
         self
+    }
+
+    /// Appends `application-accepted` and `application-rejected` records to
+    /// the node's audit log.
+    #[must_use]
+    pub fn auditing(mut self, audit: crate::audit::Audit) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    fn audit(&self, entry: crate::audit::Entry) {
+        if let Some(a) = &self.audit {
+            if let Err(e) = a.append(entry) {
+                tracing::error!(error = %e, "cannot append to the audit log");
+            }
+        }
     }
 
     /// Reports the loop's health (scanning, paused, failing) to `health`.
@@ -1178,6 +1196,10 @@ impl Intake {
         )))?;
         sync_dir(&self.dirs.work).map_err(io_err("cannot sync .work"))?;
         sync_dir(&self.dirs.rejected).map_err(io_err("cannot sync rejected/"))?;
+        self.audit(crate::audit::Entry::ApplicationRejected {
+            item_sha256: crate::types::Sha256::of(name.as_bytes()),
+            reasons: rejection.codes().into_iter().map(|c| c.as_str()).collect(),
+        });
         tracing::info!(item = %printable(name), bundle = %id, codes = ?rejection.codes(), "application rejected");
         Ok(Outcome::Rejected {
             name: name.to_owned(),
@@ -1223,6 +1245,12 @@ impl Intake {
                 })?;
         }
         if self.outbox.get(&id)?.is_none() {
+            self.audit(crate::audit::Entry::ApplicationAccepted {
+                bundle_id: id,
+                case_ref: app.case_number.clone(),
+                court: app.court.clone(),
+                item_sha256: crate::types::Sha256::of(name.as_bytes()),
+            });
             let (envelope, bytes, size) = if bundle.exists() {
                 // Published by an earlier run, after its own unchanged-check.
                 crate::bundle::inspect(&bundle).map_err(|e| IntakeError::Io {
@@ -1254,6 +1282,10 @@ impl Intake {
                 {
                     return Ok(self.changed_while_sealing(id, name, &pending));
                 }
+                // The signed manifest, kept for the proof of delivery; durable
+                // before the bundle is published.
+                self.outbox
+                    .keep_manifest(&id, &sealed.manifest_bytes, &sealed.manifest_sig)?;
                 self.outbox.publish(&id)?;
                 (sealed.envelope, sealed.envelope_bytes, sealed.size)
             };

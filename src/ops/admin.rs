@@ -73,6 +73,12 @@ pub enum Request {
     },
     /// Reload the configuration, peer directory, certificates and CRLs.
     Reload,
+    /// The proof of delivery (送达证明) of a delivered application: made if
+    /// missing, and its path returned.
+    Proof {
+        /// The bundle.
+        id: BundleId,
+    },
     /// One case: its bundles, the court's events, its timeline (committees).
     Case {
         /// The case number.
@@ -98,6 +104,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// `ok`, or the failure's code (for the audit log).
+    fn outcome(&self) -> String {
+        if self.ok {
+            "ok".into()
+        } else {
+            self.code.clone().unwrap_or_else(|| "failed".into())
+        }
+    }
+
     fn ok(data: serde_json::Value) -> Self {
         Self {
             ok: true,
@@ -146,6 +161,22 @@ pub struct Context {
     pub backup: Backup,
     /// The committee's case files (`ctl status CASE`), if this node keeps them.
     pub casework: Option<crate::followup::casework::Casework>,
+    /// The audit log and proofs of delivery.
+    pub evidence: Option<crate::evidence::service::Evidence>,
+}
+
+impl Context {
+    /// Records an operator's action in the audit log.
+    fn audit(&self, uid: u32, action: &str, target: Option<String>, reply: &Reply) {
+        if let Some(e) = &self.evidence {
+            e.record(crate::audit::Entry::OperatorAction {
+                action: action.to_owned(),
+                target,
+                uid,
+                outcome: reply.outcome(),
+            });
+        }
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -276,10 +307,12 @@ async fn execute(ctx: &Context, req: Request, uid: u32) -> Reply {
     match req {
         Request::Reload => {
             tracing::info!(uid, "admin: reload requested");
-            match (ctx.reload)().await {
+            let reply = match (ctx.reload)().await {
                 Ok(summary) => Reply::ok(serde_json::json!({ "reloaded": summary })),
                 Err(e) => Reply::err("refused", e),
-            }
+            };
+            ctx.audit(uid, "reload", None, &reply);
+            reply
         }
         Request::Backup { dir } => {
             if !dir.is_absolute() {
@@ -293,11 +326,14 @@ async fn execute(ctx: &Context, req: Request, uid: u32) -> Reply {
             }
             tracing::info!(uid, dir = %dir.display(), "admin: backup requested");
             let backup = ctx.backup.clone();
-            match tokio::task::spawn_blocking(move || backup(&dir)).await {
+            let target = Some(dir.display().to_string());
+            let reply = match tokio::task::spawn_blocking(move || backup(&dir)).await {
                 Ok(Ok(v)) => Reply::ok(v),
                 Ok(Err(e)) => Reply::err("failed", e),
                 Err(e) => Reply::err("failed", e),
-            }
+            };
+            ctx.audit(uid, "backup", target, &reply);
+            reply
         }
         req => {
             let ctx = ctx.clone();
@@ -309,6 +345,22 @@ async fn execute(ctx: &Context, req: Request, uid: u32) -> Reply {
 }
 
 fn execute_blocking(ctx: &Context, req: Request, uid: u32) -> Reply {
+    // What changes something is recorded in the audit log; reads are not.
+    let action = match &req {
+        Request::Retry { id } => Some(("retry", *id)),
+        Request::Requeue { id } => Some(("requeue", *id)),
+        Request::Cancel { id, .. } => Some(("cancel", *id)),
+        Request::Proof { id } => Some(("proof", *id)),
+        _ => None,
+    };
+    let reply = execute_read_or_change(ctx, req, uid);
+    if let Some((what, id)) = action {
+        ctx.audit(uid, what, Some(id.to_string()), &reply);
+    }
+    reply
+}
+
+fn execute_read_or_change(ctx: &Context, req: Request, uid: u32) -> Reply {
     let now = Timestamp::now();
     let outbox = &ctx.outbox;
     let change = |what: &str, id: BundleId, r: Result<_, OutboxError>| match r {
@@ -392,6 +444,19 @@ fn execute_blocking(ctx: &Context, req: Request, uid: u32) -> Reply {
                     d.cancel(now, format!("{reason} (operator uid {uid})"))
                 }),
             )
+        }
+        Request::Proof { id } => {
+            let Some(evidence) = &ctx.evidence else {
+                return Reply::err("not-found", "this node keeps no proofs of delivery");
+            };
+            tracing::info!(uid, bundle = %id, "admin: proof of delivery requested");
+            match evidence.make_proof(&id) {
+                Ok(path) => Reply::ok(serde_json::json!({ "bundle": id, "proof": path })),
+                Err(crate::evidence::service::EvidenceError::NotDelivered(why)) => {
+                    Reply::err("not-found", why)
+                }
+                Err(e) => Reply::err("failed", e),
+            }
         }
         Request::Reload | Request::Backup { .. } => Reply::err("failed", "not a blocking command"),
     }

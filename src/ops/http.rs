@@ -36,6 +36,8 @@ pub struct OpsState {
     pub metrics: Arc<Metrics>,
     /// The applicant notifications' queue (committees).
     pub notifier: Option<crate::notify::Notifier>,
+    /// The audit log and proofs of delivery.
+    pub evidence: Option<crate::evidence::service::Evidence>,
 }
 
 #[derive(Clone, Copy)]
@@ -136,6 +138,7 @@ async fn handle(
                     &s.counters,
                     &s.health,
                     s.notifier.as_ref(),
+                    s.evidence.as_ref(),
                 )
             })
             .await

@@ -116,6 +116,11 @@ pub struct Metrics {
     notify_oldest: Family<ChannelLabel, FloatGauge>,
     notify_sent: Family<ChannelLabel, Counter>,
     notify_failed: Family<ChannelLabel, Counter>,
+    audit_records: Gauge,
+    audit_failures: Counter,
+    audit_checkpoint: Gauge,
+    proofs_written: Counter,
+    proofs_pending: Gauge,
     /// What the counters above last absorbed from [`Counters`].
     seen: Mutex<BTreeMap<String, u64>>,
 }
@@ -159,6 +164,11 @@ impl Metrics {
             notify_oldest: Family::default(),
             notify_sent: Family::default(),
             notify_failed: Family::default(),
+            audit_records: Gauge::default(),
+            audit_failures: Counter::default(),
+            audit_checkpoint: Gauge::default(),
+            proofs_written: Counter::default(),
+            proofs_pending: Gauge::default(),
             seen: Mutex::new(BTreeMap::new()),
             registry,
         };
@@ -238,6 +248,31 @@ impl Metrics {
             "Notifications that failed for good (refused address, permanent error), per channel",
             m.notify_failed.clone(),
         );
+        r.register(
+            "audit_records",
+            "Records in the audit chain (the last record's seq)",
+            m.audit_records.clone(),
+        );
+        r.register(
+            "audit_append_failures",
+            "Audit records that could not be appended (the log's health shows why)",
+            m.audit_failures.clone(),
+        );
+        r.register(
+            "audit_last_checkpoint_timestamp_seconds",
+            "When this process last signed an audit checkpoint (Unix time; 0: not yet)",
+            m.audit_checkpoint.clone(),
+        );
+        r.register(
+            "proofs_written",
+            "Proofs of delivery written",
+            m.proofs_written.clone(),
+        );
+        r.register(
+            "proofs_pending",
+            "Delivered applications whose proof of delivery is still to be made",
+            m.proofs_pending.clone(),
+        );
         m
     }
 
@@ -295,8 +330,28 @@ impl Metrics {
         counters: &Counters,
         health: &Health,
         notifier: Option<&crate::notify::Notifier>,
+        evidence: Option<&crate::evidence::service::Evidence>,
     ) -> String {
         let now = Timestamp::now();
+        if let Some(ev) = evidence {
+            let st = ev.audit().stats();
+            let (written, _, pending) = ev.counts();
+            self.audit_records
+                .set(i64::try_from(st.head_seq).unwrap_or(i64::MAX));
+            self.audit_checkpoint
+                .set(i64::try_from(st.last_checkpoint_unix).unwrap_or(i64::MAX));
+            self.proofs_pending
+                .set(i64::try_from(pending).unwrap_or(i64::MAX));
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, total, counter) in [
+                ("audit/failed", st.failed, &self.audit_failures),
+                ("proofs/written", written, &self.proofs_written),
+            ] {
+                let last = seen.entry(key.to_owned()).or_insert(0);
+                counter.inc_by(total.saturating_sub(*last));
+                *last = total.max(*last);
+            }
+        }
         let unix = |t: Timestamp| t.unix() as f64;
         self.ready.set(i64::from(health.is_ready()));
         for (name, part) in health.parts() {

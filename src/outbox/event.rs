@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::state::{Delivery, State};
 use crate::bundle::Kind;
-use crate::types::{AgencyId, BundleId, CaseRef, Timestamp};
+use crate::types::{AgencyId, BundleId, CaseRef, Sha256, Timestamp};
 
 /// What happened to a delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,6 +61,12 @@ pub struct Event {
     pub case_ref: CaseRef,
     /// What it carries.
     pub kind: Kind,
+    /// SHA-256 of its envelope.
+    pub envelope_sha256: Sha256,
+    /// SHA-256 of its payload.
+    pub payload_sha256: Sha256,
+    /// The bundle file's size.
+    pub size: u64,
     /// When the change was made.
     pub at: Timestamp,
     /// The change.
@@ -109,6 +115,9 @@ impl Event {
             peer: d.peer.clone(),
             case_ref: d.case_ref.clone(),
             kind: d.kind,
+            envelope_sha256: d.envelope_sha256,
+            payload_sha256: d.payload_sha256,
+            size: d.size,
             at,
             change,
         }

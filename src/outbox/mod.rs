@@ -250,6 +250,10 @@ impl Outbox {
         }
         crate::fsutil::remove_stale_temps(&root.join("receipts"))
             .map_err(io_err("cannot clean outbox/receipts"))?;
+        fs::create_dir_all(root.join("manifests"))
+            .map_err(io_err("cannot create outbox/manifests"))?;
+        crate::fsutil::remove_stale_temps(&root.join("manifests"))
+            .map_err(io_err("cannot clean outbox/manifests"))?;
         let db = sled::Config::new()
             .path(&index)
             .mode(sled::Mode::HighThroughput)
@@ -329,6 +333,30 @@ impl Outbox {
     /// Where bundle `id`'s file lives (it may not exist yet).
     pub fn bundle_path(&self, id: &BundleId) -> PathBuf {
         self.bundles.join(format!("{id}.sealpost"))
+    }
+
+    /// Where bundle `id`'s signed manifest is kept (`.json`, and `.sig` beside
+    /// it): the sender's own record of the documents, for the proof of delivery.
+    pub fn manifest_path(&self, id: &BundleId) -> PathBuf {
+        crate::fsutil::parent_of(&self.bundles)
+            .join("manifests")
+            .join(format!("{id}.json"))
+    }
+
+    /// Keeps bundle `id`'s signed manifest ([`Outbox::manifest_path`]),
+    /// durably, replacing what an interrupted earlier attempt left.
+    pub fn keep_manifest(
+        &self,
+        id: &BundleId,
+        bytes: &[u8],
+        sig: &[u8],
+    ) -> Result<(), OutboxError> {
+        let path = self.manifest_path(id);
+        let dir = crate::fsutil::parent_of(&path).to_owned();
+        std::fs::create_dir_all(&dir).map_err(io_err("cannot create outbox/manifests"))?;
+        crate::fsutil::write_replace_atomic(&path.with_extension("sig"), sig)
+            .and_then(|()| crate::fsutil::write_replace_atomic(&path, bytes))
+            .map_err(io_err(format!("cannot keep the manifest of {id}")))
     }
 
     /// Where bundle `id` is sealed before it is published ([`Outbox::publish`]):

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+pub mod browser;
 pub mod node;
 pub mod smtp;
 pub mod systemd;
@@ -764,4 +765,35 @@ impl Drop for Immutable {
             .arg(&self.0)
             .status();
     }
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped, even when the
+/// test panics.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The fenced code block between `<!-- {marker}:begin -->` and
+/// `<!-- {marker}:end -->` in the repository file `doc` (a script the docs
+/// show and a test runs verbatim).
+pub fn doc_block(doc: &str, marker: &str) -> String {
+    let text = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc))
+        .unwrap_or_else(|e| panic!("{doc}: {e}"));
+    let start = text
+        .find(&format!("<!-- {marker}:begin -->"))
+        .unwrap_or_else(|| panic!("{doc}: no {marker}:begin marker"));
+    let end = text[start..]
+        .find(&format!("<!-- {marker}:end -->"))
+        .unwrap_or_else(|| panic!("{doc}: no {marker}:end marker"))
+        + start;
+    let block = &text[start..end];
+    let fence = block.find("```").expect("a fenced block");
+    let body_start = block[fence..].find('\n').expect("fence line") + fence + 1;
+    let body_end = block[body_start..].find("```").expect("closing fence") + body_start;
+    block[body_start..body_end].to_owned()
 }
