@@ -358,7 +358,9 @@ fn both_nodes_killed_at_random_moments_deliver_every_application_exactly_once() 
         let report = sealpost::audit::verify_log(
             std::io::BufReader::new(fs::File::open(dir.join("audit.log")).expect("audit log")),
             Some(&cfg.trust),
-            sealpost::audit::Witness::load(&dir).expect("witness").as_ref(),
+            sealpost::audit::Witness::load(&dir)
+                .expect("witness")
+                .as_ref(),
         )
         .expect("read");
         assert!(report.ok(), "{agency}: {:?}", report.problem);

@@ -396,7 +396,9 @@ impl Evidence {
             Ok(n) if n > 0 => tracing::info!(removed = n, "unfinished proof files removed"),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "cannot clean the proofs folder"),
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "cannot clean the proofs folder")
+            }
         }
         let list = self
             .inner
