@@ -1300,6 +1300,22 @@ fn the_documented_recipe_verifies_a_proof_with_stock_tools() {
     assert!(!ok, "the recipe accepted a foreign CA:\n{text}");
 }
 
+#[test]
+fn the_documented_recipe_agrees_with_every_vector() {
+    // Stock tools accept every ok_ vector and refuse every fail_ vector (for
+    // rendering-mismatch, because the altered digest is no longer on the page).
+    require_tools();
+    let ca = vector_pki().ca_file();
+    let mut n = 0;
+    for e in fs::read_dir(pdir()).expect("tests/data/proofs").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let (ok, text) = run_recipe(&e.path(), &ca);
+        assert_eq!(ok, name.starts_with("ok_"), "{name}:\n{text}");
+        n += 1;
+    }
+    assert!(n >= 10, "only {n} vectors");
+}
+
 // ------------------------------------------------------------------ vectors
 
 /// When the vectors' bundles were sealed.
@@ -1500,4 +1516,52 @@ fn regenerate_proof_vectors() {
     );
     // Check what was written.
     proof_vectors();
+}
+
+// ------------------------------------------------------------------ the page
+
+#[test]
+fn the_proofs_page_prints_on_a4_with_the_case_and_the_digests() {
+    use common::browser;
+    browser::require("chromium", "chromium");
+    for tool in ["pdfinfo", "pdffonts", "pdftotext"] {
+        browser::require(tool, "poppler-utils");
+    }
+    let net = common::Net::new();
+    let pki = Pki::load(net.path());
+    let d = deliver_now(&pki, &net.out("delivery"), false);
+    let bytes = build(&pki, &d, Timestamp::now());
+    let v = verified(&bytes, &pki.trust);
+    let html = net.out("proof.html");
+    fs::write(&html, get(&entries_of(&bytes), entry::HTML)).expect("write");
+    let pdf = net.out("proof.pdf");
+    if let Err(e) = browser::print_to_pdf(&html, &pdf) {
+        panic!("{e} ({})", browser::chromium_version());
+    }
+    assert!(browser::pdf_pages(&pdf) >= 1);
+    let info = browser::pdf_info(&pdf);
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("Page size:") && l.contains("(A4)")),
+        "not A4:\n{info}"
+    );
+    let fonts = browser::pdf_fonts(&pdf);
+    assert!(
+        fonts.contains("CJK") || fonts.contains("WenQuanYi"),
+        "no Chinese font in the PDF (apt-get install fonts-noto-cjk):\n{fonts}"
+    );
+    let text = browser::pdf_text(&pdf);
+    let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(text.contains("送达证明"), "{text}");
+    assert!(
+        flat.contains(CASE),
+        "the case number is not in the PDF:\n{text}"
+    );
+    for digest in [
+        v.view.documents[0].sha256.as_str(),
+        v.view.envelope_sha256.as_str(),
+        v.view.payload_sha256.as_str(),
+    ] {
+        assert!(flat.contains(digest), "{digest} is not in the PDF:\n{text}");
+    }
 }
