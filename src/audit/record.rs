@@ -343,19 +343,19 @@ mod tests {
 
     #[test]
     fn a_line_begins_with_the_common_members_in_order() {
-        let node: AgencyId = "sz-lac".parse().unwrap();
+        let node: AgencyId = "sz-lac".parse().expect("id");
         let e = Entry::BundleFetched {
-            bundle_id: "uc76d4bkxezrdd5apooog3owpm".parse().unwrap(),
-            peer: "sz-futian-court".parse().unwrap(),
+            bundle_id: "uc76d4bkxezrdd5apooog3owpm".parse().expect("id"),
+            peer: "sz-futian-court".parse().expect("id"),
         };
         let l = Line {
             seq: 7,
-            at: "2026-11-23T21:31:16Z".parse().unwrap(),
+            at: "2026-11-23T21:31:16Z".parse().expect("time"),
             node: &node,
             prev: GENESIS,
             entry: &e,
         };
-        let s = String::from_utf8(l.to_bytes()).unwrap();
+        let s = String::from_utf8(l.to_bytes()).expect("utf-8");
         assert_eq!(
             s,
             format!(

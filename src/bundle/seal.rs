@@ -163,9 +163,9 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
     // the ciphertext, CRCs and writes it; the producer reads, hashes, tars and
     // encrypts. At most PIPE_DEPTH chunks are in flight, so memory stays flat.
     let (payload_info, (manifest_bytes, manifest_sig)) = std::thread::scope(
-        |scope| -> Result<(PayloadInfo, (Vec<u8>, [u8; 64])), SealError> {
+        |scope| -> Result<(PayloadInfo, SignedManifest), SealError> {
             let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
-            let producer = scope.spawn(move || -> Result<(Vec<u8>, [u8; 64]), SealError> {
+            let producer = scope.spawn(move || -> Result<SignedManifest, SealError> {
                 let (mut sink, manifest) = write_payload(input, files, ChunkSender::new(tx))?;
                 sink.flush().map_err(io_err("cannot write the payload"))?;
                 Ok(manifest)
@@ -237,12 +237,16 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
     })
 }
 
+/// The signed manifest as the producer stage returns it: its exact bytes and
+/// its signature.
+type SignedManifest = (Vec<u8>, [u8; 64]);
+
 /// The producer stage: documents → tar → age, into `sink`; returns the sink.
 fn write_payload<W: Write>(
     input: &SealInput<'_>,
     files: Vec<(std::fs::File, u64)>,
     sink: W,
-) -> Result<(W, (Vec<u8>, [u8; 64])), SealError> {
+) -> Result<(W, SignedManifest), SealError> {
     let mtime = input.created_at;
     let mut recipients: Vec<&dyn age::Recipient> = vec![input.recipient.encryption_key.as_age()];
     if let Some(a) = input.archive {

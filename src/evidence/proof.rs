@@ -59,7 +59,7 @@ use crate::bundle::{
 use crate::fsutil::open_regular_nofollow;
 use crate::pki::{pem_encode, CertSummary, ExchangeCa, IssuanceError, SignerCert, SigningKey};
 use crate::receipt::{Receipt, SignedReceipt, RECEIPT_FORMAT};
-use crate::types::{AgencyId, BundleId, Sha256, Timestamp};
+use crate::types::{printable, AgencyId, BundleId, Sha256, Timestamp};
 use crate::zipcheck;
 
 /// `proof.json`'s `format` value for this version.
@@ -126,7 +126,8 @@ pub const ENTRIES: [&str; 16] = [
 pub const SUMMED_ENTRIES: usize = 13;
 
 /// The largest size of each entry, bytes (a larger one makes the container
-/// invalid). Signatures are exactly 64 bytes; a shorter one fails its check.
+/// invalid); 0 for a name that is not an entry. Signatures are exactly 64
+/// bytes; a shorter one fails its check.
 pub fn entry_limit(name: &str) -> u64 {
     const KIB: u64 = 1024;
     match name {
@@ -299,6 +300,14 @@ pub enum ProofError {
     /// [`build`]: the zip file could not be written.
     #[error("cannot write the proof: {0}")]
     Write(String),
+    /// [`read_file`]: the proof file cannot be read.
+    #[error("cannot read {}: {reason}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl ProofError {
@@ -318,11 +327,12 @@ impl ProofError {
             ProofError::AuditMismatch(_) => "proof-audit-mismatch",
             ProofError::Rendering(_) => "proof-rendering-mismatch",
             ProofError::Write(_) => "proof-write-failed",
+            ProofError::Unreadable { .. } => "proof-file-unreadable",
         }
     }
 
     /// The part of the proof concerned: `bundle` (the input bundle file),
-    /// `container`, the entry's name (for a digest mismatch), `statement`,
+    /// `file` (the proof file, unreadable), `container`, the entry's name (for a digest mismatch), `statement`,
     /// `proof-signature`, `envelope`, `manifest`, `receipt`, `audit` or
     /// `rendering`.
     pub fn part(&self) -> &'static str {
@@ -337,6 +347,7 @@ impl ProofError {
             ProofError::Receipt(_) => "receipt",
             ProofError::Audit(_) | ProofError::AuditMismatch(_) => "audit",
             ProofError::Rendering(_) => "rendering",
+            ProofError::Unreadable { .. } => "file",
         }
     }
 }
@@ -382,6 +393,32 @@ pub fn bundle_parts(bundle_file: &Path) -> Result<BundleParts, ProofError> {
         envelope_sig: read(SIGNATURE_ENTRY, 64)?,
         signer_pem: read(SIGNER_ENTRY, MAX_SIGNER_BYTES)?,
     })
+}
+
+/// Reads a proof file for [`verify`], refusing one larger than
+/// [`MAX_PROOF_BYTES`] before reading it, so that memory stays bounded
+/// whatever file is handed over (`proof-container-invalid`).
+pub fn read_file(path: &Path) -> Result<Vec<u8>, ProofError> {
+    let fail = |reason: String| ProofError::Unreadable {
+        path: path.to_owned(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    if meta.len() > MAX_PROOF_BYTES {
+        return Err(ProofError::Container(format!(
+            "the file is {} bytes, more than {MAX_PROOF_BYTES}",
+            meta.len()
+        )));
+    }
+    let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_PROOF_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(buf)
 }
 
 /// The parts checked by [`check_parts`], wherever they come from.
@@ -1081,9 +1118,10 @@ signed files above.
 ------------------------
 1. 使用 sealpost / With sealpost:
 
-       sealpost verify-proof {file}
+       sealpost verify-proof {file} --ca exchange-ca.pem
 
-   （使用您自己持有的交换平台 CA 证书 / with your own copy of the exchange CA)
+   （exchange-ca.pem 应为您自己持有的交换平台 CA 证书 /
+    exchange-ca.pem being your own copy of the exchange CA certificate)
 
 2. 仅用标准工具 / With stock tools only (bash, unzip, sha256sum, openssl 3):
    按 sealpost 文档 docs/proof-format.md 中的核验脚本操作。
@@ -1105,23 +1143,29 @@ the exchange CA certificate, never against the one in this file.
 }
 
 /// What `sealpost verify-proof` prints for a proof that verified: a bilingual
-/// summary, one fact per line.
+/// summary, one fact per line, labels aligned for a terminal (a Chinese
+/// character counts two columns). Texts from the proof (names, subjects) are
+/// shown through [`printable`], so they cannot forge lines or move the cursor.
 pub fn report_text(v: &VerifiedProof) -> String {
+    /// Label column width, in terminal columns.
+    const LABEL: usize = 30;
     let w = &v.view;
     let mut o = String::new();
     let mut line = |label: &str, value: &str| {
-        let _ = writeln!(o, "  {label:<28} {value}");
+        let pad = LABEL.saturating_sub(columns(label));
+        let _ = writeln!(o, "  {label}{:pad$} {value}", "");
     };
+    let p = |s: &str| printable(s).into_owned();
     line("文书编号 / bundle", &w.bundle_id);
-    line("案号 / case number", &w.case_number);
-    line("申请人 / applicant", &w.applicant);
+    line("案号 / case number", &p(&w.case_number));
+    line("申请人 / applicant", &p(&w.applicant));
     line(
         "发送方 / sender",
-        &format!("{} ({})", w.sender, w.sender_subject),
+        &format!("{} ({})", w.sender, p(&w.sender_subject)),
     );
     line(
         "接收法院 / court",
-        &format!("{} ({})", w.court, w.court_subject),
+        &format!("{} ({})", w.court, p(&w.court_subject)),
     );
     line(
         "法院证书 / court certificate",
@@ -1132,7 +1176,7 @@ pub fn report_text(v: &VerifiedProof) -> String {
         "下载时间 / fetched at",
         w.fetched_at
             .as_deref()
-            .unwrap_or("— (未下载：推送送达 / not fetched: pushed)"),
+            .unwrap_or("—（未下载：推送送达 / not fetched: pushed)"),
     );
     line("签收时间 / received at", &w.received_at);
     line("信封 / envelope", &format!("sha256 {}", w.envelope_sha256));
@@ -1140,16 +1184,18 @@ pub fn report_text(v: &VerifiedProof) -> String {
         "密文 / payload",
         &format!("sha256 {} ({} bytes)", w.payload_sha256, w.payload_length),
     );
-    line(
-        "材料 / documents",
-        &format!("{} 份 / {}", w.documents.len(), w.documents.len()),
-    );
-    for d in &w.documents {
+    let n = w.documents.len();
+    line("材料 / documents", &format!("{n} 份 / {n} documents"));
+    for (i, d) in w.documents.iter().enumerate() {
         line(
             "",
             &format!(
-                "{}  {}  {} bytes  sha256 {}",
-                d.name, d.role, d.size, d.sha256
+                "{}. {}  {}  {} bytes  sha256 {}",
+                i + 1,
+                p(&d.name),
+                p(&d.role),
+                d.size,
+                d.sha256
             ),
         );
     }
@@ -1159,8 +1205,13 @@ pub fn report_text(v: &VerifiedProof) -> String {
     line(
         "审计日志 / audit log",
         &format!(
-            "{} 的记录 / records {}–{} of {}'s chain",
-            w.sender, w.audit.first_seq, w.audit.last_seq, w.sender
+            "{} 审计链第 {}–{} 条 / records {}–{} of {}'s chain",
+            w.sender,
+            w.audit.first_seq,
+            w.audit.last_seq,
+            w.audit.first_seq,
+            w.audit.last_seq,
+            w.sender
         ),
     );
     line(
@@ -1174,7 +1225,9 @@ pub fn report_text(v: &VerifiedProof) -> String {
         "出具 / proof made",
         &format!(
             "{} by {} ({})",
-            w.issued_at, v.statement.node, v.proof_signer.subject
+            w.issued_at,
+            v.statement.node,
+            p(&v.proof_signer.subject)
         ),
     );
     line(
@@ -1189,4 +1242,145 @@ pub fn report_text(v: &VerifiedProof) -> String {
         "送达证明核验通过 / PROOF OF DELIVERY VERIFIED  {}\n{o}",
         w.proof_file
     )
+}
+
+/// Terminal columns of `s`: two for East Asian wide characters, one otherwise.
+fn columns(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F
+            | 0x2E80..=0x303E
+            | 0x3041..=0x33FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA000..=0xA4CF
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE30..=0xFE4F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_has_a_limit_within_the_file_limit() {
+        let total: u64 = ENTRIES.iter().map(|n| entry_limit(n)).sum();
+        assert!(ENTRIES.iter().all(|n| entry_limit(n) > 0));
+        assert_eq!(entry_limit("other.txt"), 0);
+        // Headers: a local header and a central record per entry, the end record.
+        let headers: u64 = ENTRIES.iter().map(|n| 30 + 46 + 2 * n.len() as u64).sum();
+        assert!(total + headers + 22 <= MAX_PROOF_BYTES, "{total}");
+        assert_eq!(SUMMED_ENTRIES, ENTRIES.len() - 3);
+        assert_eq!(ENTRIES[SUMMED_ENTRIES], entry::SHA256SUMS);
+    }
+
+    fn sums_of(entries: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let refs: Vec<&[u8]> = entries[..SUMMED_ENTRIES]
+            .iter()
+            .map(|e| e.as_slice())
+            .collect();
+        let mut all = entries.to_vec();
+        all[SUMMED_ENTRIES] = sha256sums(&refs).into_bytes();
+        all
+    }
+
+    #[test]
+    fn sha256sums_is_sha256sum_output_and_names_what_differs() {
+        let entries: Vec<Vec<u8>> = ENTRIES.iter().map(|n| n.as_bytes().to_vec()).collect();
+        let good = sums_of(&entries);
+        check_sums(&good).expect("consistent");
+        let text = String::from_utf8(good[SUMMED_ENTRIES].clone()).expect("utf-8");
+        assert_eq!(text.lines().count(), SUMMED_ENTRIES);
+        assert_eq!(
+            text.lines().next(),
+            Some(format!("{}  README.txt", Sha256::of(b"README.txt")).as_str())
+        );
+        let mut bad = good.clone();
+        bad[7].push(b'!');
+        let e = check_sums(&bad).expect_err("receipt.json differs");
+        assert_eq!(
+            (e.code(), e.part()),
+            ("proof-entry-digest-mismatch", "receipt.json")
+        );
+        for sums in [
+            text.replace('\n', "\r\n"),
+            text.trim_end().to_owned(),
+            text.replacen("  README.txt", " *README.txt", 1),
+            text.to_uppercase(),
+            format!("{text}{}  extra\n", "0".repeat(64)),
+        ] {
+            let mut bad = good.clone();
+            bad[SUMMED_ENTRIES] = sums.into_bytes();
+            let e = check_sums(&bad).expect_err("malformed");
+            assert_eq!(e.part(), "SHA256SUMS", "{e}");
+        }
+    }
+
+    #[test]
+    fn codes_are_distinct() {
+        let all = [
+            ProofError::Bundle {
+                path: "b".into(),
+                reason: String::new(),
+            },
+            ProofError::Container(String::new()),
+            ProofError::EntryDigest {
+                entry: entry::README,
+                detail: String::new(),
+            },
+            ProofError::Statement(String::new()),
+            ProofError::Signer(String::new()),
+            ProofError::Signature,
+            ProofError::Envelope(String::new()),
+            ProofError::Manifest(String::new()),
+            ProofError::Receipt(String::new()),
+            ProofError::AuditMismatch(String::new()),
+            ProofError::Rendering(String::new()),
+            ProofError::Write(String::new()),
+            ProofError::Unreadable {
+                path: "p".into(),
+                reason: String::new(),
+            },
+        ];
+        let mut codes: Vec<&str> = all.iter().map(ProofError::code).collect();
+        assert!(codes.iter().all(|c| c.starts_with("proof-")));
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+    }
+
+    #[test]
+    fn the_readme_is_bilingual_and_names_the_file() {
+        let s = ProofStatement {
+            format: PROOF_FORMAT.into(),
+            bundle_id: "uc76d4bkxezrdd5apooog3owpm".parse().expect("id"),
+            node: "sz-lac".parse().expect("id"),
+            made_at: "2026-11-24T09:12:40Z".parse().expect("time"),
+        };
+        let text = readme_text(&s);
+        for want in [
+            "送达证明",
+            "PROOF OF DELIVERY",
+            "proof-uc76d4bkxezrdd5apooog3owpm.zip",
+            "2026-11-24T09:12:40Z",
+            "sealpost verify-proof",
+            "docs/proof-format.md",
+            "sha256sum -c SHA256SUMS",
+        ] {
+            assert!(text.contains(want), "{want}");
+        }
+        assert!(!text.contains('\r'));
+    }
+
+    #[test]
+    fn a_wide_label_takes_two_columns_per_character() {
+        assert_eq!(columns("案号 / case"), 2 * 2 + 7);
+        assert_eq!(columns("abc"), 3);
+    }
 }
