@@ -849,7 +849,7 @@ pub fn proof_cmd(config: &Path, bundle: &str, output: &Path, out: &mut impl Writ
         }
         Err(_) => stored,
     };
-    let bytes = match std::fs::read(&path) {
+    let bytes = match proof::read_file(&path) {
         Ok(b) => b,
         Err(e) => {
             eprintln!(
@@ -901,12 +901,13 @@ pub fn verify_proof(
             }
         }
     };
-    let bytes = match std::fs::read(file) {
+    let bytes = match proof::read_file(file) {
         Ok(b) => b,
-        Err(e) => {
-            eprintln!("sealpost: cannot read {}: {e}", file.display());
+        Err(e) if e.code() == "proof-file-unreadable" => {
+            eprintln!("sealpost: {e}");
             return Exit::NoInput;
         }
+        Err(e) => return refused_proof(file, &e, json, out),
     };
     match proof::verify(&bytes, &trust) {
         Ok(v) => {
@@ -914,31 +915,33 @@ pub fn verify_proof(
                 let j = serde_json::json!({"ok": true, "file": file, "view": v.view});
                 let _ = writeln!(out, "{j}");
             } else {
-                let _ = writeln!(
-                    out,
-                    "VERIFIED  {}\n{}",
-                    file.display(),
-                    proof::report_text(&v)
-                );
+                let _ = writeln!(out, "{}\n{}", file.display(), proof::report_text(&v));
             }
             Exit::Ok
         }
-        Err(e) => {
-            if json {
-                let j = serde_json::json!({"ok": false, "file": file, "code": e.code(), "part": e.part(), "error": e.to_string()});
-                let _ = writeln!(out, "{j}");
-            } else {
-                let _ = writeln!(
-                    out,
-                    "REFUSED  {}\n  [{}] {}: {e}",
-                    file.display(),
-                    e.code(),
-                    e.part()
-                );
-            }
-            Exit::DataErr
-        }
+        Err(e) => refused_proof(file, &e, json, out),
     }
+}
+
+fn refused_proof(
+    file: &Path,
+    e: &crate::evidence::proof::ProofError,
+    json: bool,
+    out: &mut impl Write,
+) -> Exit {
+    if json {
+        let j = serde_json::json!({"ok": false, "file": file, "code": e.code(), "part": e.part(), "error": e.to_string()});
+        let _ = writeln!(out, "{j}");
+    } else {
+        let _ = writeln!(
+            out,
+            "REFUSED  {}\n  [{}] {}: {e}",
+            file.display(),
+            e.code(),
+            e.part()
+        );
+    }
+    Exit::DataErr
 }
 
 /// `audit verify`.
