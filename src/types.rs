@@ -356,6 +356,23 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// `s` escaped for HTML element content and attribute values alike (`&`,
+/// `<`, `>`, `"` and `'`): the e-mails' HTML part and the printable proof.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `s` fit for a log line or a clerk's note: control characters (line breaks,
 /// ESC, DEL, C1) and the invisible formatting characters that reorder or hide
 /// text (bidi overrides, zero-width characters, soft hyphen, BOM, line and

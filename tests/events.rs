@@ -648,23 +648,11 @@ fn generate_event_vectors() {
 /// The `sh` block between `<!-- {marker}:begin -->` and `<!-- {marker}:end -->`
 /// in `docs/event-format.md`.
 fn recipe(marker: &str) -> String {
-    let doc =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/event-format.md"))
-            .expect("docs/event-format.md");
-    let start = doc
-        .find(&format!("<!-- {marker}:begin -->"))
-        .unwrap_or_else(|| panic!("{marker}:begin marker"));
-    let end = doc
-        .find(&format!("<!-- {marker}:end -->"))
-        .unwrap_or_else(|| panic!("{marker}:end marker"));
-    let block = &doc[start..end];
-    let body_start = block.find("```sh\n").expect("```sh fence") + "```sh\n".len();
-    let body_end = block[body_start..].find("```").expect("closing fence") + body_start;
-    block[body_start..body_end].to_owned()
+    common::doc_block("docs/event-format.md", marker)
 }
 
 fn require_tools() {
-    for tool in [
+    common::require_tools(&[
         "sh",
         "jq",
         "base64",
@@ -675,16 +663,7 @@ fn require_tools() {
         "grep",
         "tr",
         "wc",
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool} >/dev/null")])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "{tool} is not installed; run scripts/test (as root it installs the stock tools)"
-        );
-    }
+    ]);
 }
 
 /// Runs the verification recipe on `submission` in a fresh directory;

@@ -1161,21 +1161,11 @@ fn a_proof_verifies_long_after_its_certificates_expired() {
 // ------------------------------------------------------------------ stock tools
 
 fn recipe() -> String {
-    let doc =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/proof-format.md"))
-            .expect("docs/proof-format.md");
-    let start = doc
-        .find("<!-- recipe:begin -->")
-        .expect("recipe:begin marker");
-    let end = doc.find("<!-- recipe:end -->").expect("recipe:end marker");
-    let block = &doc[start..end];
-    let body_start = block.find("```sh\n").expect("```sh fence") + "```sh\n".len();
-    let body_end = block[body_start..].find("```").expect("closing fence") + body_start;
-    block[body_start..body_end].to_owned()
+    common::doc_block("docs/proof-format.md", "recipe")
 }
 
 fn require_tools() {
-    for tool in [
+    common::require_tools(&[
         "bash",
         "unzip",
         "openssl",
@@ -1184,16 +1174,7 @@ fn require_tools() {
         "grep",
         "cut",
         "mktemp",
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool} > /dev/null")])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "{tool} is not installed; run scripts/test (as root it installs the stock tools)"
-        );
-    }
+    ]);
 }
 
 /// Runs the recipe with bash on `proof` against `ca`: (success, output).

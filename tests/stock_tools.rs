@@ -14,21 +14,11 @@ use common::{copy_fixture, Net, COMMITTEE, FUTIAN};
 use sealpost::application::Application;
 
 fn recipe() -> String {
-    let doc =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/bundle-format.md"))
-            .expect("docs/bundle-format.md");
-    let start = doc
-        .find("<!-- recipe:begin -->")
-        .expect("recipe:begin marker");
-    let end = doc.find("<!-- recipe:end -->").expect("recipe:end marker");
-    let block = &doc[start..end];
-    let body_start = block.find("```sh\n").expect("```sh fence") + "```sh\n".len();
-    let body_end = block[body_start..].find("```").expect("closing fence") + body_start;
-    block[body_start..body_end].to_owned()
+    common::doc_block("docs/bundle-format.md", "recipe")
 }
 
 fn require_tools() {
-    for tool in [
+    common::require_tools(&[
         "sh",
         "unzip",
         "openssl",
@@ -38,16 +28,7 @@ fn require_tools() {
         "sed",
         "grep",
         "date",
-    ] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            found,
-            "{tool} is not installed; run scripts/test (as root it installs the stock tools)"
-        );
-    }
+    ]);
 }
 
 /// Runs the recipe on `bundle`; returns (success, output).

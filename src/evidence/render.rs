@@ -481,18 +481,7 @@ fn grouped(n: u64) -> String {
 
 /// HTML-escapes text, for element content and attribute values alike.
 fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::types::html_escape(s)
 }
 
 /// A realistic example with fixed values (Chinese names, three documents and

@@ -70,18 +70,7 @@ fn is_invisible(c: char) -> bool {
 
 /// HTML-escapes text (element content and attribute values alike).
 pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::types::html_escape(s)
 }
 
 /// `t` in China Standard Time, with the zone stated.

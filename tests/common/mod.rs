@@ -797,3 +797,17 @@ pub fn doc_block(doc: &str, marker: &str) -> String {
     let body_end = block[body_start..].find("```").expect("closing fence") + body_start;
     block[body_start..body_end].to_owned()
 }
+
+/// Fails (never skips) when one of `tools` is not on the PATH.
+pub fn require_tools(tools: &[&str]) {
+    for tool in tools {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool} >/dev/null")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            found,
+            "{tool} is not installed; run scripts/test (as root it installs the stock tools)"
+        );
+    }
+}
