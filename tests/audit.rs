@@ -524,3 +524,54 @@ fn the_specs_python_verifier_checks_a_real_chain_and_refuses_an_edited_one() {
         String::from_utf8_lossy(&o.stdout)
     );
 }
+
+#[test]
+fn the_daemon_repairs_a_torn_audit_log_at_start_says_so_records_it_and_signs_at_stop() {
+    let net = Net::new();
+    let dir = audit::dir_in(&net.config(COMMITTEE).node.data_dir);
+    let good = sample_log(&net, &dir);
+    // Power lost in the middle of a record.
+    let path = dir.join(audit::LOG_FILE);
+    let mut bytes = fs::read(&path).expect("read");
+    bytes.extend_from_slice(&good[2].as_bytes()[..30]);
+    fs::write(&path, &bytes).expect("write");
+
+    let mut d = common::spawn_run(&net, COMMITTEE, &[], Stdio::null());
+    d.wait_ready();
+    let log = d.stderr_text();
+    assert!(
+        log.contains("the audit log ended in an incomplete record"),
+        "the repair is logged:\n{log}"
+    );
+    d.stop();
+    let l = lines(&path);
+    let kinds: Vec<String> = l[14..]
+        .iter()
+        .map(|x| {
+            serde_json::from_str::<serde_json::Value>(x).expect("json")["kind"]
+                .as_str()
+                .expect("kind")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "torn-tail-removed",
+            "node-started",
+            "node-stopped",
+            "checkpoint"
+        ],
+        "recorded at start, signed at the orderly stop"
+    );
+    assert_eq!(
+        fs::read_dir(dir.join(audit::TORN_DIR))
+            .expect("torn/")
+            .count(),
+        1,
+        "the torn bytes are kept"
+    );
+    let (code, v, _) = cli_verify(&net, &dir);
+    assert_eq!(code, Some(0), "{v}");
+    assert_eq!(v["report"]["unsigned"], 0);
+}
