@@ -189,6 +189,9 @@ fn write_delivery(
         0,
         Entry::NodeStarted {
             version: "0.1.0".into(),
+            signing_cert_sha256: Sha256::of(b"signing"),
+            tls_cert_sha256: Sha256::of(b"tls"),
+            ca_sha256: vec![Sha256::of(b"ca")],
         },
     );
     log(
@@ -758,6 +761,9 @@ fn hand_written_records_are_the_audit_writers_bytes() {
     let entries = [
         Entry::NodeStarted {
             version: "9".into(),
+            signing_cert_sha256: Sha256::of(b"signing"),
+            tls_cert_sha256: Sha256::of(b"tls"),
+            ca_sha256: vec![Sha256::of(b"ca")],
         },
         Entry::BundleFetched {
             bundle_id: BundleId::generate(),

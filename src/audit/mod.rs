@@ -275,6 +275,8 @@ impl Audit {
             .mode(0o640)
             .open(&path)
             .map_err(io_err(format!("cannot open {}", path.display())))?;
+        // A log just created must survive power loss with its directory entry.
+        crate::fsutil::sync_dir(dir).map_err(io_err(format!("cannot sync {}", dir.display())))?;
         let ctx = || format!("cannot read {}", path.display());
         let len = file.metadata().map_err(io_err(ctx()))?.len();
         let mut recovery = Recovery::default();

@@ -70,6 +70,12 @@ pub enum Entry {
     NodeStarted {
         /// sealpost's version.
         version: String,
+        /// SHA-256 (DER) of the signing certificate in force.
+        signing_cert_sha256: Sha256,
+        /// SHA-256 (DER) of the TLS certificate in force.
+        tls_cert_sha256: Sha256,
+        /// SHA-256 (DER) of each exchange CA certificate trusted.
+        ca_sha256: Vec<Sha256>,
     },
     /// The daemon stopped in order (drained).
     NodeStopped,

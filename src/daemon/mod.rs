@@ -587,10 +587,13 @@ async fn serve(
         None => evidence,
     };
     {
-        let ev = evidence.clone();
+        let (ev, c) = (evidence.clone(), config.clone());
         tokio::task::spawn_blocking(move || {
             ev.record(Entry::NodeStarted {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
+                signing_cert_sha256: c.keys.signing.cert().summary().sha256,
+                tls_cert_sha256: c.keys.tls.summary.sha256,
+                ca_sha256: c.trust.summaries().map(|s| s.sha256).collect(),
             })
         })
         .await
