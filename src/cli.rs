@@ -367,8 +367,9 @@ pub enum AuditCommand {
         #[arg(long)]
         log: Option<PathBuf>,
         /// Exchange CA certificate(s) to check checkpoint signers with
-        /// (default: the configuration's). With `--log` and `--ca` no
-        /// configuration is needed.
+        /// (default: the configuration's). With `--log` no configuration is
+        /// needed; without a CA the signatures are checked but not who
+        /// issued the signers' certificates, and the report says so.
         #[arg(long)]
         ca: Vec<PathBuf>,
         /// Print the report as JSON.
@@ -950,13 +951,16 @@ pub fn audit_cmd(config: &Path, cmd: AuditCommand, out: &mut impl Write) -> Exit
     use crate::pki::ExchangeCa;
     let AuditCommand::Verify { log, ca, json } = cmd;
     // The configuration only when something must come from it.
-    let loaded = if log.is_none() || ca.is_empty() {
-        match Config::load(config) {
+    // The configuration when something must come from it: the log's place
+    // (required), or the CA (used if there is one: an auditor holding only a
+    // copy of the log still gets the chain and the signatures checked).
+    let loaded = match (&log, ca.is_empty()) {
+        (None, _) => match Config::load(config) {
             Ok(c) => Some(c),
             Err(e) => return report_config_error(&e),
-        }
-    } else {
-        None
+        },
+        (Some(_), true) => Config::load(config).ok(),
+        (Some(_), false) => None,
     };
     let log = match (log, &loaded) {
         (Some(l), _) => l,
