@@ -577,3 +577,46 @@ fn the_daemon_repairs_a_torn_audit_log_at_start_says_so_records_it_and_signs_at_
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["report"]["unsigned"], 0);
 }
+
+#[test]
+fn a_proof_always_gets_a_checkpoint_that_covers_everything_before_it() {
+    let net = Net::new();
+    let key = signing_key(&net, COMMITTEE);
+    let (log, _) = Audit::open(&net.out("audit"), &agency(COMMITTEE)).expect("open");
+    assert_eq!(log.checkpoint_covering(&key).expect("empty"), None);
+    log.append(Entry::NodeStopped).expect("append");
+    let first = log
+        .checkpoint_covering(&key)
+        .expect("new")
+        .expect("a checkpoint");
+    assert_eq!(first, 2, "a new checkpoint after record 1");
+    assert_eq!(
+        log.checkpoint_covering(&key).expect("again"),
+        Some(2),
+        "the head already is one: it is reused, not signed again"
+    );
+    // While other threads append, the seq returned is always a checkpoint
+    // (never a record appended after it), so an excerpt through it verifies.
+    let trust = ExchangeCa::load(&[net.path().join("ca.pem")]).expect("ca");
+    let bundle = BundleId::generate();
+    log.append(Entry::BundleFetched {
+        bundle_id: bundle,
+        peer: agency(FUTIAN),
+    })
+    .expect("append");
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let log = log.clone();
+            s.spawn(move || {
+                for _ in 0..300 {
+                    log.append(Entry::NodeStopped).expect("append");
+                }
+            });
+        }
+        for _ in 0..30 {
+            let through = log.checkpoint_covering(&key).expect("cp").expect("some");
+            let ex = log.excerpt(&bundle, through).expect("read").expect("found");
+            audit::verify_excerpt(&ex, &trust).expect("the excerpt ends in its checkpoint");
+        }
+    });
+}

@@ -406,16 +406,42 @@ impl Audit {
 
     /// Appends a record and returns once it is durable.
     pub fn append(&self, entry: Entry) -> Result<Appended, AuditError> {
-        self.append_with(|_, _, _| Some(entry))
+        self.append_with(|_, _, _, _| Some(entry))
             .map(|a| a.expect("always appended"))
     }
 
     /// Appends a checkpoint signing the chain head with `key`, unless the last
     /// record already is one (or the log is empty); then writes the witness.
     pub fn checkpoint(&self, key: &SigningKey) -> Result<Option<Appended>, AuditError> {
+        self.checkpoint_noting(key, &std::cell::Cell::new(None))
+    }
+
+    /// The seq of a checkpoint that covers every record appended before this
+    /// call: the head if it already is one, else a new one (`None` for an
+    /// empty log). What a proof's excerpt ends with, even while other
+    /// records are being appended.
+    pub fn checkpoint_covering(&self, key: &SigningKey) -> Result<Option<u64>, AuditError> {
+        let head = std::cell::Cell::new(None);
+        Ok(match self.checkpoint_noting(key, &head)? {
+            Some(a) => Some(a.seq),
+            None => head.get(),
+        })
+    }
+
+    /// [`Audit::checkpoint`], noting in `head` the seq of the checkpoint that
+    /// is already the head when none is appended.
+    fn checkpoint_noting(
+        &self,
+        key: &SigningKey,
+        head: &std::cell::Cell<Option<u64>>,
+    ) -> Result<Option<Appended>, AuditError> {
         let node = self.inner.node.clone();
-        let done = self.append_with(|seq, prev, at| {
+        let done = self.append_with(|seq, prev, at, head_is_checkpoint| {
             let head_seq = seq - 1;
+            if head_is_checkpoint || head_seq == 0 {
+                head.set(Some(head_seq).filter(|&s| s > 0));
+                return None;
+            }
             let statement = checkpoint_statement(&node, head_seq, &prev, at);
             Some(Entry::Checkpoint {
                 head_seq,
@@ -448,7 +474,7 @@ impl Audit {
     /// which `checkpoint` uses when the head is already a checkpoint).
     fn append_with(
         &self,
-        make: impl FnOnce(u64, Sha256, Timestamp) -> Option<Entry>,
+        make: impl FnOnce(u64, Sha256, Timestamp, bool) -> Option<Entry>,
     ) -> Result<Option<Appended>, AuditError> {
         let appended = {
             let mut w = lock(&self.inner.writer);
@@ -458,12 +484,9 @@ impl Audit {
             }
             let seq = w.seq + 1;
             let at = Timestamp::now();
-            let Some(entry) = make(seq, w.head, at) else {
+            let Some(entry) = make(seq, w.head, at, w.last_is_checkpoint) else {
                 return Ok(None);
             };
-            if matches!(entry, Entry::Checkpoint { .. }) && (w.last_is_checkpoint || w.seq == 0) {
-                return Ok(None);
-            }
             let line = record::Line {
                 seq,
                 at,

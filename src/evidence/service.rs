@@ -32,7 +32,7 @@ use crate::fsutil::write_replace_atomic;
 use crate::outbox::{Change, Event, Outbox, State};
 use crate::pki::pem_encode;
 use crate::receipt::SignedReceipt;
-use crate::types::{printable, BundleId, Sha256, Timestamp};
+use crate::types::{printable, AgencyId, BundleId, Sha256, Timestamp};
 
 /// How often a checkpoint is signed when records were added.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
@@ -187,6 +187,29 @@ impl Evidence {
         }
     }
 
+    /// Sets the `audit` part from the log's own state (a failed fsync by
+    /// any appender breaks it).
+    fn report_health(&self) {
+        let health = self
+            .inner
+            .health
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(h) = health {
+            let broken = self.inner.audit.stats().broken;
+            h.set(
+                HEALTH_PART,
+                !broken,
+                if broken {
+                    "an fsync of the audit log failed: restart the node"
+                } else {
+                    "appending"
+                },
+            );
+        }
+    }
+
     /// Reports the audit log's health (part `audit`) into `health`.
     pub fn reporting_to(self, health: crate::status::Health) -> Self {
         health.set(HEALTH_PART, !self.inner.audit.stats().broken, "appending");
@@ -223,7 +246,7 @@ impl Evidence {
                 bundle_id: e.id,
                 peer: e.peer.clone(),
             },
-            Change::Delivered => match self.receipt_entry(&e.id) {
+            Change::Delivered => match self.receipt_entry(&e.id, &e.peer) {
                 Ok(entry) => entry,
                 Err(err) => {
                     tracing::error!(bundle = %e.id, error = %err, "cannot read the stored receipt for the audit log; the proof's catch-up records it");
@@ -269,17 +292,11 @@ impl Evidence {
         Ok((signed, raw))
     }
 
-    fn receipt_entry(&self, id: &BundleId) -> Result<Entry, EvidenceError> {
+    fn receipt_entry(&self, id: &BundleId, peer: &AgencyId) -> Result<Entry, EvidenceError> {
         let (signed, raw) = self.stored_receipt(id)?;
-        let d = self
-            .inner
-            .outbox
-            .get(id)
-            .map_err(|e| EvidenceError::NotDelivered(e.to_string()))?
-            .ok_or_else(|| EvidenceError::NotDelivered(format!("no delivery {id}")))?;
         Ok(Entry::ReceiptStored {
             bundle_id: *id,
-            peer: d.peer,
+            peer: peer.clone(),
             receipt_sha256: Sha256::of(&raw),
             received_at: signed
                 .unverified_received_at()
@@ -318,10 +335,13 @@ impl Evidence {
         let audit = &self.inner.audit;
         let key = &config.keys.signing;
         let needle = format!("\"receipt_sha256\":\"{}\"", Sha256::of(&raw));
+        // Through a checkpoint covering the receipt's record, whatever else
+        // is appended meanwhile.
         let excerpt = |audit: &Audit| -> Result<Option<Vec<u8>>, EvidenceError> {
-            audit.checkpoint(key)?;
-            let through = audit.stats().head_seq;
-            Ok(audit.excerpt(id, through)?)
+            match audit.checkpoint_covering(key)? {
+                Some(through) => Ok(audit.excerpt(id, through)?),
+                None => Ok(None),
+            }
         };
         let mut ex = excerpt(audit)?;
         if !ex
@@ -330,7 +350,7 @@ impl Evidence {
         {
             // Lost in a crash between the receipt and its record.
             tracing::warn!(bundle = %id, "the audit log has no record of this receipt (a crash in between); recording it now");
-            self.record(self.receipt_entry(id)?);
+            self.record(self.receipt_entry(id, &d.peer)?);
             ex = excerpt(audit)?;
         }
         let ex = ex.ok_or_else(|| {
@@ -452,6 +472,7 @@ impl Evidence {
                 _ = tick.tick() => {
                     let me = self.clone();
                     let _ = tokio::task::spawn_blocking(move || me.checkpoint()).await;
+                    self.report_health();
                     continue;
                 }
                 _ = self.inner.wake.notified() => {}
