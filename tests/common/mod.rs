@@ -13,8 +13,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, PKCS_ECDSA_P256_SHA256, PKCS_ED25519,
+    BasicConstraints, CertificateParams, CrlDistributionPoint, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    PKCS_ECDSA_P256_SHA256, PKCS_ED25519,
 };
 use sealpost::config::Config;
 use time::{Duration, OffsetDateTime};
@@ -108,6 +109,11 @@ impl Ca {
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
+        // Where the exchange CA publishes its CRL (a deployment's TLS
+        // certificates say so; the nodes load the CRL files they are given).
+        params.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec!["http://crl.sealpost.test/exchange-ca.crl".to_owned()],
+        }];
         params.not_before = not_before;
         params.not_after = not_after;
         let cert = params.signed_by(&key, &self.issuer()).expect("sign");
