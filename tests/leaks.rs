@@ -61,6 +61,9 @@ fn seen(
     (status, text)
 }
 
+/// A method and the path it is asked at, for an id.
+type Endpoint = (&'static str, fn(&str) -> String);
+
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
@@ -108,7 +111,7 @@ fn every_endpoint_answers_another_courts_ids_exactly_as_it_answers_ids_that_do_n
         // with its last) all answer alike.
         let mut guessed_own = own_id.clone();
         guessed_own.replace_range(0..1, if own_id.starts_with('b') { "c" } else { "b" });
-        let bundle_endpoints: [(&str, fn(&str) -> String); 3] = [
+        let bundle_endpoints: [Endpoint; 3] = [
             ("GET", |id| format!("/v1/bundles/{id}")),
             ("HEAD", |id| format!("/v1/bundles/{id}")),
             ("POST", |id| format!("/v1/bundles/{id}/receipt")),
@@ -138,7 +141,7 @@ fn every_endpoint_answers_another_courts_ids_exactly_as_it_answers_ids_that_do_n
         }
 
         // The case endpoints.
-        let case_endpoints: [(&str, fn(&str) -> String); 2] = [
+        let case_endpoints: [Endpoint; 2] = [
             ("GET", |c| format!("/v1/cases/{}", urlencode(c))),
             ("POST", |c| format!("/v1/cases/{}/events", urlencode(c))),
         ];
