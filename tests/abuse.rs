@@ -270,3 +270,60 @@ async fn a_revoked_court_loses_its_open_connections_and_a_removed_peer_too() {
     assert!(closed, "a removed peer kept its connection");
     node.child.stop();
 }
+
+/// The daemon's resident memory, from `/proc`.
+fn rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_stays_bounded_under_a_thousand_idle_connections_and_a_court_is_still_served() {
+    // This test holds a thousand sockets: lift the soft limit to the hard one.
+    if let Ok(l) = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .maximum
+        .ok_or(())
+    {
+        let _ = rustix::process::setrlimit(
+            rustix::process::Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(l),
+                maximum: Some(l),
+            },
+        );
+    }
+    let net = Net::new();
+    let node = start(&net);
+    let port = port_of(&node);
+    let pid = node.child.id();
+    // Warm: one court's request served, then the baseline.
+    {
+        let (mut sender, _task) = connection(&net, FUTIAN, port).await;
+        assert_eq!(get(&mut sender, "/v1/bundles").await.expect("list").0, 200);
+    }
+    let before = rss_kib(pid);
+    let mut idle = Vec::new();
+    for _ in 0..1000 {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connect {}: {e}", idle.len()),
+        }
+    }
+    let (mut sender, _task) = connection(&net, FUTIAN, port).await;
+    let (status, _) = get(&mut sender, "/v1/bundles").await.expect("list");
+    assert_eq!(status, 200, "a court is served during the flood");
+    let during = rss_kib(pid);
+    drop(idle);
+    eprintln!(
+        "RSS: {} KiB before, {} KiB with 1000 idle connections open",
+        before, during
+    );
+    assert!(
+        during <= before + 16 * 1024,
+        "RSS grew from {before} KiB to {during} KiB under 1000 idle connections"
+    );
+}
