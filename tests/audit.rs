@@ -620,3 +620,93 @@ fn a_proof_always_gets_a_checkpoint_that_covers_everything_before_it() {
         }
     });
 }
+
+/// A committee killed between a durable change and its audit record: the
+/// outbox says sealed, fetched and delivered, the audit log says nothing of
+/// it. The proof of delivery is still made — the missing `bundle-sealed` and
+/// `receipt-stored` records are appended first, from the outbox's state —
+/// and it verifies.
+#[test]
+fn records_lost_in_a_crash_are_recorded_late_and_the_proof_is_still_made() {
+    use sealpost::evidence::{proof, service::Evidence};
+    use sealpost::outbox::Outbox;
+    use sealpost::receipt::Receipt;
+    use sealpost::types::Timestamp;
+    let net = Net::new();
+    let cfg = std::sync::Arc::new(net.config(COMMITTEE));
+    let court = net.config(FUTIAN);
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
+    let app = net.out("app");
+    common::tiny_app(&app, "深劳人仲案〔2026〕0777号", FUTIAN);
+    let application = sealpost::application::Application::load(&app, &cfg.limits, &cfg.directory)
+        .expect("application");
+    let id = BundleId::generate();
+    let now = Timestamp::now();
+    let recipient = cfg.directory.get(&agency(FUTIAN)).expect("court");
+    let sealed = sealpost::intake::seal_application_as(
+        &cfg,
+        &application,
+        recipient,
+        &outbox.pending_path(&id),
+        id,
+        now,
+    )
+    .expect("seal");
+    outbox
+        .keep_manifest(&id, &sealed.manifest_bytes, &sealed.manifest_sig)
+        .expect("manifest");
+    outbox.publish(&id).expect("publish");
+    outbox
+        .enqueue(
+            &sealed.envelope,
+            &sealed.envelope_bytes,
+            sealed.size,
+            None,
+            false,
+            now,
+        )
+        .expect("enqueue");
+    let policy = *outbox.policy();
+    outbox
+        .transition(&id, now, |d| d.fetch(now, &policy))
+        .expect("fetched");
+    let receipt = Receipt {
+        format: sealpost::receipt::RECEIPT_FORMAT.into(),
+        bundle_id: id,
+        sender: agency(COMMITTEE),
+        receiver: agency(FUTIAN),
+        envelope_sha256: Sha256::of(&sealed.envelope_bytes),
+        payload_sha256: sealed.envelope.payload.sha256,
+        received_at: now,
+    }
+    .sign(&court.keys.signing);
+    let rpath = outbox.receipt_path(&id);
+    fs::write(&rpath, serde_json::to_vec(&receipt).expect("json")).expect("receipt");
+    outbox
+        .transition(&id, now, |d| d.deliver(now))
+        .expect("delivered");
+    outbox.commit().expect("commit");
+
+    // The audit log knows nothing of it (the records were lost).
+    let (log, _) =
+        Audit::open(&audit::dir_in(&cfg.node.data_dir), &agency(COMMITTEE)).expect("log");
+    log.append(Entry::ApplicationAccepted {
+        bundle_id: id,
+        case_ref: application.case_number.clone(),
+        court: agency(FUTIAN),
+        item_sha256: Sha256::of(b"app"),
+    })
+    .expect("accepted");
+    let evidence = Evidence::new(cfg.clone(), outbox.clone(), log.clone());
+    let path = evidence.make_proof(&id).expect("the proof is made");
+    let trust = ExchangeCa::load(&[net.path().join("ca.pem")]).expect("ca");
+    let v = proof::verify(&fs::read(&path).expect("proof"), &trust).expect("it verifies");
+    assert_eq!(v.view.bundle_id, id.to_string());
+    let text = fs::read_to_string(log.log_path()).expect("log");
+    for kind in ["bundle-sealed", "receipt-stored", "checkpoint"] {
+        assert!(
+            text.contains(&format!("\"kind\":\"{kind}\"")),
+            "{kind}:\n{text}"
+        );
+    }
+}

@@ -40,8 +40,10 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
 /// The name the audit log reports its health under.
 pub const HEALTH_PART: &str = "audit";
 
-/// Retry delay for a proof that could not be made.
+/// First retry delay for a proof that could not be made.
 const PROOF_RETRY: Duration = Duration::from_secs(30);
+/// Longest retry delay for a proof.
+const PROOF_RETRY_CAP: Duration = Duration::from_secs(3600);
 
 /// Receives each new proof: the bundle, the zip and its printable page.
 pub type Share = Arc<dyn Fn(&BundleId, &[u8], &str) + Send + Sync>;
@@ -344,13 +346,33 @@ impl Evidence {
             }
         };
         let mut ex = excerpt(audit)?;
-        if !ex
-            .as_deref()
-            .is_some_and(|b| String::from_utf8_lossy(b).contains(&needle))
-        {
-            // Lost in a crash between the receipt and its record.
+        let sealed_needle = format!("\"kind\":\"bundle-sealed\",\"bundle_id\":\"{id}\"");
+        let holds = |ex: &Option<Vec<u8>>, needle: &str| {
+            ex.as_deref()
+                .is_some_and(|b| String::from_utf8_lossy(b).contains(needle))
+        };
+        // A record lost in a crash between a durable change and its record
+        // (`docs/audit-format.md` §8) is recorded now, from the outbox's
+        // state, so that the proof can be made; its time shows it came late.
+        let mut recorded = false;
+        if !holds(&ex, &sealed_needle) {
+            tracing::warn!(bundle = %id, "the audit log has no record of this bundle's sealing (a crash in between); recording it now");
+            self.record(Entry::BundleSealed {
+                bundle_id: d.id,
+                peer: d.peer.clone(),
+                case_ref: d.case_ref.clone(),
+                envelope_sha256: d.envelope_sha256,
+                payload_sha256: d.payload_sha256,
+                size: d.size,
+            });
+            recorded = true;
+        }
+        if !holds(&ex, &needle) {
             tracing::warn!(bundle = %id, "the audit log has no record of this receipt (a crash in between); recording it now");
             self.record(self.receipt_entry(id, &d.peer)?);
+            recorded = true;
+        }
+        if recorded {
             ex = excerpt(audit)?;
         }
         let ex = ex.ok_or_else(|| {
@@ -460,6 +482,8 @@ impl Evidence {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
         let mut retry_at: Option<tokio::time::Instant> = None;
+        // Failed rounds in a row: the retry backs off (30 s doubling to 1 h).
+        let mut attempts: u32 = 0;
         loop {
             let retry = async {
                 match retry_at {
@@ -492,7 +516,7 @@ impl Evidence {
                         false
                     }
                     Ok(Err(e)) => {
-                        tracing::error!(bundle = %id, error = %e, retry_in = ?PROOF_RETRY, "cannot make the proof of delivery; retrying");
+                        tracing::error!(bundle = %id, error = %e, "cannot make the proof of delivery; retrying later");
                         true
                     }
                     Err(e) => {
@@ -507,7 +531,13 @@ impl Evidence {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(id);
-                    retry_at = Some(tokio::time::Instant::now() + PROOF_RETRY);
+                    attempts += 1;
+                    retry_at = Some(
+                        tokio::time::Instant::now()
+                            + crate::retry::delay(attempts, PROOF_RETRY, PROOF_RETRY_CAP),
+                    );
+                } else {
+                    attempts = 0;
                 }
             }
         }
