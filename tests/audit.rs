@@ -167,7 +167,6 @@ fn every_kind_of_tampering_is_detected_and_the_first_bad_record_named() {
     let net = Net::new();
     let base = net.out("audit");
     let good = sample_log(&net, &base);
-    let ca = net.path().join("ca.pem");
     let court_key = signing_key(&net, FUTIAN);
     let committee = agency(COMMITTEE);
 
@@ -299,7 +298,6 @@ fn every_kind_of_tampering_is_detected_and_the_first_bad_record_named() {
     ]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(out.contains("NOT checked against an exchange CA"), "{out}");
-    let _ = ca;
 }
 
 fn base64_of(b: &[u8]) -> String {

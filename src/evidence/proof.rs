@@ -448,6 +448,15 @@ struct Checked {
 /// Inputs that would make a bad proof are refused with the error that
 /// verifying such a proof would give.
 pub fn build(parts: &ProofParts<'_>, trust: &ExchangeCa) -> Result<Vec<u8>, ProofError> {
+    build_with_page(parts, trust).map(|(bytes, _)| bytes)
+}
+
+/// [`build`], also returning the printable page it holds (`proof.html`), for
+/// whoever hands the page out beside the proof.
+pub fn build_with_page(
+    parts: &ProofParts<'_>,
+    trust: &ExchangeCa,
+) -> Result<(Vec<u8>, String), ProofError> {
     let receipt_json = B64
         .decode(&parts.receipt.receipt)
         .map_err(|e| ProofError::Receipt(format!("the stored receipt is not base64: {e}")))?;
@@ -509,7 +518,7 @@ pub fn build(parts: &ProofParts<'_>, trust: &ExchangeCa) -> Result<Vec<u8>, Proo
     }
     let bytes = zip.finish().map_err(write)?.into_inner();
     verify(&bytes, trust)?;
-    Ok(bytes)
+    Ok((bytes, html))
 }
 
 /// Verifies a proof of delivery with public keys alone: `trust` is the

@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -81,8 +81,8 @@ struct Inner {
     config: RwLock<Arc<Config>>,
     outbox: Outbox,
     audit: Audit,
-    share: RwLock<Option<Share>>,
-    health: RwLock<Option<crate::status::Health>>,
+    share: OnceLock<Share>,
+    health: OnceLock<crate::status::Health>,
     pending: Mutex<BTreeSet<BundleId>>,
     wake: tokio::sync::Notify,
     written: AtomicU64,
@@ -116,8 +116,8 @@ impl Evidence {
                 config: RwLock::new(config),
                 outbox,
                 audit,
-                share: RwLock::new(None),
-                health: RwLock::new(None),
+                share: OnceLock::new(),
+                health: OnceLock::new(),
                 pending: Mutex::new(BTreeSet::new()),
                 wake: tokio::sync::Notify::new(),
                 written: AtomicU64::new(0),
@@ -128,7 +128,7 @@ impl Evidence {
 
     /// Hands every new proof to `share` as well.
     pub fn sharing(self, share: Share) -> Self {
-        *self.inner.share.write().unwrap_or_else(|p| p.into_inner()) = Some(share);
+        let _ = self.inner.share.set(share);
         self
     }
 
@@ -150,28 +150,24 @@ impl Evidence {
         &self.inner.audit
     }
 
+    /// The bundles whose proofs are waiting to be made.
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeSet<BundleId>> {
+        self.inner.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Proofs written and failed attempts, for metrics.
     pub fn counts(&self) -> (u64, u64, usize) {
         (
             self.inner.written.load(Ordering::Relaxed),
             self.inner.failed.load(Ordering::Relaxed),
-            self.inner
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .len(),
+            self.pending().len(),
         )
     }
 
     /// Appends `entry`, logging a failure (the caller's work is done and
     /// durable; the log's own health shows the failure).
     pub fn record(&self, entry: Entry) {
-        let health = self
-            .inner
-            .health
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let health = self.inner.health.get();
         match self.inner.audit.append(entry) {
             Ok(_) => {
                 if let Some(h) = health {
@@ -192,13 +188,7 @@ impl Evidence {
     /// Sets the `audit` part from the log's own state (a failed fsync by
     /// any appender breaks it).
     fn report_health(&self) {
-        let health = self
-            .inner
-            .health
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(h) = health {
+        if let Some(h) = self.inner.health.get() {
             let broken = self.inner.audit.stats().broken;
             h.set(
                 HEALTH_PART,
@@ -215,7 +205,7 @@ impl Evidence {
     /// Reports the audit log's health (part `audit`) into `health`.
     pub fn reporting_to(self, health: crate::status::Health) -> Self {
         health.set(HEALTH_PART, !self.inner.audit.stats().broken, "appending");
-        *self.inner.health.write().unwrap_or_else(|p| p.into_inner()) = Some(health);
+        let _ = self.inner.health.set(health);
         self
     }
 
@@ -273,11 +263,7 @@ impl Evidence {
         if kind != Kind::PreservationApplication {
             return;
         }
-        self.inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id);
+        self.pending().insert(id);
         self.inner.wake.notify_one();
     }
 
@@ -404,8 +390,8 @@ impl Evidence {
             made_at: Timestamp::now(),
             signer: key,
         };
-        let bytes =
-            proof::build(&parts, &config.trust).map_err(|e| EvidenceError::Proof(e.to_string()))?;
+        let (bytes, html) = proof::build_with_page(&parts, &config.trust)
+            .map_err(|e| EvidenceError::Proof(e.to_string()))?;
         let dir = proofs_dir(&config.node.data_dir);
         std::fs::create_dir_all(&dir)
             .map_err(io_err(format!("cannot create {}", dir.display())))?;
@@ -413,19 +399,8 @@ impl Evidence {
             .map_err(io_err(format!("cannot write {}", path.display())))?;
         self.inner.written.fetch_add(1, Ordering::Relaxed);
         tracing::info!(bundle = %id, case = %printable(d.case_ref.as_str()), proof = %path.display(), "proof of delivery written");
-        let share = self
-            .inner
-            .share
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if let Some(share) = share {
-            match proof::verify(&bytes, &config.trust) {
-                Ok(v) => share(id, &bytes, &super::render::render_html(&v.view)),
-                Err(e) => {
-                    tracing::error!(bundle = %id, error = %e, "the proof just written does not verify")
-                }
-            }
+        if let Some(share) = self.inner.share.get() {
+            share(id, &bytes, &html);
         }
         Ok(path)
     }
@@ -502,10 +477,7 @@ impl Evidence {
                 _ = self.inner.wake.notified() => {}
                 _ = retry => { retry_at = None; }
             }
-            let ids: Vec<BundleId> =
-                std::mem::take(&mut *self.inner.pending.lock().unwrap_or_else(|p| p.into_inner()))
-                    .into_iter()
-                    .collect();
+            let ids: Vec<BundleId> = std::mem::take(&mut *self.pending()).into_iter().collect();
             for id in ids {
                 let me = self.clone();
                 let r = tokio::task::spawn_blocking(move || me.make_proof(&id)).await;
@@ -526,11 +498,7 @@ impl Evidence {
                 };
                 if failed {
                     self.inner.failed.fetch_add(1, Ordering::Relaxed);
-                    self.inner
-                        .pending
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(id);
+                    self.pending().insert(id);
                     attempts += 1;
                     retry_at = Some(
                         tokio::time::Instant::now()
