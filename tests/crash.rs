@@ -643,7 +643,7 @@ fn both_nodes_killed_at_random_moments_deliver_notify_and_record_everything_exac
 
     // Every application in exactly one place; every valid one delivered
     // once, with the receipt both sides hold, and the same bytes.
-    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox.clone()).expect("outbox");
+    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
     let list = outbox.list().expect("list");
     let by_source: BTreeMap<String, _> = list
         .iter()
