@@ -437,21 +437,55 @@ fn both_nodes_killed_at_random_moments_deliver_notify_and_record_everything_exac
     // Let both finish: everything accepted is delivered, receipts back …
     let good = expected.values().filter(|g| **g).count();
     let cfg = net.config(COMMITTEE);
-    wait_until(
-        Duration::from_secs(180),
-        "every application delivered",
-        || {
-            if !intake.read_dir().is_ok_and(|mut d| d.next().is_none()) {
-                return false;
+    let state = || {
+        let receipts = names(&committee_data.join("outbox/receipts")).len();
+        let intake_left = names(&intake);
+        let downloads = names(&court_data.join(format!("downloads/{COMMITTEE}")));
+        // The court forgets a download once the bundle is no longer
+        // listed (at its next round, at most a long-poll later).
+        let done = intake_left.is_empty() && receipts == good && downloads.is_empty();
+        (
+            done,
+            format!(
+                "{receipts} receipts of {good}; intake {intake_left:?}; court downloads {downloads:?}; .work {:?}",
+                names(&committee_data.join("clerk/.work"))
+            ),
+        )
+    };
+    // The backlog of a long run takes a while: the wait fails only when
+    // nothing moves for two minutes.
+    let mut deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut last = String::new();
+    while !state().0 {
+        let (_, now) = state();
+        if now != last {
+            last = now;
+            deadline = std::time::Instant::now() + Duration::from_secs(120);
+        }
+        if std::time::Instant::now() > deadline {
+            let (_, now) = state();
+            let (_, list, _) = common::ctl(&net, COMMITTEE, &["list"]);
+            eprintln!("--- the committee's outbox ---\n{list}");
+            let all = format!("{}{}", logs.0, committee.stderr_text());
+            eprintln!("--- the committee's warnings and errors ---");
+            for l in all
+                .lines()
+                .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            {
+                eprintln!("{l}");
             }
-            let receipts = fs::read_dir(committee_data.join("outbox/receipts"))
-                .map(|d| d.flatten().count())
-                .unwrap_or(0);
-            // The court forgets a download once the bundle is no longer
-            // listed (at its next round, at most a long-poll later).
-            receipts == good && names(&court_data.join(format!("downloads/{COMMITTEE}"))).is_empty()
-        },
-    );
+            let all = format!("{}{}", logs.1, court.stderr_text());
+            eprintln!("--- the court's warnings and errors ---");
+            for l in all
+                .lines()
+                .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+            {
+                eprintln!("{l}");
+            }
+            panic!("timed out waiting for every application delivered: {now}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // … one last event for a bundle that had none, dropped with both nodes up …
     drop_events(&mut dropped, &applicants);
     // … every event taken by the court and recorded by the committee …
