@@ -324,3 +324,59 @@ async fn memory_stays_bounded_under_a_thousand_idle_connections_and_a_court_is_s
         "RSS grew from {before} KiB to {during} KiB under 1000 idle connections"
     );
 }
+
+/// CPU time (user + system) of a process so far, in clock ticks, from `/proc`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')').expect("stat") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+}
+
+/// An idle node sleeps: a committee watching its intake folder and a court
+/// watching its follow-up folder use next to no CPU once nothing happens —
+/// no scan wakes the next one (notify reports the scan's own opening of the
+/// folder, which once kept both nodes at 60% of a CPU for ever).
+#[test]
+fn an_idle_node_uses_next_to_no_cpu() {
+    let net = Net::new();
+    let cfg = net.config_path(FUTIAN);
+    let text = fs::read_to_string(&cfg).expect("config");
+    fs::write(&cfg, format!("{text}\n[followup]\nroot = \"followup\"\n")).expect("config");
+    let mut committee = common::node::start_with(&net, &[("SEALPOST_INTAKE__SCAN_INTERVAL", "1s")]);
+    let court = common::spawn_run(
+        &net,
+        FUTIAN,
+        &[("SEALPOST_FOLLOWUP__SCAN_INTERVAL", "1s")],
+        std::process::Stdio::null(),
+    );
+    let intake = net.agency(common::COMMITTEE).dir.join("data/clerk/intake");
+    let followup = net.agency(FUTIAN).dir.join("followup/drop");
+    common::wait_until(Duration::from_secs(20), "both folders watched", || {
+        intake.is_dir() && followup.is_dir()
+    });
+    // One application through, so that every part has run once.
+    common::node::drop_app(&net, "idle-check", "深劳人仲案〔2026〕77号");
+    common::node::wait_line(&committee, "ACCEPTED  idle-check");
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks_per_s = rustix::param::clock_ticks_per_second();
+    let (c0, k0) = (cpu_ticks(committee.child.id()), cpu_ticks(court.id()));
+    let window = Duration::from_secs(4);
+    std::thread::sleep(window);
+    let (c1, k1) = (cpu_ticks(committee.child.id()), cpu_ticks(court.id()));
+    let share = |ticks: u64| ticks as f64 / ticks_per_s as f64 / window.as_secs_f64();
+    eprintln!(
+        "idle CPU over {window:?}: committee {:.1}%, court {:.1}%",
+        share(c1 - c0) * 100.0,
+        share(k1 - k0) * 100.0
+    );
+    for (who, ticks) in [("committee", c1 - c0), ("court", k1 - k0)] {
+        assert!(
+            share(ticks) < 0.05,
+            "the idle {who} used {:.0}% of a CPU",
+            share(ticks) * 100.0
+        );
+    }
+    committee.child.stop();
+}

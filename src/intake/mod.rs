@@ -1341,6 +1341,10 @@ pub enum Wake {
 }
 
 /// Watches `intake/` (non-recursive) and forwards events as [`Wake`]s.
+///
+/// Access events are not forwarded: notify 8 watches `IN_OPEN` too, and every
+/// scan opens the folder, so a scan would wake the next one, for ever (a node
+/// found spinning at 60% of a CPU while idle).
 pub fn watch(
     dir: &Path,
     tx: std::sync::mpsc::Sender<Wake>,
@@ -1349,6 +1353,7 @@ pub fn watch(
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let wake = match res {
             Ok(ev) if ev.need_rescan() => Wake::Rescan,
+            Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => return,
             Ok(_) => Wake::Changed,
             Err(_) => Wake::Rescan,
         };
