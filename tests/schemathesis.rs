@@ -658,3 +658,50 @@ fn schemathesis_finds_nothing_against_the_running_node() {
     );
     assert_eq!(status, 200);
 }
+
+/// Found by this run (an `SSLEOFError` on `POST /v1/cases/{case}/events` in
+/// the coverage phase), reproduced here with `requests`, the HTTP client
+/// schemathesis uses: when the node answers before reading the body (`403`,
+/// `404`, `413`, as documented), it closes the connection with the rest of
+/// the body unread, the kernel resets it, and a client still sending a body
+/// of 100 KB or more often sees the connection reset instead of the answer.
+/// A court whose sender resends after a lost connection (as `postEvent`
+/// advises) would resend an event to a wrong case for ever. The fix (drain a
+/// bounded remainder of the body after an early answer, or say in the
+/// document that such answers may be lost) is not done yet: this test is
+/// ignored until then, so as not to make the suite flaky.
+#[test]
+#[ignore = "open defect: early answers are lost when the request body is not read (see above)"]
+fn an_early_answer_reaches_a_client_still_sending_its_body() {
+    require_tools(&["python3"]);
+    let net = Net::new();
+    let node = start(&net);
+    let dir = &net.agency(FUTIAN).dir;
+    let port = node.addr.rsplit(':').next().expect("port");
+    let script = format!(
+        r#"
+import requests
+base = "https://localhost:{port}"
+kw = dict(cert=("{cert}", "{key}"), verify="{ca}")
+lost = []
+for size in [100_000, 1_000_000, 3_000_000]:
+    for path in ["/v1/cases/%2F/events", "/v1/bundles/aaaaaaaaaaaaaaaaaaaaaaaaaa/receipt", "/v1/bundles", "/v1/applications"]:
+        for _ in range(3):
+            try:
+                requests.post(base + path, data=b"x" * size, **kw)
+            except requests.exceptions.ConnectionError as e:
+                lost.append(f"{{size}} {{path}}: {{type(e).__name__}}")
+print("\n".join(lost))
+"#,
+        cert = dir.join("tls.pem").display(),
+        key = dir.join("tls.key").display(),
+        ca = net.path().join("ca.pem").display()
+    );
+    let o = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lost = String::from_utf8_lossy(&o.stdout);
+    assert!(lost.trim().is_empty(), "answers lost:\n{lost}");
+}
