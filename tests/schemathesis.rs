@@ -560,6 +560,8 @@ fn schemathesis_finds_nothing_against_the_running_node() {
         .arg("--report-dir")
         .arg(&reports)
         .args(["--no-color"])
+        // Its working files (`.schemathesis/`) go to the test's folder.
+        .current_dir(net.path())
         .env("SCHEMATHESIS_HOOKS", "hooks")
         .env("PYTHONPATH", root().join("tests/schemathesis"));
     eprintln!("running {cmd:?}");
