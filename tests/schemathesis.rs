@@ -723,7 +723,11 @@ fn an_early_answer_reaches_a_client_still_sending_its_body() {
     let lost = list("lost");
     assert!(lost.is_empty(), "answers lost:\n{}", lost.join("\n"));
     let wrong = list("wrong");
-    assert!(wrong.is_empty(), "unexpected answers:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "unexpected answers:\n{}",
+        wrong.join("\n")
+    );
     // 2 TLS versions x 3 sizes x 6 requests per round.
     assert_eq!(out["answered"], json!(36 * rounds));
     assert_eq!(

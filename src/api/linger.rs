@@ -100,7 +100,10 @@ mod tests {
     async fn a_client_that_finishes_sending_and_closes_is_closed_cleanly() {
         let (mut client, server) = tokio::io::duplex(64 * 1024);
         let sender = tokio::spawn(async move {
-            client.write_all(&vec![b'x'; 3_000_000]).await.expect("send");
+            client
+                .write_all(&vec![b'x'; 3_000_000])
+                .await
+                .expect("send");
             client.shutdown().await.expect("close");
         });
         assert_eq!(
@@ -115,10 +118,7 @@ mod tests {
         let (client, server) = tokio::io::duplex(1024);
         drop(client);
         let started = Instant::now();
-        assert_eq!(
-            discard(server, deadline()).await,
-            (Ended::ClientClosed, 0)
-        );
+        assert_eq!(discard(server, deadline()).await, (Ended::ClientClosed, 0));
         assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
