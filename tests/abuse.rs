@@ -271,6 +271,71 @@ async fn a_revoked_court_loses_its_open_connections_and_a_removed_peer_too() {
     node.child.stop();
 }
 
+/// An early answer is followed by a lingering close (`src/api/linger.rs`):
+/// the connection keeps its place in the peer's budget while it lingers, and
+/// a client that goes on sending for ever is cut off when the linger's time
+/// (5 s) is up, its place then freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lingering_connection_stays_in_its_peers_budget_and_is_cut_off_in_time() {
+    let net = Net::new();
+    let mut node = start_with(&net, &[("SEALPOST_SERVER__MAX_CONNECTIONS_PER_PEER", "1")]);
+    let port = port_of(&node);
+
+    // A push by a court: `403` from the head alone, while the client goes on
+    // sending its (declared 100 MB) body, a KiB every 100 ms, for ever.
+    let stream = tls(&net, FUTIAN, port).await;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    wr.write_all(
+        b"POST /v1/bundles HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000\r\n\r\n",
+    )
+    .await
+    .expect("head");
+    let sender = tokio::spawn(async move {
+        let chunk = [b'x'; 1024];
+        loop {
+            if wr.write_all(&chunk).await.is_err() || wr.flush().await.is_err() {
+                return Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let _ = rd.read_to_end(&mut answer).await;
+    })
+    .await
+    .expect("the answer did not end");
+    let answered = Instant::now();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 403") && answer.contains("push-not-allowed"),
+        "{answer}"
+    );
+
+    // Lingering, the connection still holds Futian's one place.
+    let (mut other, _task) = connection(&net, FUTIAN, port).await;
+    assert_eq!(
+        get(&mut other, "/v1/bundles").await.expect("answer").0,
+        503,
+        "a lingering connection was not counted in its peer's budget"
+    );
+    assert!(!sender.is_finished(), "the linger ended at once");
+
+    // The sender is cut off when the linger's 5 s are up ...
+    let cut = tokio::time::timeout(Duration::from_secs(15), sender)
+        .await
+        .expect("a client sending for ever was never cut off")
+        .expect("task");
+    let lingered = cut.duration_since(answered);
+    eprintln!("a client sending for ever was cut off {lingered:?} after the answer");
+    assert!(lingered < Duration::from_secs(8), "lingered {lingered:?}");
+    // ... and the place is free again.
+    let (mut again, _task) = connection(&net, FUTIAN, port).await;
+    assert_eq!(get(&mut again, "/v1/bundles").await.expect("answer").0, 200);
+    node.child.stop();
+}
+
 /// The daemon's resident memory, from `/proc`.
 fn rss_kib(pid: u32) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
