@@ -1245,12 +1245,21 @@ impl Intake {
                 })?;
         }
         if self.outbox.get(&id)?.is_none() {
-            self.audit(crate::audit::Entry::ApplicationAccepted {
-                bundle_id: id,
-                case_ref: app.case_number.clone(),
-                court: app.court.clone(),
-                item_sha256: crate::types::Sha256::of(name.as_bytes()),
-            });
+            // The acceptance is evidence: durable before anything is queued.
+            // If the log refuses it (a failed write or sync), the item stays
+            // claimed and is tried again; nothing is acknowledged meanwhile.
+            if let Some(a) = &self.audit {
+                a.append(crate::audit::Entry::ApplicationAccepted {
+                    bundle_id: id,
+                    case_ref: app.case_number.clone(),
+                    court: app.court.clone(),
+                    item_sha256: crate::types::Sha256::of(name.as_bytes()),
+                })
+                .map_err(|e| IntakeError::Io {
+                    context: "cannot record the acceptance in the audit log".into(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+            }
             let (envelope, bytes, size) = if bundle.exists() {
                 // Published by an earlier run, after its own unchanged-check.
                 crate::bundle::inspect(&bundle).map_err(|e| IntakeError::Io {
