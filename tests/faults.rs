@@ -69,7 +69,13 @@ impl Faulty {
     fn metric(&self, series: &str) -> f64 {
         let (_, text) = self.http("/metrics");
         text.lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
     }
 }
@@ -164,13 +170,20 @@ fn a_failing_fdatasync_holds_applications_degrades_readyz_and_the_node_recovers_
     let listed = listed_for(&net, &f.node, FUTIAN);
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
     // Not ready, naming the audit log; the failures counted; no panic.
-    wait_until(Duration::from_secs(10), "/readyz to say not ready", || {
-        f.http("/readyz").0 == 503
-    });
+    wait_until(
+        Duration::from_secs(10),
+        "/readyz to name the audit log",
+        || {
+            let (status, body) = f.http("/readyz");
+            status == 503 && json(body.as_bytes())["parts"]["audit"]["ok"] == false
+        },
+    );
     let (status, body) = f.http("/readyz");
     assert_eq!(status, 503, "{body}");
     let ready = json(body.as_bytes());
     assert_eq!(ready["parts"]["audit"]["ok"], false, "{body}");
+    assert_eq!(ready["parts"]["intake"]["ok"], false, "{body}");
+    assert_eq!(f.metric("sealpost_part_ok{part=\"audit\"}"), 0.0);
     assert!(
         f.metric("sealpost_audit_append_failures_total") >= 3.0,
         "the failures are not counted"
@@ -207,7 +220,9 @@ fn a_failing_fdatasync_holds_applications_degrades_readyz_and_the_node_recovers_
     let cut: Vec<_> = recs.iter().filter(|r| r["kind"] == "sync-failed").collect();
     assert!(!cut.is_empty(), "no sync-failed record");
     assert!(
-        cut[0]["error"].as_str().is_some_and(|e| e.contains("fdatasync")),
+        cut[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("fdatasync")),
         "{}",
         cut[0]
     );
@@ -231,4 +246,151 @@ fn wait_none_listed_but(net: &Net, node: &Node, n: usize) {
             .as_array()
             .is_some_and(|a| a.len() == n)
     });
+}
+
+#[test]
+fn a_failing_fsync_holds_applications_and_every_store_recovers_when_it_clears() {
+    let net = Net::new();
+    let mut f = start_faulty(&net, &[]);
+    let data = net.agency(COMMITTEE).dir.join("data");
+    let mut seen = Vec::new();
+    drop_app(&net, "before", "深劳人仲案〔2026〕7101号");
+    wait_line(&f.node, "ACCEPTED  before");
+
+    // Every fsync fails with EIO: bundle files, directories, the outbox's
+    // store, case files, notes.
+    f.fiu("enable name=posix/io/sync/fsync,failinfo=5");
+    let held = ["fs-0", "fs-1"];
+    for (i, name) in held.iter().enumerate() {
+        drop_app(&net, name, &format!("深劳人仲案〔2026〕{}号", 7110 + i));
+    }
+    wait_until(
+        Duration::from_secs(30),
+        "each held application to fail",
+        || {
+            let log = f.log();
+            held.iter().all(|n| {
+                log.lines().any(|l| {
+                    (l.contains("processing failed") || l.contains("cannot take this item"))
+                        && l.contains(&format!("item={n}"))
+                })
+            })
+        },
+    );
+    // Not ready, naming intake and why; the part's metric says so too.
+    wait_until(Duration::from_secs(10), "/readyz to name intake", || {
+        let (status, body) = f.http("/readyz");
+        status == 503 && json(body.as_bytes())["parts"]["intake"]["ok"] == false
+    });
+    let (_, body) = f.http("/readyz");
+    let intake = &json(body.as_bytes())["parts"]["intake"]["detail"];
+    assert!(
+        intake
+            .as_str()
+            .is_some_and(|d| d.contains("Input/output error")),
+        "{body}"
+    );
+    assert_eq!(f.metric("sealpost_part_ok{part=\"intake\"}"), 0.0);
+    // Nothing acknowledged, nothing queued; the court still polls the rest.
+    accepted_lines(&f.node, &mut seen);
+    assert!(seen.is_empty(), "acknowledged under the fault: {seen:?}");
+    assert_eq!(
+        listed_for(&net, &f.node, FUTIAN).as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_no_panic(&f.log());
+
+    f.fiu("disable name=posix/io/sync/fsync");
+    wait_until(
+        Duration::from_secs(120),
+        "the held applications to be accepted",
+        || {
+            accepted_lines(&f.node, &mut seen);
+            seen.len() >= held.len()
+        },
+    );
+    wait_until(Duration::from_secs(30), "/readyz to be ready again", || {
+        f.http("/readyz").0 == 200
+    });
+    wait_none_listed_but(&net, &f.node, 3);
+    let mut names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, held);
+    assert_no_panic(&f.log());
+    f.node.child.stop();
+    let (code, report) = audit_verify(&net, &data);
+    assert_eq!(code, Some(0), "{report}");
+}
+
+#[test]
+fn random_sync_errors_lose_and_duplicate_nothing_once_they_clear() {
+    let net = Net::new();
+    let mut f = start_faulty(&net, &[]);
+    let data = net.agency(COMMITTEE).dir.join("data");
+    // A third of the syncs fail (EIO), at random, while eight applications
+    // are dropped: whatever step each failure hits
+    // (claim, seal, bundle file, outbox, case file, audit log, notes), the
+    // item is either taken whole later or not yet.
+    let points = [
+        ("posix/io/sync/fsync", "0.3"),
+        ("posix/io/sync/fdatasync", "0.3"),
+    ];
+    for (name, p) in points {
+        f.fiu(&format!(
+            "enable_random name={name},probability={p},failinfo=5"
+        ));
+    }
+    let names: Vec<String> = (0..8).map(|i| format!("rnd-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        drop_app(&net, name, &format!("深劳人仲案〔2026〕{}号", 7200 + i));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    for (name, _) in points {
+        f.fiu(&format!("disable name={name}"));
+    }
+    // Each is accepted once (its clerk's note, and one bundle for the court).
+    let clerk = data.join("clerk");
+    wait_until(
+        Duration::from_secs(180),
+        "every application to be accepted",
+        || {
+            names
+                .iter()
+                .all(|n| clerk.join(format!("accepted/{n}.txt")).is_file())
+        },
+    );
+    wait_until(Duration::from_secs(60), "/readyz to be ready again", || {
+        f.http("/readyz").0 == 200
+    });
+    let listed = listed_for(&net, &f.node, FUTIAN);
+    let ids: Vec<&str> = listed
+        .as_array()
+        .expect("bundles")
+        .iter()
+        .map(|b| b["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids.len(), names.len(), "{listed}");
+    assert!(common::listing(&clerk.join("intake")).is_empty());
+    assert_no_panic(&f.log());
+    f.node.child.stop();
+
+    // Nothing corrupted: every bundle verifies, the chain verifies and holds
+    // one acceptance per bundle.
+    let court = net.config(FUTIAN);
+    let verifier = sealpost::bundle::Verifier::for_node(&court);
+    for id in &ids {
+        verifier
+            .verify(&data.join(format!("outbox/bundles/{id}.sealpost")))
+            .unwrap_or_else(|e| panic!("bundle {id}: {e}"));
+    }
+    let (code, report) = audit_verify(&net, &data);
+    assert_eq!(code, Some(0), "{report}");
+    let recs = records(&data);
+    for id in &ids {
+        let n = recs
+            .iter()
+            .filter(|r| r["kind"] == "application-accepted" && r["bundle_id"] == *id)
+            .count();
+        assert_eq!(n, 1, "{id} accepted {n} times in the audit log");
+    }
 }
