@@ -394,3 +394,98 @@ fn random_sync_errors_lose_and_duplicate_nothing_once_they_clear() {
         assert_eq!(n, 1, "{id} accepted {n} times in the audit log");
     }
 }
+
+#[test]
+fn certificates_and_a_crl_that_expire_while_the_node_runs_are_refused_named_and_alarmed() {
+    let net = Net::new();
+    // Valid for a few more seconds by the clock they are made with: the
+    // court's TLS certificate, the committee's signing certificate and the
+    // committee's CRL.
+    let made = time::OffsetDateTime::now_utc();
+    let until = made + time::Duration::seconds(4);
+    let court = net.agency(FUTIAN).dir.clone();
+    let (pem, key) = net
+        .ca
+        .tls_cert_valid(FUTIAN, made - time::Duration::days(1), until);
+    fs::write(court.join("tls.pem"), pem).expect("write");
+    fs::write(court.join("tls.key"), key).expect("write");
+    let committee = net.agency(COMMITTEE).dir.clone();
+    let (pem, key) = net
+        .ca
+        .signing_cert(COMMITTEE, made - time::Duration::days(1), until);
+    fs::write(committee.join("sign.pem"), pem).expect("write");
+    fs::write(committee.join("sign.key"), key).expect("write");
+    let crl = with_empty_crl(&net);
+    fs::write(&crl, net.ca.crl_until(&[], until)).expect("crl");
+
+    let mut f = start_faulty(&net, &[]);
+    let (status, _) = curl(&net, &f.node, FUTIAN, "/v1/bundles", &[]);
+    assert_eq!(status, 200, "in date: served");
+    assert_eq!(f.http("/readyz").0, 200);
+    let until_unix = until.unix_timestamp() as f64;
+    assert_eq!(
+        f.metric("sealpost_certificate_expiry_timestamp_seconds{certificate=\"signing\"}"),
+        until_unix
+    );
+
+    let past = sealpost::types::Timestamp::from_unix(until.unix_timestamp() + 1).expect("time");
+    wait_until(
+        Duration::from_secs(20),
+        "the certificates to expire",
+        || sealpost::types::Timestamp::now() > past,
+    );
+    // The court's expired certificate is refused at the handshake, and the
+    // node's log says it was expired and since when.
+    let (status, _) = curl(&net, &f.node, FUTIAN, "/v1/bundles", &[]);
+    assert_eq!(status, 0, "an expired client certificate was served");
+    wait_until(Duration::from_secs(10), "the refusal to be logged", || {
+        f.log().lines().any(|l| {
+            l.contains("a client certificate was refused")
+                && l.contains(&format!("agency={FUTIAN}"))
+                && l.contains(&format!("not_after={}", until_ts(until)))
+                && l.contains("certificate expired")
+        })
+    });
+    // The node's own signing certificate and its CRL: not ready (the
+    // periodic check, within 30 s), naming each and when.
+    // A reload is refused while this node's own certificate is out of date,
+    // saying which and when.
+    f.node.child.signal("HUP");
+    wait_until(Duration::from_secs(10), "the reload to be refused", || {
+        f.log().lines().any(|l| {
+            l.contains("reload refused")
+                && l.contains("the signing certificate is not valid at")
+                && l.contains(&until_ts(until).to_string())
+        })
+    });
+    wait_until(Duration::from_secs(45), "/readyz to name them", || {
+        let (status, body) = f.http("/readyz");
+        let v = json(body.as_bytes());
+        status == 503
+            && v["parts"]["certificates"]["ok"] == false
+            && v["parts"]["crls"]["ok"] == false
+    });
+    let (_, body) = f.http("/readyz");
+    let v = json(body.as_bytes());
+    let certs = v["parts"]["certificates"]["detail"]
+        .as_str()
+        .expect("detail");
+    assert!(
+        certs.contains("the signing certificate expired on"),
+        "{certs}"
+    );
+    let crls = v["parts"]["crls"]["detail"].as_str().expect("detail");
+    assert!(crls.contains("past its nextUpdate"), "{crls}");
+    assert_eq!(f.metric("sealpost_part_ok{part=\"certificates\"}"), 0.0);
+    assert_eq!(f.metric("sealpost_part_ok{part=\"crls\"}"), 0.0);
+    assert!(
+        f.metric("sealpost_certificate_expiry_timestamp_seconds{certificate=\"signing\"}")
+            < sealpost::types::Timestamp::now().unix() as f64
+    );
+    assert_no_panic(&f.log());
+}
+
+/// `at` as the node writes times.
+fn until_ts(at: time::OffsetDateTime) -> sealpost::types::Timestamp {
+    sealpost::types::Timestamp::from_unix(at.unix_timestamp()).expect("time")
+}
