@@ -918,3 +918,75 @@ fn a_committee_killed_around_the_send_never_loses_a_notification_and_duplicates_
         started.elapsed().as_secs_f64()
     );
 }
+
+/// The relay unreachable for a while, then back (issue 11), through the real
+/// daemons: the applicant's e-mails about the delivery and a follow-up event
+/// wait, retried with backoff (one log line per attempt, no hot loop), and
+/// reach the relay exactly once each when it is back.
+#[test]
+fn the_relay_down_for_a_while_then_back_gets_each_e_mail_exactly_once() {
+    let mut x = exchange();
+    x.smtp.stop();
+    let mut committee = start_committee(&x);
+    let mut court = start_court(&x);
+    let (bundle, _) = deliver(&x, &committee);
+    let event = drop_event(
+        &x.followup,
+        "received",
+        &format!("case_number = \"{CASE}\"\nkind = \"received\"\n"),
+        &[],
+    );
+    let keys = [format!("delivered/{bundle}"), format!("event/{event}")];
+    // Both retried while the relay is down: at least three attempts each
+    // (100 ms, 200 ms, 400 ms … capped at 1 s), and never a flood.
+    let retries = || {
+        committee
+            .child
+            .stderr_text()
+            .lines()
+            .filter(|l| l.contains("notification not sent; will retry"))
+            .count()
+    };
+    wait_until(
+        WAIT,
+        "notifications retried while the relay is down",
+        || retries() >= 6,
+    );
+    // Then, once the backoff has reached its 1 s cap, about one attempt a
+    // second per notice.
+    std::thread::sleep(Duration::from_secs(2));
+    let (r0, t0) = (retries(), Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let per_second = (retries() - r0) as f64 / t0.elapsed().as_secs_f64();
+    assert!(
+        x.smtp.messages().is_empty(),
+        "nothing reached a stopped relay"
+    );
+    x.smtp.restart();
+    for k in &keys {
+        the_message(&x.smtp, &mid(k), &format!("the e-mail about {k}"));
+    }
+    // Recorded sent on the case's timeline; then nothing more is sent.
+    wait_until(WAIT, "both recorded sent", || {
+        let s = steps(&ctl_view(&x.net));
+        keys.iter().all(|k| count(&s, "notification-sent", k) == 1)
+    });
+    let before = retries();
+    court.stop();
+    committee.child.stop();
+    for k in &keys {
+        assert_eq!(
+            with_id(&x.smtp, &mid(k)).len(),
+            1,
+            "{k}: exactly one e-mail"
+        );
+    }
+    assert_eq!(x.smtp.messages().len(), 2, "no other e-mail");
+    eprintln!(
+        "relay down: {before} retries logged in all ({per_second:.1}/s for two notices at the 1 s cap); each e-mail delivered once when it came back"
+    );
+    assert!(
+        per_second <= 2.0 * 1.25 + 0.5,
+        "{per_second:.1} retries a second for two notices: not backing off"
+    );
+}

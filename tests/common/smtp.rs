@@ -52,8 +52,17 @@ pub struct Pki {
     pub key: PathBuf,
 }
 
-/// A test CA and a server certificate for 127.0.0.1, made now.
+/// A test CA and a server certificate for 127.0.0.1, made now — or those
+/// made before in `dir` (a restarted relay keeps its certificate).
 pub fn pki(dir: &Path) -> Pki {
+    let out = Pki {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    };
+    if out.ca.is_file() && out.cert.is_file() && out.key.is_file() {
+        return out;
+    }
     let ca_key = KeyPair::generate().expect("key");
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
     let mut dn = DistinguishedName::new();
@@ -67,11 +76,6 @@ pub fn pki(dir: &Path) -> Pki {
     p.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().expect("ip"))];
     let issuer = Issuer::from_params(&ca, &ca_key);
     let cert = p.signed_by(&key, &issuer).expect("cert");
-    let out = Pki {
-        ca: dir.join("ca.pem"),
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    };
     fs::write(&out.ca, ca_cert.pem()).expect("write");
     fs::write(&out.cert, cert.pem()).expect("write");
     fs::write(&out.key, key.serialize_pem()).expect("write");
@@ -89,6 +93,10 @@ pub struct Smtp {
     pub log: PathBuf,
     /// The control file (fault modes).
     pub control: PathBuf,
+    /// How it was started (for [`Smtp::restart`]).
+    dir: PathBuf,
+    mode: Mode,
+    auth: bool,
 }
 
 impl Drop for Smtp {
@@ -151,6 +159,9 @@ impl Smtp {
             port: 0,
             log,
             control,
+            dir: dir.to_owned(),
+            mode,
+            auth,
         };
         let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
         server.port = first
@@ -161,6 +172,20 @@ impl Smtp {
                 panic!("the SMTP server did not start: {first:?} {err}")
             });
         server
+    }
+
+    /// Stops the relay: its port refuses connections until [`Smtp::restart`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the relay again on the same port, with the same certificate,
+    /// appending to the same log.
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port;
+        *self = Smtp::start(&self.dir.clone(), self.mode, self.auth, port);
     }
 
     /// Replaces the fault modes (read again for every message).
