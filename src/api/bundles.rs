@@ -64,39 +64,52 @@ fn saturating_digits(s: &str) -> Option<u64> {
     Some(s.parse::<u64>().unwrap_or(u64::MAX))
 }
 
-pub(super) async fn list(api: &Arc<Api>, peer: &AgencyId, query: &str) -> Response<ResBody> {
-    let bad = |what: &str| {
-        problem(
-            StatusCode::BAD_REQUEST,
-            "bad-query",
-            "Bad query",
-            what.to_owned(),
-        )
-    };
-    let after: u64 = match query_param(query, "after") {
-        None => 0,
-        Some(a) => match saturating_digits(&a) {
-            Some(n) if a.len() <= MAX_CURSOR_LEN => n,
-            _ => {
-                return bad(&format!(
-                    "after must be a cursor returned by a previous listing (at most {MAX_CURSOR_LEN} digits)"
-                ))
-            }
-        },
-    };
-    let limit = match query_param(query, "limit").map(|l| saturating_digits(&l)) {
-        None => 50,
-        Some(Some(n)) if (1..=500).contains(&n) => n as usize,
-        _ => return bad("limit must be a whole number from 1 to 500"),
-    };
-    let wait = match query_param(query, "wait") {
-        None => Duration::ZERO,
-        Some(w) => match saturating_digits(&w) {
-            // Longer waits are clamped, as documented.
-            Some(n) => Duration::from_secs(n).min(api.limits.max_wait),
-            None => return bad("wait must be a whole number of seconds"),
-        },
-    };
+/// What a listing asks for (`GET /v1/bundles?after=&limit=&wait=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListQuery {
+    /// The cursor: bundles queued after it.
+    pub after: u64,
+    /// At most this many, 1 to 500 (50 when not given).
+    pub limit: usize,
+    /// How long to wait for one when none is waiting, as asked (the handler
+    /// clamps it to the configured maximum).
+    pub wait: Duration,
+}
+
+impl ListQuery {
+    /// Reads a listing's query string; `Err` says what is wrong (`400 bad-query`).
+    pub fn parse(query: &str) -> Result<Self, String> {
+        let after: u64 = match query_param(query, "after") {
+            None => 0,
+            Some(a) => match saturating_digits(&a) {
+                Some(n) if a.len() <= MAX_CURSOR_LEN => n,
+                _ => {
+                    return Err(format!(
+                        "after must be a cursor returned by a previous listing (at most {MAX_CURSOR_LEN} digits)"
+                    ))
+                }
+            },
+        };
+        let limit = match query_param(query, "limit").map(|l| saturating_digits(&l)) {
+            None => 50,
+            Some(Some(n)) if (1..=500).contains(&n) => n as usize,
+            _ => return Err("limit must be a whole number from 1 to 500".into()),
+        };
+        let wait = match query_param(query, "wait") {
+            None => Duration::ZERO,
+            Some(w) => match saturating_digits(&w) {
+                Some(n) => Duration::from_secs(n),
+                None => return Err("wait must be a whole number of seconds".into()),
+            },
+        };
+        Ok(Self { after, limit, wait })
+    }
+}
+
+pub(super) async fn list(api: &Arc<Api>, peer: &AgencyId, query: ListQuery) -> Response<ResBody> {
+    let ListQuery { after, limit, wait } = query;
+    // Longer waits are clamped, as documented.
+    let wait = wait.min(api.limits.max_wait);
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         // Register for the wake-up before looking, so a bundle queued between

@@ -86,8 +86,10 @@ mod routes;
 mod uploads;
 
 use budget::{Busy, Pending, Registry, Ticket};
+pub use bundles::ListQuery;
 use problems::problem;
 pub use problems::PROBLEM_CODES;
+pub use routes::{resolve, Answer, Resolved};
 
 /// What request handlers need.
 #[derive(Debug)]

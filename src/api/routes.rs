@@ -6,17 +6,19 @@
 //! naming the methods in the table's order (GET and HEAD first, as
 //! `docs/openapi.yaml` says); any other path is `404 not-found`. A bundle id
 //! that is not well-formed is the same `404` as a bundle that does not exist.
+//! [`resolve`] makes all of these decisions (and parses the listing's query)
+//! without touching the node's state; the fuzz target `routes` drives it.
 
 use std::sync::{Arc, LazyLock};
 
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::bundles::{download, list, receipt};
-use super::problems::{not_found, problem};
+use super::bundles::{download, list, receipt, ListQuery};
+use super::problems::problem;
 use super::uploads::{push, submit};
 use super::{Api, ResBody};
-use crate::types::{printable, AgencyId, BundleId};
+use crate::types::{printable, AgencyId, BundleId, CaseRef};
 
 /// What serves a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,106 @@ fn route<'p>(method: &Method, path: &'p str) -> Routed<'p> {
     }
 }
 
+/// What routing makes of a request line, before any handler runs: the
+/// handler with its arguments parsed, or the answer routing gives itself.
+/// Pure (no node state), so that `fuzz/` drives the very code [`handle`]
+/// runs with arbitrary methods, paths and queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Resolved {
+    /// `GET /v1/bundles` with its query.
+    List(ListQuery),
+    /// `POST /v1/bundles`.
+    Push,
+    /// `POST /v1/applications`.
+    Submit,
+    /// `GET`/`HEAD /v1/bundles/{id}`.
+    Download(BundleId),
+    /// `POST /v1/bundles/{id}/receipt`.
+    Receipt(BundleId),
+    /// `GET /v1/cases/{case}`.
+    Case(CaseRef),
+    /// `POST /v1/cases/{case}/events`.
+    Events(CaseRef),
+    /// Answered by routing itself: a problem response.
+    Answer(Answer),
+}
+
+/// A problem response routing gives itself (`404`, `405`, `400`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The status.
+    pub status: StatusCode,
+    /// The problem's code.
+    pub code: &'static str,
+    /// Its title.
+    pub title: &'static str,
+    /// Its detail.
+    pub detail: String,
+    /// For `405`: the `Allow` header's value.
+    pub allow: Option<String>,
+}
+
+impl Answer {
+    fn not_found(detail: String) -> Resolved {
+        Resolved::Answer(Answer {
+            status: StatusCode::NOT_FOUND,
+            code: "not-found",
+            title: "Not found",
+            detail,
+            allow: None,
+        })
+    }
+
+    fn into_response(self) -> Response<ResBody> {
+        let mut r = problem(self.status, self.code, self.title, self.detail);
+        if let Some(v) = self
+            .allow
+            .and_then(|a| header::HeaderValue::from_str(&a).ok())
+        {
+            r.headers_mut().insert(header::ALLOW, v);
+        }
+        r
+    }
+}
+
+/// Routes `method` on `path` (with the request's `query`, `""` if none).
+pub fn resolve(method: &Method, path: &str, query: &str) -> Resolved {
+    let id = |id: Option<&str>| id.and_then(|s| s.parse::<BundleId>().ok());
+    let no_bundle = || Answer::not_found("no such bundle for this peer".into());
+    let no_case = || Answer::not_found("no such case for this peer".into());
+    match route(method, path) {
+        Routed::To(Handler::List, _) => match ListQuery::parse(query) {
+            Ok(q) => Resolved::List(q),
+            Err(detail) => Resolved::Answer(Answer {
+                status: StatusCode::BAD_REQUEST,
+                code: "bad-query",
+                title: "Bad query",
+                detail,
+                allow: None,
+            }),
+        },
+        Routed::To(Handler::Push, _) => Resolved::Push,
+        Routed::To(Handler::Submit, _) => Resolved::Submit,
+        Routed::To(Handler::Download, raw) => id(raw).map_or_else(no_bundle, Resolved::Download),
+        Routed::To(Handler::Receipt, raw) => id(raw).map_or_else(no_bundle, Resolved::Receipt),
+        Routed::To(Handler::Case, raw) => {
+            super::cases::case_of(raw).map_or_else(no_case, Resolved::Case)
+        }
+        Routed::To(Handler::Events, raw) => {
+            super::cases::case_of(raw).map_or_else(no_case, Resolved::Events)
+        }
+        Routed::MethodNotAllowed(allow) => Resolved::Answer(Answer {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "method-not-allowed",
+            title: "Method not allowed",
+            detail: format!("{method} is not allowed on {path}; allowed: {allow}"),
+            allow: Some(allow),
+        }),
+        Routed::NoEndpoint => Answer::not_found(format!("no endpoint {path}")),
+    }
+}
+
 /// Serves one request of `peer`'s connection and logs it.
 pub(super) async fn handle(
     api: &Arc<Api>,
@@ -105,50 +207,18 @@ pub(super) async fn handle(
 ) -> Response<ResBody> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let id = |id: Option<&str>| id.and_then(|s| s.parse::<BundleId>().ok());
-    let resp = match route(&method, &path) {
-        Routed::To(Handler::List, _) => list(api, peer, req.uri().query().unwrap_or("")).await,
-        Routed::To(Handler::Push, _) => push(api, peer, req).await,
-        Routed::To(Handler::Submit, _) => submit(api, peer, req).await,
-        Routed::To(Handler::Download, raw) => match id(raw) {
-            Some(id) => download(api, peer, id, &req).await,
-            None => not_found(),
-        },
-        Routed::To(Handler::Case, raw) => match super::cases::case_of(raw) {
-            Some(case) => super::cases::get(api, peer, case).await,
-            None => super::cases::no_case(),
-        },
-        Routed::To(Handler::Events, raw) => match super::cases::case_of(raw) {
-            Some(case) => super::cases::post_event(api, peer, case, req).await,
-            None => super::cases::no_case(),
-        },
-        Routed::To(Handler::Receipt, raw) => match id(raw) {
-            Some(id) => receipt(api, peer, id, req).await,
-            None => not_found(),
-        },
-        Routed::MethodNotAllowed(allow) => method_not_allowed(&method, &path, &allow),
-        Routed::NoEndpoint => problem(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            format!("no endpoint {path}"),
-        ),
+    let resp = match resolve(&method, &path, req.uri().query().unwrap_or("")) {
+        Resolved::List(q) => list(api, peer, q).await,
+        Resolved::Push => push(api, peer, req).await,
+        Resolved::Submit => submit(api, peer, req).await,
+        Resolved::Download(id) => download(api, peer, id, &req).await,
+        Resolved::Receipt(id) => receipt(api, peer, id, req).await,
+        Resolved::Case(case) => super::cases::get(api, peer, case).await,
+        Resolved::Events(case) => super::cases::post_event(api, peer, case, req).await,
+        Resolved::Answer(a) => a.into_response(),
     };
     tracing::info!(%peer, %method, path = %printable(&path), status = resp.status().as_u16(), "request");
     resp
-}
-
-fn method_not_allowed(method: &Method, path: &str, allow: &str) -> Response<ResBody> {
-    let mut r = problem(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
-        format!("{method} is not allowed on {path}; allowed: {allow}"),
-    );
-    if let Ok(v) = header::HeaderValue::from_str(allow) {
-        r.headers_mut().insert(header::ALLOW, v);
-    }
-    r
 }
 
 #[cfg(test)]

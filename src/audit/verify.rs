@@ -101,12 +101,25 @@ struct Full {
     value: serde_json::Value,
 }
 
+/// The largest `seq` a record may have: one less than `u64::MAX`, so that
+/// the record after any record has a number (a log never comes near it).
+const MAX_SEQ: u64 = u64::MAX - 1;
+
+fn check_seq(seq: u64) -> Result<u64, String> {
+    if (1..=MAX_SEQ).contains(&seq) {
+        Ok(seq)
+    } else {
+        Err(format!("seq {seq} is out of range (1 to {MAX_SEQ})"))
+    }
+}
+
 fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| format!("not a JSON record: {e}"))?;
     if value.get("redacted").is_some() {
         let r: Redacted =
             serde_json::from_value(value).map_err(|e| format!("not a redacted record: {e}"))?;
+        check_seq(r.seq)?;
         return Ok(Parsed {
             seq: r.seq,
             prev: r.prev,
@@ -116,6 +129,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     }
     let head: Head =
         serde_json::from_value(value.clone()).map_err(|e| format!("not an audit record: {e}"))?;
+    check_seq(head.seq)?;
     Ok(Parsed {
         seq: head.seq,
         prev: head.prev,
@@ -489,7 +503,7 @@ fn check_checkpoint(full: &Full, trust: Option<&ExchangeCa>) -> Result<(), (&'st
     let cp: CheckpointFields =
         serde_json::from_value(full.value.clone()).map_err(|e| bad(format!("malformed: {e}")))?;
     let h = &full.head;
-    if cp.head_seq + 1 != h.seq || cp.head != h.prev {
+    if cp.head_seq.checked_add(1) != Some(h.seq) || cp.head != h.prev {
         return Err(bad(format!(
             "it signs record {} with hash {}, not the record before it",
             cp.head_seq, cp.head
