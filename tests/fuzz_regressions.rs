@@ -140,7 +140,7 @@ fn write_fuzz_seeds() {
         let (envelope, envelope_bytes, _) = sealpost::bundle::inspect(&p).expect("ok vector");
         let receipt = sealpost::receipt::Receipt {
             format: sealpost::receipt::RECEIPT_FORMAT.into(),
-            bundle_id: envelope.id.clone(),
+            bundle_id: envelope.id,
             sender: envelope.sender.clone(),
             receiver: envelope.recipient.clone(),
             envelope_sha256: sealpost::types::Sha256::of(&envelope_bytes),
