@@ -271,6 +271,71 @@ async fn a_revoked_court_loses_its_open_connections_and_a_removed_peer_too() {
     node.child.stop();
 }
 
+/// An early answer is followed by a lingering close (`src/api/linger.rs`):
+/// the connection keeps its place in the peer's budget while it lingers, and
+/// a client that goes on sending for ever is cut off when the linger's time
+/// (5 s) is up, its place then freed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lingering_connection_stays_in_its_peers_budget_and_is_cut_off_in_time() {
+    let net = Net::new();
+    let mut node = start_with(&net, &[("SEALPOST_SERVER__MAX_CONNECTIONS_PER_PEER", "1")]);
+    let port = port_of(&node);
+
+    // A push by a court: `403` from the head alone, while the client goes on
+    // sending its (declared 100 MB) body, a KiB every 100 ms, for ever.
+    let stream = tls(&net, FUTIAN, port).await;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    wr.write_all(
+        b"POST /v1/bundles HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000\r\n\r\n",
+    )
+    .await
+    .expect("head");
+    let sender = tokio::spawn(async move {
+        let chunk = [b'x'; 1024];
+        loop {
+            if wr.write_all(&chunk).await.is_err() || wr.flush().await.is_err() {
+                return Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let _ = rd.read_to_end(&mut answer).await;
+    })
+    .await
+    .expect("the answer did not end");
+    let answered = Instant::now();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 403") && answer.contains("push-not-allowed"),
+        "{answer}"
+    );
+
+    // Lingering, the connection still holds Futian's one place.
+    let (mut other, _task) = connection(&net, FUTIAN, port).await;
+    assert_eq!(
+        get(&mut other, "/v1/bundles").await.expect("answer").0,
+        503,
+        "a lingering connection was not counted in its peer's budget"
+    );
+    assert!(!sender.is_finished(), "the linger ended at once");
+
+    // The sender is cut off when the linger's 5 s are up ...
+    let cut = tokio::time::timeout(Duration::from_secs(15), sender)
+        .await
+        .expect("a client sending for ever was never cut off")
+        .expect("task");
+    let lingered = cut.duration_since(answered);
+    eprintln!("a client sending for ever was cut off {lingered:?} after the answer");
+    assert!(lingered < Duration::from_secs(8), "lingered {lingered:?}");
+    // ... and the place is free again.
+    let (mut again, _task) = connection(&net, FUTIAN, port).await;
+    assert_eq!(get(&mut again, "/v1/bundles").await.expect("answer").0, 200);
+    node.child.stop();
+}
+
 /// The daemon's resident memory, from `/proc`.
 fn rss_kib(pid: u32) -> u64 {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
@@ -323,4 +388,60 @@ async fn memory_stays_bounded_under_a_thousand_idle_connections_and_a_court_is_s
         during <= before + 16 * 1024,
         "RSS grew from {before} KiB to {during} KiB under 1000 idle connections"
     );
+}
+
+/// CPU time (user + system) of a process so far, in clock ticks, from `/proc`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')').expect("stat") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime")
+}
+
+/// An idle node sleeps: a committee watching its intake folder and a court
+/// watching its follow-up folder use next to no CPU once nothing happens —
+/// no scan wakes the next one (notify reports the scan's own opening of the
+/// folder, which once kept both nodes at 60% of a CPU for ever).
+#[test]
+fn an_idle_node_uses_next_to_no_cpu() {
+    let net = Net::new();
+    let cfg = net.config_path(FUTIAN);
+    let text = fs::read_to_string(&cfg).expect("config");
+    fs::write(&cfg, format!("{text}\n[followup]\nroot = \"followup\"\n")).expect("config");
+    let mut committee = common::node::start_with(&net, &[("SEALPOST_INTAKE__SCAN_INTERVAL", "1s")]);
+    let court = common::spawn_run(
+        &net,
+        FUTIAN,
+        &[("SEALPOST_FOLLOWUP__SCAN_INTERVAL", "1s")],
+        std::process::Stdio::null(),
+    );
+    let intake = net.agency(common::COMMITTEE).dir.join("data/clerk/intake");
+    let followup = net.agency(FUTIAN).dir.join("followup/drop");
+    common::wait_until(Duration::from_secs(20), "both folders watched", || {
+        intake.is_dir() && followup.is_dir()
+    });
+    // One application through, so that every part has run once.
+    common::node::drop_app(&net, "idle-check", "深劳人仲案〔2026〕77号");
+    common::node::wait_line(&committee, "ACCEPTED  idle-check");
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks_per_s = rustix::param::clock_ticks_per_second();
+    let (c0, k0) = (cpu_ticks(committee.child.id()), cpu_ticks(court.id()));
+    let window = Duration::from_secs(4);
+    std::thread::sleep(window);
+    let (c1, k1) = (cpu_ticks(committee.child.id()), cpu_ticks(court.id()));
+    let share = |ticks: u64| ticks as f64 / ticks_per_s as f64 / window.as_secs_f64();
+    eprintln!(
+        "idle CPU over {window:?}: committee {:.1}%, court {:.1}%",
+        share(c1 - c0) * 100.0,
+        share(k1 - k0) * 100.0
+    );
+    for (who, ticks) in [("committee", c1 - c0), ("court", k1 - k0)] {
+        assert!(
+            share(ticks) < 0.05,
+            "the idle {who} used {:.0}% of a CPU",
+            share(ticks) * 100.0
+        );
+    }
+    committee.child.stop();
 }

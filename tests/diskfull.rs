@@ -2,7 +2,9 @@
 //! serving, nothing is half-written, and intake resumes by itself when there is
 //! room again. The node runs in a mount namespace of its own on a small tmpfs
 //! (`unshare --user --map-root-user --mount`), so nothing of the host fills up;
-//! the test reaches that file system through `/proc/<pid>/root`.
+//! the test reaches that file system through `/proc/<pid>/root`. Nothing is
+//! corrupted: afterwards the outbox lists each application once, the bundles
+//! verify and download whole, and the audit chain verifies.
 
 mod common;
 
@@ -50,6 +52,13 @@ fn a_full_disk_pauses_intake_once_while_serving_goes_on_and_intake_resumes_when_
         !mnt.join("clerk").exists(),
         "the tmpfs is not the node's own: the data went to the host's disk"
     );
+    // One application accepted before the disk fills.
+    drop_app_at(&clerk, &data, "early", "深劳人仲案〔2026〕9500号");
+    let early = wait_line(&node, "ACCEPTED  early")
+        .rsplit(' ')
+        .next()
+        .expect("id")
+        .to_owned();
     // An application ready to drop, then the disk filled to the last byte.
     let staging = data.join("staging");
     tiny_app(&staging, "深劳人仲案〔2026〕9501号", FUTIAN);
@@ -106,5 +115,55 @@ fn a_full_disk_pauses_intake_once_while_serving_goes_on_and_intake_resumes_when_
     sealpost::bundle::Verifier::for_node(&cfg)
         .verify(&data.join(format!("outbox/bundles/{id}.sealpost")))
         .expect("the bundle sealed after the pause verifies");
+
+    // Nothing corrupted: both are waiting for the court (the outbox's store
+    // answers and holds each once), the one sealed before the disk filled
+    // still verifies and downloads whole, and the audit chain verifies with
+    // one acceptance each.
+    let listed = listed_for(&net, &node, FUTIAN);
+    let mut ids: Vec<&str> = listed
+        .as_array()
+        .expect("bundles")
+        .iter()
+        .map(|b| b["id"].as_str().expect("id"))
+        .collect();
+    ids.sort_unstable();
+    let mut want = vec![early.as_str(), id.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids, want, "{listed}");
+    let bundle = data.join(format!("outbox/bundles/{early}.sealpost"));
+    sealpost::bundle::Verifier::for_node(&cfg)
+        .verify(&bundle)
+        .expect("the bundle sealed before the disk filled verifies");
+    let (status, body) = curl(&net, &node, FUTIAN, &format!("/v1/bundles/{early}"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(body, fs::read(&bundle).expect("bundle"), "downloaded whole");
+    let log = data.join("audit/audit.log");
+    let (code, out, err) = common::sealpost(&[
+        "audit",
+        "verify",
+        "--log",
+        log.to_str().expect("utf-8"),
+        "--ca",
+        net.path().join("ca.pem").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let text = fs::read_to_string(&log).expect("audit log");
+    for b in [&early, &id] {
+        let n = text
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"application-accepted\"") && l.contains(b.as_str()))
+            .count();
+        assert_eq!(n, 1, "{b} accepted {n} times in the audit log");
+    }
     node.child.stop();
+}
+
+/// Drops an application into the node's own intake folder (`clerk`), staged
+/// beside it on the same file system (`data`).
+fn drop_app_at(clerk: &std::path::Path, data: &std::path::Path, name: &str, case: &str) {
+    let staging = data.join(format!("staging-{name}"));
+    tiny_app(&staging, case, FUTIAN);
+    fs::write(staging.join("READY"), b"").expect("marker");
+    fs::rename(&staging, clerk.join("intake").join(name)).expect("drop");
 }

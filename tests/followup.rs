@@ -21,7 +21,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::node::{self, curl_at, set_committee_endpoint, wait_line, Node};
-use common::smtp::{attachments, header, text_part, Mode, Smtp, PASSWORD, USER};
+use common::smtp::{attachments, header, text_part, Smtp};
 use common::{copy_fixture, random_u64, wait_until, Net, COMMITTEE, FUTIAN};
 use sealpost::notify::{message_id, record_id, Channel};
 use sealpost::receipt::SignedReceipt;
@@ -62,24 +62,12 @@ fn append(path: &Path, text: &str) {
 /// fixed port; the court has a follow-up folder.
 fn exchange() -> Exchange {
     let net = Net::new();
-    let dir = net.out("smtp");
-    fs::create_dir_all(&dir).expect("mkdir");
-    let smtp = Smtp::start(&dir, Mode::StartTls, true, 0);
-    let password = dir.join("password");
-    fs::write(&password, format!("{PASSWORD}\n")).expect("password");
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&password, fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
+    let smtp =
+        common::smtp::notify_committee_through(&net.config_path(COMMITTEE), &net.out("smtp"));
     let port = free_port();
     append(
         &net.config_path(COMMITTEE),
-        &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[notify]\nattach = [\"ruling-issued\"]\nretry_base = \"100ms\"\nretry_cap = \"1s\"\n\n[notify.email]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"starttls\"\nca_file = \"{ca}\"\nusername = \"{USER}\"\npassword_file = \"{password}\"\nfrom = \"深圳市劳动人事争议仲裁委员会 <noreply@lac.example.org>\"\ntimeout = \"10s\"\n",
-            smtp_port = smtp.port,
-            ca = dir.join("ca.pem").display(),
-            password = password.display(),
-        ),
+        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
     set_committee_endpoint(&net, &format!("127.0.0.1:{port}"));
     append(

@@ -175,6 +175,7 @@ pub(super) async fn post_event(
             ),
         ),
         Ok(Err(Refusal::Store(e))) => internal(e),
+        Ok(Err(Refusal::Queue(e))) => internal(e),
         Err(e) => internal(e),
     }
 }

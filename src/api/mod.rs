@@ -27,6 +27,15 @@
 //!    `body_timeout` (Apache's `mod_reqtimeout` MinRate rule), so a slow upload
 //!    cannot hold a connection for as long as the size limit would allow.
 //!    Request heads have `header_timeout` and a size cap.
+//! 6. **Early answers are not lost.** An answer given before the request's
+//!    body was read (`403`, `404`, `413`, ...) ends the connection; it is then
+//!    half-closed and what the client still sends is read and thrown away, a
+//!    few MiB and a few seconds at most, before the socket is closed, so that
+//!    the client's kernel is not sent a reset that would destroy the answer
+//!    ([`linger`], nginx's `lingering_close`). The connection keeps its place
+//!    in the budget of point 3 meanwhile. (The `503` of point 3 does not
+//!    linger: the client is told to retry anyway, and an unbudgeted
+//!    connection should not be held.)
 //!
 //! ## Requests
 //!
@@ -44,10 +53,13 @@
 //! | `bundles.rs` | listing, download (with `Range`) and receipts of this node's bundles |
 //! | `uploads.rs` | bundles pushed to this node and applications submitted to it |
 //! | `body.rs` | request bodies: length, free room, size limit and minimum rate |
+//! | `linger.rs` | the lingering close after the last answer |
 //! | `problems.rs` | problem documents and JSON answers |
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -68,6 +80,7 @@ mod body;
 mod budget;
 mod bundles;
 mod cases;
+mod linger;
 mod problems;
 mod routes;
 mod uploads;
@@ -280,29 +293,43 @@ async fn connection(
     };
     let svc_api = api.clone();
     let svc_peer = peer.clone();
+    // Boxed, so that the connection is `Unpin` and can be polled without
+    // shutdown (below).
     let service = hyper::service::service_fn(move |req| {
         let api = svc_api.clone();
         let peer = svc_peer.clone();
-        async move { Ok::<_, Infallible>(routes::handle(&api, &peer, req).await) }
+        Box::pin(async move { Ok::<_, Infallible>(routes::handle(&api, &peer, req).await) })
+            as Pin<Box<dyn Future<Output = Result<_, Infallible>> + Send>>
     });
-    let conn = http().serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(%remote, %peer, error = %e, "connection ended with an error");
-            }
-        }
+    // Served without shutdown: when the last answer is written the socket
+    // comes back, for a lingering close (point 6).
+    let mut conn = http().serve_connection(TokioIo::new(stream), service);
+    let served = tokio::select! {
+        r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
         _ = slot.revoked.cancelled() => {
             tracing::warn!(%remote, %peer, "connection closed: certificate no longer admitted");
+            return;
         }
         _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
+            Pin::new(&mut conn).graceful_shutdown();
             tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = slot.revoked.cancelled() => {}
+                r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => r,
+                _ = slot.revoked.cancelled() => return,
             }
         }
+    };
+    if let Err(e) = served {
+        tracing::debug!(%remote, %peer, error = %e, "connection ended with an error");
+        return;
+    }
+    let tls = conn.into_parts().io.into_inner();
+    tokio::select! {
+        (ended, thrown) = linger::close(tls) => {
+            if thrown > 0 || ended != linger::Ended::ClientClosed {
+                tracing::debug!(%remote, %peer, ?ended, thrown, "lingering close");
+            }
+        }
+        _ = slot.revoked.cancelled() => {}
     }
     drop(slot);
 }

@@ -7,7 +7,7 @@
 //! ```text
 //! <data_dir>/audit/audit.log    the records, one JSON line each, in order
 //! <data_dir>/audit/head.json    the witness: seq, chain hash and offset of the last checkpoint
-//! <data_dir>/audit/torn/        incomplete last lines found at start, kept as they were
+//! <data_dir>/audit/torn/        incomplete last lines found at start, and records cut after a failed sync, kept as they were
 //! ```
 //!
 //! ## Invariants
@@ -20,8 +20,16 @@
 //!   incomplete bytes to `torn/`, truncates to the last whole record and
 //!   appends a `torn-tail-removed` record: visible, never silent.
 //! - A failed write is cut back to the last whole record. A failed `fdatasync`
-//!   (whose data the kernel may have dropped) breaks the log for this run:
-//!   every later append fails, loudly, until a restart re-reads the file.
+//!   (after which the kernel may have dropped the dirty pages while reporting
+//!   the next sync as a success) wedges the log: the records written since
+//!   the last successful sync are never acknowledged (every appender waiting
+//!   for them is told it failed, even if a later sync would succeed), and
+//!   nothing more is appended until a recovery, tried before the next append
+//!   and every few seconds by the evidence service ([`Audit::recover`]),
+//!   succeeds: it opens the file afresh, copies the unacknowledged bytes to
+//!   `torn/`, cuts the log back to the end of the last durable record, syncs
+//!   that, and appends a `sync-failed` record naming what was cut. Nothing
+//!   acknowledged is ever cut; nothing cut was ever acknowledged.
 //! - A checkpoint is a record like the others whose signature covers the
 //!   chain hash of the record before it; after it is durable its seq, hash
 //!   and offset are written to the witness file, which the next start and
@@ -121,8 +129,10 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
-    /// An earlier `fdatasync` failed: nothing is appended until a restart.
-    #[error("the audit log is unusable until the node restarts: {0}")]
+    /// An `fdatasync` failed (this record's, or one before it was durable):
+    /// the record is not in the log, and nothing is appended until the log
+    /// has been cut back to its last durable record.
+    #[error("the audit log refuses appends until it recovers from a failed write or sync: {0}")]
     Broken(String),
 }
 
@@ -164,28 +174,73 @@ pub struct AuditStats {
     pub failed: u64,
     /// Unix time of the last checkpoint written by this process (0: none yet).
     pub last_checkpoint_unix: u64,
-    /// Whether the log is unusable until a restart.
+    /// Whether the log refuses appends (a failed sync not yet recovered from).
     pub broken: bool,
+    /// Recoveries from a failed write or sync done by this process.
+    pub recovered: u64,
 }
 
-struct Writer {
-    file: File,
+/// Where the chain stands after a record: what a recovery returns to.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
     len: u64,
     seq: u64,
     head: Sha256,
     last_is_checkpoint: bool,
-    broken: Option<String>,
+}
+
+struct Writer {
+    /// Shared with the syncer, which syncs without holding this lock (group
+    /// commit); a recovery replaces it with a fresh open.
+    file: Arc<File>,
+    len: u64,
+    seq: u64,
+    head: Sha256,
+    last_is_checkpoint: bool,
+    /// The chain as of the last successful `fdatasync`.
+    durable: Mark,
+    /// Bumped by each recovery: a record's seq may be reused after one, so an
+    /// appender checks that its record is still the one in the log.
+    epoch: u64,
+    /// Why appends are refused until a recovery succeeds.
+    wedged: Option<String>,
+    /// What a recovery under way has cut so far.
+    pending: Option<Cut>,
+}
+
+/// Bytes a recovery cut from the log's end.
+#[derive(Debug, Clone)]
+struct Cut {
+    from_seq: u64,
+    records: u64,
+    offset: u64,
+    length: u64,
+    sha256: Sha256,
+    kept_as: String,
+}
+
+impl Writer {
+    fn mark(&self) -> Mark {
+        Mark {
+            len: self.len,
+            seq: self.seq,
+            head: self.head,
+            last_is_checkpoint: self.last_is_checkpoint,
+        }
+    }
 }
 
 struct Inner {
     dir: PathBuf,
     node: AgencyId,
+    /// Lock order: `synced` before `writer`.
     writer: Mutex<Writer>,
-    /// The highest seq known durable; held while syncing (group commit).
+    /// The highest seq known durable; held while syncing (group commit) and
+    /// while recovering.
     synced: Mutex<u64>,
-    sync_file: File,
     appended: AtomicU64,
     failed: AtomicU64,
+    recovered: AtomicU64,
     last_checkpoint: AtomicU64,
 }
 
@@ -347,25 +402,31 @@ impl Audit {
                 None
             }
         };
-        let sync_file = file
-            .try_clone()
-            .map_err(io_err(format!("cannot open {}", path.display())))?;
+        let durable = Mark {
+            len: end,
+            seq,
+            head,
+            last_is_checkpoint,
+        };
         let audit = Self {
             inner: Arc::new(Inner {
                 dir: dir.to_owned(),
                 node: node.clone(),
                 writer: Mutex::new(Writer {
-                    file,
+                    file: Arc::new(file),
                     len: end,
                     seq,
                     head,
                     last_is_checkpoint,
-                    broken: None,
+                    durable,
+                    epoch: 0,
+                    wedged: None,
+                    pending: None,
                 }),
                 synced: Mutex::new(seq),
-                sync_file,
                 appended: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
+                recovered: AtomicU64::new(0),
                 last_checkpoint: AtomicU64::new(0),
             }),
         };
@@ -476,68 +537,237 @@ impl Audit {
         &self,
         make: impl FnOnce(u64, Sha256, Timestamp, bool) -> Option<Entry>,
     ) -> Result<Option<Appended>, AuditError> {
-        let appended = {
+        if lock(&self.inner.writer).wedged.is_some() {
+            self.recover()?;
+        }
+        let (appended, epoch) = {
             let mut w = lock(&self.inner.writer);
-            if let Some(why) = &w.broken {
+            if let Some(why) = &w.wedged {
+                // Wedged again since the recovery just above.
                 self.inner.failed.fetch_add(1, Ordering::Relaxed);
                 return Err(AuditError::Broken(why.clone()));
             }
-            let seq = w.seq + 1;
             let at = Timestamp::now();
-            let Some(entry) = make(seq, w.head, at, w.last_is_checkpoint) else {
+            let Some(entry) = make(w.seq + 1, w.head, at, w.last_is_checkpoint) else {
                 return Ok(None);
             };
-            let line = record::Line {
-                seq,
-                at,
-                node: &self.inner.node,
-                prev: w.head,
-                entry: &entry,
-            }
-            .to_bytes();
-            let hash = chain_hash(&w.head, &line);
-            let mut bytes = line;
-            bytes.push(b'\n');
-            let offset = w.len;
-            if let Err(e) = w.file.write_all(&bytes) {
-                // Cut back to the last whole record, so the next append
-                // does not follow a partial line.
-                if let Err(e2) = w.file.set_len(offset) {
-                    w.broken = Some(format!(
-                        "a write failed ({e}) and cutting it back failed too ({e2})"
-                    ));
+            match self.write(&mut w, &entry, at) {
+                Ok(a) => (a, w.epoch),
+                Err(e) => {
+                    self.inner.failed.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
                 }
-                self.inner.failed.fetch_add(1, Ordering::Relaxed);
-                return Err(io_err("cannot append to the audit log")(e));
             }
-            w.len += bytes.len() as u64;
-            w.seq = seq;
-            w.head = hash;
-            w.last_is_checkpoint = matches!(entry, Entry::Checkpoint { .. });
-            Appended { seq, hash, offset }
         };
-        self.sync_through(appended.seq)?;
+        self.sync_through(appended.seq, epoch)?;
         self.inner.appended.fetch_add(1, Ordering::Relaxed);
         Ok(Some(appended))
     }
 
-    /// Makes every record up to `seq` durable, sharing one `fdatasync` with
-    /// whoever else is waiting.
-    fn sync_through(&self, seq: u64) -> Result<(), AuditError> {
-        let mut synced = lock(&self.inner.synced);
-        if *synced >= seq {
-            return Ok(());
+    /// Writes `entry` as the next record (not yet synced). A failed write is
+    /// cut back to the last whole record; if that fails too the log wedges.
+    fn write(&self, w: &mut Writer, entry: &Entry, at: Timestamp) -> Result<Appended, AuditError> {
+        let seq = w.seq + 1;
+        let line = record::Line {
+            seq,
+            at,
+            node: &self.inner.node,
+            prev: w.head,
+            entry,
         }
-        let target = lock(&self.inner.writer).seq;
-        if let Err(e) = self.inner.sync_file.sync_data() {
+        .to_bytes();
+        let hash = chain_hash(&w.head, &line);
+        let mut bytes = line;
+        bytes.push(b'\n');
+        let offset = w.len;
+        if let Err(e) = (&*w.file).write_all(&bytes) {
+            // Cut back to the last whole record, so the next append does not
+            // follow a partial line.
+            if let Err(e2) = w.file.set_len(offset) {
+                let why = format!("a write failed ({e}) and cutting it back failed too ({e2})");
+                tracing::error!(error = %why, "audit log write failed: appends are refused until it is cut back");
+                w.wedged = Some(why);
+            }
+            return Err(io_err("cannot append to the audit log")(e));
+        }
+        w.len += bytes.len() as u64;
+        w.seq = seq;
+        w.head = hash;
+        w.last_is_checkpoint = matches!(entry, Entry::Checkpoint { .. });
+        Ok(Appended { seq, hash, offset })
+    }
+
+    /// Makes every record up to `seq` (written in `epoch`) durable, sharing
+    /// one `fdatasync` with whoever else is waiting.
+    fn sync_through(&self, seq: u64, epoch: u64) -> Result<(), AuditError> {
+        let mut synced = lock(&self.inner.synced);
+        let (mark, file) = {
+            let w = lock(&self.inner.writer);
+            if w.epoch != epoch {
+                // Cut back by a recovery: this record is not in the log.
+                self.inner.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(AuditError::Broken(
+                    "an fdatasync failed before this record was durable; it was discarded".into(),
+                ));
+            }
+            if *synced >= seq {
+                return Ok(());
+            }
+            if let Some(why) = &w.wedged {
+                // A sync failed after this record was written: whatever a
+                // later sync says, its bytes may never reach the disk.
+                self.inner.failed.fetch_add(1, Ordering::Relaxed);
+                return Err(AuditError::Broken(why.clone()));
+            }
+            (w.mark(), w.file.clone())
+        };
+        if let Err(e) = file.sync_data() {
             let why = format!("fdatasync failed: {e}");
-            lock(&self.inner.writer).broken = Some(why);
+            lock(&self.inner.writer).wedged = Some(why);
             self.inner.failed.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "audit log fdatasync failed: no more records are written until the node restarts");
+            tracing::error!(error = %e, durable_seq = *synced, "audit log fdatasync failed: the records after the last durable one are not acknowledged, and appends are refused until the log is cut back to it");
             return Err(io_err("cannot make the audit log durable")(e));
         }
-        *synced = target;
+        // No recovery runs while `synced` is held: the epoch is unchanged.
+        lock(&self.inner.writer).durable = mark;
+        *synced = mark.seq;
         Ok(())
+    }
+
+    /// If a failed write or sync wedged the log, cuts it back to its last
+    /// durable record, checks that syncing works again, and appends a
+    /// durable `sync-failed` record saying what was cut; then appends
+    /// resume. Returns whether a recovery was done; an error if the log is
+    /// still wedged (the fault persists: tried again later).
+    pub fn recover(&self) -> Result<bool, AuditError> {
+        let mut synced = lock(&self.inner.synced);
+        let mut w = lock(&self.inner.writer);
+        let Some(why) = w.wedged.clone() else {
+            return Ok(false);
+        };
+        let done = self.cut_back(&mut w, &why).and_then(|()| {
+            w.file
+                .sync_data()
+                .map_err(|e| format!("fdatasync failed: {e}"))
+        });
+        if let Err(e) = done {
+            self.inner.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %e, "the audit log cannot recover yet");
+            return Err(AuditError::Broken(format!("{why}; not recovered yet: {e}")));
+        }
+        let cut = w.pending.take();
+        w.durable = w.mark();
+        w.wedged = None;
+        *synced = w.seq;
+        self.inner.recovered.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            file = %self.log_path().display(),
+            offset = cut.as_ref().map_or(w.durable.len, |c| c.offset),
+            length = cut.as_ref().map_or(0, |c| c.length),
+            discarded_records = cut.as_ref().map_or(0, |c| c.records),
+            kept = cut.as_ref().map_or("", |c| c.kept_as.as_str()),
+            error = %why,
+            "the audit log recovered from a failed write or sync: it was cut back to its last durable record (nothing cut had been acknowledged) and appends resume"
+        );
+        Ok(true)
+    }
+
+    /// The steps of [`Audit::recover`] before the final sync.
+    fn cut_back(&self, w: &mut Writer, why: &str) -> Result<(), String> {
+        let path = self.log_path();
+        // A fresh open: the old descriptor has reported its error once and
+        // would report the next sync as a success.
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let d = w.durable;
+        let len = file
+            .metadata()
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .len();
+        if len < d.len {
+            return Err(format!(
+                "{} holds {len} bytes but its last durable record ends at {}: it was cut behind the node's back; stop the node and run `sealpost audit verify`",
+                path.display(),
+                d.len
+            ));
+        }
+        if len > d.len {
+            // Keep what is cut (it is evidence of what was attempted), under
+            // a name of its own.
+            let mut bytes = vec![0u8; (len - d.len) as usize];
+            file.read_exact_at(&mut bytes, d.len)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let torn_dir = self.inner.dir.join(TORN_DIR);
+            fs::create_dir_all(&torn_dir)
+                .map_err(|e| format!("cannot create {}: {e}", torn_dir.display()))?;
+            let sha256 = Sha256::of(&bytes);
+            let name = format!(
+                "{TORN_DIR}/{}-{}-unsynced-{}.bin",
+                d.len,
+                Timestamp::now().unix(),
+                &sha256.to_hex()[..16]
+            );
+            let kept = self.inner.dir.join(&name);
+            match write_new_atomic(&kept, &bytes) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(format!("cannot keep {}: {e}", kept.display())),
+            }
+            file.set_len(d.len)
+                .map_err(|e| format!("cannot cut {} back: {e}", path.display()))?;
+            // The first cut is the one the `sync-failed` record describes (a
+            // later one only holds that record, if its own sync failed).
+            if w.pending.is_none() {
+                w.pending = Some(Cut {
+                    from_seq: d.seq + 1,
+                    records: w.seq - d.seq,
+                    offset: d.len,
+                    length: bytes.len() as u64,
+                    sha256,
+                    kept_as: name,
+                });
+            }
+        }
+        if w.seq != d.seq || w.len != d.len {
+            w.len = d.len;
+            w.seq = d.seq;
+            w.head = d.head;
+            w.last_is_checkpoint = d.last_is_checkpoint;
+            w.epoch += 1;
+        }
+        w.file = Arc::new(file);
+        // Syncing works again (the cut, and both kinds of sync), or the log
+        // stays wedged and nothing new is written.
+        w.file
+            .sync_all()
+            .and_then(|()| w.file.sync_data())
+            .map_err(|e| format!("cannot make the cut durable: {e}"))?;
+        let entry = match &w.pending {
+            Some(c) => Entry::SyncFailed {
+                discarded_from_seq: c.from_seq,
+                discarded_records: c.records,
+                offset: c.offset,
+                length: c.length,
+                sha256: c.sha256,
+                kept_as: c.kept_as.clone(),
+                error: why.to_owned(),
+            },
+            None => Entry::SyncFailed {
+                discarded_from_seq: d.seq + 1,
+                discarded_records: 0,
+                offset: d.len,
+                length: 0,
+                sha256: Sha256::of(b""),
+                kept_as: String::new(),
+                error: why.to_owned(),
+            },
+        };
+        self.write(w, &entry, Timestamp::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     /// Counters for metrics and health.
@@ -548,7 +778,8 @@ impl Audit {
             appended: self.inner.appended.load(Ordering::Relaxed),
             failed: self.inner.failed.load(Ordering::Relaxed),
             last_checkpoint_unix: self.inner.last_checkpoint.load(Ordering::Relaxed),
-            broken: w.broken.is_some(),
+            broken: w.wedged.is_some(),
+            recovered: self.inner.recovered.load(Ordering::Relaxed),
         }
     }
 
@@ -597,8 +828,9 @@ impl Audit {
 }
 
 /// Kinds shown in full in any excerpt: they say nothing about a case.
-const NEUTRAL: [&str; 8] = [
+const NEUTRAL: [&str; 9] = [
     "checkpoint",
+    "sync-failed",
     "node-started",
     "node-stopped",
     "torn-tail-removed",

@@ -257,6 +257,27 @@ pub enum Entry {
         /// What the log holds instead.
         found: String,
     },
+    /// An `fdatasync` (or a write) of the log failed while the node ran; the
+    /// records written since the last durable one were never acknowledged to
+    /// their callers, so the log was cut back to that record (the bytes kept
+    /// under `torn/`) and the chain goes on from it. The first record after
+    /// the recovery.
+    SyncFailed {
+        /// The first record number that was discarded (and is now reused).
+        discarded_from_seq: u64,
+        /// How many records were discarded (their callers were told they failed).
+        discarded_records: u64,
+        /// The byte offset the log was cut back to.
+        offset: u64,
+        /// How many bytes were cut.
+        length: u64,
+        /// SHA-256 of those bytes.
+        sha256: Sha256,
+        /// Where they are kept (a path under the audit directory).
+        kept_as: String,
+        /// The error that made them unreliable.
+        error: String,
+    },
     /// The chain head signed with this node's signing key.
     Checkpoint {
         /// The record signed (the one before this).

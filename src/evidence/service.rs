@@ -36,6 +36,8 @@ use crate::types::{printable, AgencyId, BundleId, Sha256, Timestamp};
 
 /// How often a checkpoint is signed when records were added.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(300);
+/// How often a wedged audit log is tried again (see [`crate::audit::Audit::recover`]).
+const RECOVER_EVERY: Duration = Duration::from_secs(2);
 
 /// The name the audit log reports its health under.
 pub const HEALTH_PART: &str = "audit";
@@ -194,7 +196,7 @@ impl Evidence {
                 HEALTH_PART,
                 !broken,
                 if broken {
-                    "an fsync of the audit log failed: restart the node"
+                    "a write or fdatasync of the audit log failed: appends are refused until it is cut back to its last durable record (retried every few seconds)"
                 } else {
                     "appending"
                 },
@@ -471,6 +473,17 @@ impl Evidence {
                 _ = tick.tick() => {
                     let me = self.clone();
                     let _ = tokio::task::spawn_blocking(move || me.checkpoint()).await;
+                    self.report_health();
+                    continue;
+                }
+                // A failed write or sync wedged the log: try to recover
+                // every few seconds (an append tries too), so that the node
+                // is ready again soon after the fault clears.
+                _ = tokio::time::sleep(RECOVER_EVERY) => {
+                    if self.inner.audit.stats().broken {
+                        let audit = self.inner.audit.clone();
+                        let _ = tokio::task::spawn_blocking(move || audit.recover()).await;
+                    }
                     self.report_health();
                     continue;
                 }

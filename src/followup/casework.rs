@@ -53,6 +53,10 @@ pub enum Refusal {
     /// The store failed.
     #[error(transparent)]
     Store(CasesError),
+    /// The applicant's notification could not be queued; nothing is
+    /// answered, so the court posts again.
+    #[error(transparent)]
+    Queue(crate::notify::NotifyError),
 }
 
 /// What the API answers for a recorded event.
@@ -202,6 +206,10 @@ impl Casework {
         }
     }
 
+    /// Queues the applicant's notice (durably, idempotent by its key), for
+    /// a step that is recorded only once this has returned `Ok`: a crash or
+    /// an error in between leaves the step unrecorded, and it is done again
+    /// — and queued again, which changes nothing — when it is caught up.
     fn notify(
         &self,
         file: &CaseFile,
@@ -209,9 +217,9 @@ impl Casework {
         event_key: String,
         what: What,
         attachments: Vec<NoticeAttachment>,
-    ) {
+    ) -> Result<(), crate::notify::NotifyError> {
         let Some(n) = &self.inner.notifier else {
-            return;
+            return Ok(());
         };
         let notice = Notice {
             event_key,
@@ -233,9 +241,7 @@ impl Casework {
         if let Err(e) = self.inner.cases.set_notifying(&file.case_number, true) {
             tracing::error!(case = %printable(file.case_number.as_str()), error = %e, "cannot mark the case's notifications");
         }
-        if let Err(e) = n.enqueue(&notice) {
-            tracing::error!(case = %printable(file.case_number.as_str()), error = %e, "cannot queue the applicant's notification; it is queued again at the next start");
-        }
+        n.enqueue(&notice).map(drop)
     }
 
     /// The timeline step for a delivery change, reading the stored receipt for
@@ -299,26 +305,31 @@ impl Casework {
             .get(&bundle)?
             .map(|d| d.state.name())
             .unwrap_or("unknown");
-        cases.append_delivery(&case, &bundle, state, at, step.clone())?;
+        // The applicant's notice is queued before the case file records the
+        // delivery as seen: once it is seen, the catch-up at start passes it by.
         if let Step::Delivered {
             received_at,
             receipt_sha256,
             ..
-        } = step
+        } = &step
         {
             if let Some(file) = cases.get(&case)? {
-                self.notify(
+                if let Err(e) = self.notify(
                     &file,
                     bundle,
                     format!("delivered/{bundle}"),
                     What::Delivered {
-                        received_at,
-                        receipt_sha256,
+                        received_at: *received_at,
+                        receipt_sha256: *receipt_sha256,
                     },
                     vec![],
-                );
+                ) {
+                    tracing::error!(case = %printable(case.as_str()), %bundle, error = %e, "cannot queue the applicant's notification of the delivery; the delivery is recorded on the case, and the notification queued, at the next start");
+                    return Ok(());
+                }
             }
         }
+        cases.append_delivery(&case, &bundle, state, at, step)?;
         self.write_status(&case);
         Ok(())
     }
@@ -490,10 +501,12 @@ impl Casework {
                 event_sha256: Sha256::of(&bytes),
             });
         }
-        // Queued on a repeat too (idempotent by key): a crash after storing
-        // the event and before queuing its notification is healed by the
-        // court posting it again, which it does until it has an answer.
-        self.notify_event(&file, &stored, event);
+        // Queued on a repeat too (idempotent by key): a crash or an error
+        // after storing the event and before queuing its notification is
+        // healed by the court posting it again, which it does until it has
+        // an answer.
+        self.notify_event(&file, &stored, event)
+            .map_err(Refusal::Queue)?;
         if !repeat {
             self.write_status(case);
         }
@@ -504,7 +517,12 @@ impl Casework {
         })
     }
 
-    fn notify_event(&self, file: &CaseFile, stored: &StoredEvent, event: Event) {
+    fn notify_event(
+        &self,
+        file: &CaseFile,
+        stored: &StoredEvent,
+        event: Event,
+    ) -> Result<(), crate::notify::NotifyError> {
         let dir = self.inner.cases.event_dir(&stored.event_id);
         let attachments = event
             .attachments
@@ -524,7 +542,7 @@ impl Casework {
                 received_at: stored.received_at,
             },
             attachments,
-        );
+        )
     }
 
     /// The view of `case` (for its court, its platform, operators).

@@ -273,6 +273,9 @@ struct State {
     /// Items in `intake/` that were complete by their marker or settle time
     /// but still had a file open for writing, since when.
     writing: HashMap<OsString, Instant>,
+    /// Claimed items whose `application-accepted` record is durable (so a
+    /// retry after a later step failed does not record it twice).
+    recorded: std::collections::HashSet<BundleId>,
 }
 
 #[derive(Debug, Clone)]
@@ -282,6 +285,8 @@ struct Retry {
     next: Instant,
     /// The clerk's note in `problems/`, if one was written.
     note: Option<PathBuf>,
+    /// Why the last attempt failed (none: waiting for the item to be complete).
+    error: Option<String>,
 }
 
 impl Retry {
@@ -291,6 +296,7 @@ impl Retry {
             attempts: 0,
             next: Instant::now(),
             note: None,
+            error: None,
         }
     }
 
@@ -686,6 +692,25 @@ impl Intake {
         r
     }
 
+    /// Items whose last attempt failed (each tried again later), in words:
+    /// how many and the latest reason. `None` when every item goes through.
+    fn failing(&self) -> Option<String> {
+        let st = self.state();
+        let failed: Vec<&Retry> = st
+            .claimed
+            .values()
+            .chain(st.unclaimed.values())
+            .filter(|r| r.error.is_some())
+            .collect();
+        let last = failed.iter().max_by_key(|r| r.next)?;
+        Some(format!(
+            "{} item(s) cannot be taken and are tried again; {}: {}",
+            failed.len(),
+            printable(&last.name),
+            last.error.as_deref().unwrap_or_default()
+        ))
+    }
+
     /// When the next claimed item's retry falls due.
     fn next_retry(&self) -> Option<Instant> {
         self.state().claimed.values().map(|r| r.next).min()
@@ -732,6 +757,7 @@ impl Intake {
         let r = {
             let mut st = self.state();
             st.watched.remove(id);
+            st.recorded.remove(id);
             st.claimed.remove(id)
         };
         if let Some(r) = r {
@@ -755,12 +781,15 @@ impl Intake {
             self.pause(e);
             return;
         }
-        let (attempt, wait) = self
-            .state()
-            .unclaimed
-            .entry(os_name.to_owned())
-            .or_insert_with(|| Retry::new(&name))
-            .failed();
+        let (attempt, wait) = {
+            let mut st = self.state();
+            let r = st
+                .unclaimed
+                .entry(os_name.to_owned())
+                .or_insert_with(|| Retry::new(&name));
+            r.error = Some(e.to_string());
+            r.failed()
+        };
         tracing::warn!(item = %printable(&name), attempt, retry_in = ?wait, error = %e, "cannot take this item; it stays in intake/ and is tried again");
         let note = self.write_note(&name, e, attempt, wait);
         if let Some(r) = self.state().unclaimed.get_mut(os_name) {
@@ -778,12 +807,12 @@ impl Intake {
                 .or_insert_with(|| Retry::new(name));
             return;
         }
-        let (attempt, wait) = self
-            .state()
-            .claimed
-            .entry(id)
-            .or_insert_with(|| Retry::new(name))
-            .failed();
+        let (attempt, wait) = {
+            let mut st = self.state();
+            let r = st.claimed.entry(id).or_insert_with(|| Retry::new(name));
+            r.error = Some(e.to_string());
+            r.failed()
+        };
         tracing::warn!(item = %printable(name), bundle = %id, attempt, retry_in = ?wait, error = %e, "processing failed; the item stays in .work/ and is tried again");
         let note = self.write_note(name, e, attempt, wait);
         if let Some(r) = self.state().claimed.get_mut(&id) {
@@ -935,8 +964,27 @@ impl Intake {
             }
             Err(e) => return Err(abandon(e, "cannot claim")),
         }
-        sync_dir(crate::fsutil::parent_of(src)).map_err(io_err("cannot sync the source folder"))?;
-        sync_dir(&work).map_err(io_err("cannot sync the work folder"))?;
+        let synced = sync_dir(crate::fsutil::parent_of(src))
+            .map_err(|e| (e, "cannot sync the source folder"))
+            .and_then(|()| sync_dir(&work).map_err(|e| (e, "cannot sync the work folder")));
+        if let Err((e, what)) = synced {
+            // The claim is not durable: undo it, so that the item is where it
+            // was and tried again from there (not left in .work/ unseen until
+            // the next start). If even that fails the item is claimed, and
+            // tried again from .work/ like any claimed item.
+            return match rename_noreplace(&work.join(&name), src) {
+                Ok(()) => {
+                    let _ = fs::remove_dir_all(&work);
+                    Err(io_err(what)(e))
+                }
+                Err(undo) => {
+                    tracing::warn!(item = %printable(&name), bundle = %id, error = %undo, "cannot undo a claim whose folder sync failed; the item is processed from .work/");
+                    let e = io_err(what)(e);
+                    self.claimed_failed(id, &name, &e);
+                    Ok(None)
+                }
+            };
+        }
         Ok(Some((id, name)))
     }
 
@@ -1245,12 +1293,6 @@ impl Intake {
                 })?;
         }
         if self.outbox.get(&id)?.is_none() {
-            self.audit(crate::audit::Entry::ApplicationAccepted {
-                bundle_id: id,
-                case_ref: app.case_number.clone(),
-                court: app.court.clone(),
-                item_sha256: crate::types::Sha256::of(name.as_bytes()),
-            });
             let (envelope, bytes, size) = if bundle.exists() {
                 // Published by an earlier run, after its own unchanged-check.
                 crate::bundle::inspect(&bundle).map_err(|e| IntakeError::Io {
@@ -1289,6 +1331,26 @@ impl Intake {
                 self.outbox.publish(&id)?;
                 (sealed.envelope, sealed.envelope_bytes, sealed.size)
             };
+            // The acceptance is evidence: durable before the bundle is
+            // queued. If the log refuses it (a failed write or sync), the item
+            // stays claimed and is tried again; nothing is acknowledged
+            // meanwhile. Recorded once per item in this run, however many
+            // times a later step fails and is tried again.
+            if let Some(a) = &self.audit {
+                if !self.state().recorded.contains(&id) {
+                    a.append(crate::audit::Entry::ApplicationAccepted {
+                        bundle_id: id,
+                        case_ref: app.case_number.clone(),
+                        court: app.court.clone(),
+                        item_sha256: crate::types::Sha256::of(name.as_bytes()),
+                    })
+                    .map_err(|e| IntakeError::Io {
+                        context: "cannot record the acceptance in the audit log".into(),
+                        source: io::Error::other(e.to_string()),
+                    })?;
+                    self.state().recorded.insert(id);
+                }
+            }
             self.outbox.enqueue(
                 &envelope,
                 &bytes,
@@ -1341,6 +1403,10 @@ pub enum Wake {
 }
 
 /// Watches `intake/` (non-recursive) and forwards events as [`Wake`]s.
+///
+/// Access events are not forwarded: notify 8 watches `IN_OPEN` too, and every
+/// scan opens the folder, so a scan would wake the next one, for ever (a node
+/// found spinning at 60% of a CPU while idle).
 pub fn watch(
     dir: &Path,
     tx: std::sync::mpsc::Sender<Wake>,
@@ -1349,6 +1415,7 @@ pub fn watch(
     let mut w = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let wake = match res {
             Ok(ev) if ev.need_rescan() => Wake::Rescan,
+            Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => return,
             Ok(_) => Wake::Changed,
             Err(_) => Wake::Rescan,
         };
@@ -1403,11 +1470,14 @@ pub fn run(
             match scanner.ready(&intake.dirs.intake, settings.settle, Instant::now()) {
                 Ok(ready) => {
                     scan_failed = 0;
-                    intake.health.set(HEALTH_PART, true, "watching intake/");
                     intake.forget_vanished(&scanner.present());
                     let due: Vec<OsString> = ready.into_iter().filter(|n| intake.due(n)).collect();
                     for o in intake.take(&due).into_iter().flatten() {
                         on_outcome(&o);
+                    }
+                    match intake.failing() {
+                        None => intake.health.set(HEALTH_PART, true, "watching intake/"),
+                        Some(why) => intake.health.set(HEALTH_PART, false, why),
                     }
                 }
                 Err(e) => {

@@ -50,10 +50,83 @@ pub fn client_verifier(
             .add(CertificateDer::from(der.to_vec()))
             .map_err(|e| TlsError::Rustls(format!("exchange CA: {e}")))?;
     }
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .with_crls(crls)
         .build()
-        .map_err(|e| TlsError::Rustls(e.to_string()))
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    Ok(Arc::new(Naming { inner }))
+}
+
+/// The client-certificate check that says, when it refuses one, whose
+/// certificate it was and its validity: rustls's error alone gives the
+/// times but not the certificate, and a refused handshake has no peer yet.
+#[derive(Debug)]
+struct Naming {
+    inner: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertVerifier for Naming {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let r = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now);
+        if let Err(e) = &r {
+            match summarize(end_entity) {
+                Ok(c) => tracing::warn!(
+                    subject = %crate::types::printable(&c.subject),
+                    agency = %c.agency.as_ref().map_or("(none)", |a| a.as_str()),
+                    serial = %c.serial,
+                    not_before = %c.not_before,
+                    not_after = %c.not_after,
+                    error = %e,
+                    "a client certificate was refused"
+                ),
+                Err(p) => {
+                    tracing::warn!(error = %e, problem = %p, "an unreadable client certificate was refused")
+                }
+            }
+        }
+        r
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Builds the server configuration from this node's TLS identity, the exchange

@@ -684,6 +684,11 @@ pub fn spawn_daemon_via(
 impl Ca {
     /// A CRL (PEM) from this CA revoking the given serial numbers (raw bytes).
     pub fn crl(&self, revoked: &[Vec<u8>]) -> String {
+        self.crl_until(revoked, OffsetDateTime::now_utc() + Duration::days(7))
+    }
+
+    /// [`Ca::crl`] whose `nextUpdate` is `next_update`.
+    pub fn crl_until(&self, revoked: &[Vec<u8>], next_update: OffsetDateTime) -> String {
         use rcgen::{
             CertificateRevocationListParams, KeyIdMethod, RevocationReason, RevokedCertParams,
             SerialNumber,
@@ -691,7 +696,7 @@ impl Ca {
         let now = OffsetDateTime::now_utc();
         let params = CertificateRevocationListParams {
             this_update: now - Duration::hours(1),
-            next_update: now + Duration::days(7),
+            next_update,
             crl_number: SerialNumber::from(now.unix_timestamp() as u64),
             issuing_distribution_point: None,
             revoked_certs: revoked

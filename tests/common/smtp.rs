@@ -223,3 +223,30 @@ pub fn attachments(msg: &Value) -> Vec<&Value> {
         .filter(|p| !p["filename"].is_null())
         .collect()
 }
+
+/// Starts a relay (STARTTLS, AUTH) with its files in `dir` and appends to
+/// the committee's configuration the `[notify]` sections that send through
+/// it: the relay's test CA only, rulings attached, fast retries (100 ms to
+/// 1 s). The caller appends any other sections after it.
+pub fn notify_committee_through(config: &Path, dir: &Path) -> Smtp {
+    fs::create_dir_all(dir).expect("mkdir");
+    let smtp = Smtp::start(dir, Mode::StartTls, true, 0);
+    let password = dir.join("password");
+    fs::write(&password, format!("{PASSWORD}\n")).expect("password");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&password, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let old = fs::read_to_string(config).expect("config");
+    fs::write(
+        config,
+        format!(
+            "{old}\n[notify]\nattach = [\"ruling-issued\"]\nretry_base = \"100ms\"\nretry_cap = \"1s\"\n\n[notify.email]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"starttls\"\nca_file = \"{ca}\"\nusername = \"{USER}\"\npassword_file = \"{password}\"\nfrom = \"深圳市劳动人事争议仲裁委员会 <noreply@lac.example.org>\"\ntimeout = \"10s\"\n",
+            port = smtp.port,
+            ca = dir.join("ca.pem").display(),
+            password = password.display(),
+        ),
+    )
+    .expect("write config");
+    smtp
+}
