@@ -213,7 +213,8 @@ stage() {
     if [[ -n ${3:-} ]]; then
         {
             printf '%%PDF-1.7\n'
-            head -c $(($3 * 1024 * 1024 - 9)) /dev/urandom
+            head -c $(($3 * 1024 * 1024 - 16)) /dev/urandom
+            printf '\n%%%%EOF\n' # a PDF ends with %%EOF (intake refuses a cut copy)
         } >"$dir/财产保全申请书.pdf"
     fi
     touch "$dir/READY"

@@ -15,7 +15,10 @@
 //! 2. start-up: the real `sealpost run` (release build), from spawn to
 //!    `READY=1` on its `NOTIFY_SOCKET`, five times, median;
 //! 3. listing: `REQUESTS` sequential `GET /v1/bundles` by the court over mTLS
-//!    with the node's own client (after 20 to warm up), p50/p90/p99.
+//!    with the node's own client (after 20 to warm up), p50/p90/p99; then as
+//!    many `HEAD /v1/bundles/<id>` of the first waiting bundle, p50/p99;
+//! 4. memory: the daemon's RSS (`VmRSS`) once idle after `READY=1` (before
+//!    any request), and after the listings and `HEAD`s.
 //!
 //! The waiting deliveries are indexed by peer (`w/<peer>\0<seq>`), so both
 //! should cost the same with and without the history: the ratio column is
@@ -76,6 +79,10 @@ fn populate(config: &Path, records: usize, waiting: usize) {
                 now,
             )
             .expect("enqueue");
+        if n >= records {
+            // A waiting bundle's file, as intake would have published it.
+            std::fs::write(outbox.bundle_path(&d.id), vec![0u8; 8192]).expect("bundle file");
+        }
         if n < records {
             outbox
                 .transition(&d.id, now, |d| d.fetch(now, &policy))
@@ -102,7 +109,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 struct Figures {
     startup: Duration,
     list: [Duration; 3],
+    head: [Duration; 2],
     listed: usize,
+    idle_rss_kib: u64,
+    rss_kib: u64,
+}
+
+/// `VmRSS` of a process, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("/proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
 }
 
 fn measure(records: usize, waiting: usize, requests: usize) -> Figures {
@@ -133,6 +153,9 @@ fn measure(records: usize, waiting: usize, requests: usize) -> Figures {
     // Listing latency, with the court's client on a running node.
     let mut n = common::node::start(&net);
     n.child.wait_ready();
+    // Idle: give the start-up's background work (recovery, first scans) a moment.
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss_kib = rss_kib(n.child.id());
     common::node::set_committee_endpoint(&net, &n.addr);
     let court = net.config(common::FUTIAN);
     let peer = court
@@ -145,10 +168,12 @@ fn measure(records: usize, waiting: usize, requests: usize) -> Figures {
         .enable_all()
         .build()
         .expect("runtime");
-    let (mut times, listed) = rt.block_on(async {
+    let (mut times, mut heads, listed) = rt.block_on(async {
         use http_body_util::BodyExt;
         let mut times = Vec::new();
+        let mut heads = Vec::new();
         let mut listed = 0;
+        let mut first_id = String::new();
         for i in 0..requests + 20 {
             let t = Instant::now();
             let resp = client
@@ -165,14 +190,38 @@ fn measure(records: usize, waiting: usize, requests: usize) -> Figures {
             let took = t.elapsed();
             let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
             listed = v["bundles"].as_array().map_or(0, Vec::len);
+            first_id = v["bundles"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             if i >= 20 {
                 times.push(took);
             }
         }
-        (times, listed)
+        let path = format!("/v1/bundles/{first_id}");
+        for i in 0..requests + 20 {
+            let t = Instant::now();
+            let resp = client
+                .request(
+                    http::Method::HEAD,
+                    &path,
+                    &[],
+                    sealpost::transport::client::bytes_body(bytes::Bytes::new()),
+                )
+                .await
+                .expect("head");
+            assert_eq!(resp.status(), 200, "HEAD {path}");
+            resp.into_body().collect().await.expect("body");
+            if i >= 20 {
+                heads.push(t.elapsed());
+            }
+        }
+        (times, heads, listed)
     });
+    let rss_kib = rss_kib(n.child.id());
     n.child.stop();
     times.sort();
+    heads.sort();
     Figures {
         startup,
         list: [
@@ -180,7 +229,10 @@ fn measure(records: usize, waiting: usize, requests: usize) -> Figures {
             percentile(&times, 0.9),
             percentile(&times, 0.99),
         ],
+        head: [percentile(&heads, 0.5), percentile(&heads, 0.99)],
         listed,
+        idle_rss_kib,
+        rss_kib,
     }
 }
 
@@ -228,4 +280,25 @@ fn main() {
             ratio(empty.list[i], full.list[i])
         );
     }
+    for (i, name) in ["p50", "p99"].iter().enumerate() {
+        println!(
+            "| HEAD /v1/bundles/<id> {name} | {} | {} | {:.2} |",
+            ms(empty.head[i]),
+            ms(full.head[i]),
+            ratio(empty.head[i], full.head[i])
+        );
+    }
+    let mib = |k: u64| format!("{:.1} MiB", k as f64 / 1024.0);
+    println!(
+        "| RSS idle after READY=1 | {} | {} | {:.2} |",
+        mib(empty.idle_rss_kib),
+        mib(full.idle_rss_kib),
+        full.idle_rss_kib as f64 / empty.idle_rss_kib.max(1) as f64
+    );
+    println!(
+        "| RSS after the listings and HEADs | {} | {} | {:.2} |",
+        mib(empty.rss_kib),
+        mib(full.rss_kib),
+        full.rss_kib as f64 / empty.rss_kib.max(1) as f64
+    );
 }

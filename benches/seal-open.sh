@@ -90,7 +90,8 @@ BIG=$APP/财产保全申请书.pdf
 echo "generating a $SIZE_MIB MiB document in $WORK ..." >&2
 {
     printf '%%PDF-1.7\n'
-    head -c $((SIZE_MIB * 1024 * 1024 - 9)) /dev/urandom
+    head -c $((SIZE_MIB * 1024 * 1024 - 16)) /dev/urandom
+    printf '\n%%%%EOF\n' # a PDF ends with %%EOF (intake refuses a cut copy)
 } >"$BIG"
 cp -- "$FIX/仲裁申请书.pdf" "$FIX/受理通知书.pdf" "$APP/"
 cat >"$APP/application.toml" <<'EOF'
@@ -244,7 +245,7 @@ cpu=$(lscpu 2>/dev/null | awk -F: '/^Model name/ {gsub(/^[ \t]+/, "", $2); print
 echo
 echo "## sealpost seal/open benchmark"
 echo
-echo "- document: $SIZE_MIB MiB (random, %PDF-1.7 header) + 2 small PDFs; $RUNS timed runs after 1 warm-up; median wall time, max peak RSS"
+echo "- document: $SIZE_MIB MiB (random between a %PDF-1.7 header and a %%EOF trailer) + 2 small PDFs; $RUNS timed runs after 1 warm-up; median wall time, max peak RSS"
 echo "- host: $(nproc) CPUs, ${cpu:-unknown CPU}; load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- $("$BIN" --version 2>/dev/null || echo sealpost) ($BIN); age $(age --version 2>/dev/null); $(minisign -v 2>/dev/null | head -n1); $(openssl version | cut -d' ' -f1-2)"
 echo

@@ -105,7 +105,6 @@ impl Pusher {
                 None => std::fs::File::open(&path)
                     .map_err(|e| ClientError::Io(std::io::Error::new(e.kind(), cannot_read(e))))?,
             };
-            let file = tokio::fs::File::from_std(file);
             Ok(crate::transport::FileBody::new(file, d.size).boxed())
         };
         let headers = [

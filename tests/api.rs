@@ -50,6 +50,39 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
     );
     assert_eq!(status, 404);
 
+    // HEAD, answered from the outbox record, gives the headers a GET gives
+    // (whole and a range) and, unlike a GET, does not mark the bundle fetched.
+    let headers = |extra: &[&str]| -> Vec<String> {
+        let file = net.out(&format!("headers-{}", extra.len()));
+        let mut args = vec!["-D", file.to_str().expect("utf-8")];
+        args.extend_from_slice(extra);
+        let (status, _) = curl(&net, &node, FUTIAN, &format!("/v1/bundles/{id}"), &args);
+        let mut lines: Vec<String> = fs::read_to_string(&file)
+            .expect("headers")
+            .lines()
+            .map(|l| l.trim().to_ascii_lowercase())
+            .filter(|l| !l.is_empty() && !l.starts_with("date:"))
+            .collect();
+        lines.sort();
+        assert!(matches!(status, 200 | 206), "{status}: {lines:?}");
+        lines
+    };
+    let head = headers(&["-I"]);
+    let head_part = headers(&["-I", "-H", "Range: bytes=0-99"]);
+    let (_, body) = curl(&net, &node, FUTIAN, "/v1/bundles", &[]);
+    assert_eq!(json(&body)["bundles"][0]["state"], "queued");
+    for h in [
+        "content-length:",
+        "etag:",
+        "accept-ranges: bytes",
+        "content-type:",
+    ] {
+        assert!(head.iter().any(|l| l.starts_with(h)), "{h} in {head:?}");
+    }
+    assert!(head_part
+        .iter()
+        .any(|l| l.starts_with("content-range: bytes 0-99/")));
+
     // Download: a range, then the whole file; both match the outbox file.
     let stored = fs::read(
         net.agency(COMMITTEE)
@@ -68,6 +101,8 @@ fn a_court_polls_downloads_and_signs_for_a_bundle_with_curl() {
     let (status, whole) = curl(&net, &node, FUTIAN, &format!("/v1/bundles/{id}"), &[]);
     assert_eq!(status, 200);
     assert_eq!(whole, stored);
+    assert_eq!(headers(&[]), head);
+    assert_eq!(headers(&["-H", "Range: bytes=0-99"]), head_part);
     let (status, _) = curl(
         &net,
         &node,

@@ -16,7 +16,6 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::Serialize;
-use tokio::io::AsyncSeekExt;
 
 use super::body::{declared_length, read_body};
 use super::problems::{full, insufficient_storage, internal, json, not_found, problem};
@@ -211,11 +210,6 @@ pub(super) async fn download(
     if req.method() == Method::GET {
         api.counters.downloaded(peer);
     }
-    let path = api.outbox.bundle_path(&id);
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(e) => return internal(format!("{}: {e}", path.display())),
-    };
     let len = d.size;
     let range = match requested_range(req.headers().get(header::RANGE), len) {
         Ok(r) => r,
@@ -241,11 +235,19 @@ pub(super) async fn download(
         ),
         None => (0, len, StatusCode::OK),
     };
-    if start > 0 {
-        if let Err(e) = file.seek(io::SeekFrom::Start(start)).await {
-            return internal(e);
+    // HEAD is answered from the outbox record alone. A GET opens the file
+    // here (a lookup in the kernel's caches, done inline rather than on the
+    // blocking pool) so that a missing file is a 500, not a cut body; the
+    // body is read from `start` with positioned reads.
+    let file = if req.method() == Method::GET {
+        let path = api.outbox.bundle_path(&id);
+        match std::fs::File::open(&path) {
+            Ok(f) => Some(f),
+            Err(e) => return internal(format!("{}: {e}", path.display())),
         }
-    }
+    } else {
+        None
+    };
     // Only the first fetch changes the state (and costs a durable write); a
     // resumed or repeated download of a fetched bundle changes nothing.
     if req.method() == Method::GET && matches!(d.state, State::Queued | State::Failed { .. }) {
@@ -277,10 +279,9 @@ pub(super) async fn download(
             format!("bytes {start}-{}/{len}", start + count - 1),
         );
     }
-    let body = if req.method() == Method::HEAD {
-        full(Bytes::new())
-    } else {
-        crate::transport::FileBody::new(file, count).boxed()
+    let body = match file {
+        Some(file) => crate::transport::FileBody::at(file, start, count).boxed(),
+        None => full(Bytes::new()),
     };
     b.body(body).expect("valid response")
 }

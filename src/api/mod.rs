@@ -217,6 +217,10 @@ async fn connection(
     ticket: Ticket,
     shutdown: CancellationToken,
 ) {
+    // Responses are written whole by hyper (head and body in one vectored
+    // write per frame): nothing is gained by Nagle's delay, as in nginx's
+    // `tcp_nodelay on`.
+    let _ = tcp.set_nodelay(true);
     let live = api.live.get();
     let acceptor = tokio_rustls::TlsAcceptor::from(live.server.clone());
     let handshake = tokio::time::timeout(api.limits.handshake, acceptor.accept(tcp));

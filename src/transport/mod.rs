@@ -18,8 +18,9 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame};
 
 /// Streams `left` bytes of a file in 256 KiB frames. One blocking task reads
-/// the file sequentially and hands frames over a bounded channel (at most four
-/// in flight, so memory stays flat); the frames go out without a copy.
+/// the file with positioned reads (`pread`, no seek) and hands frames over a
+/// bounded channel (at most four in flight, so memory stays flat); the frames
+/// go out without a copy.
 #[derive(Debug)]
 pub struct FileBody {
     rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
@@ -29,24 +30,22 @@ pub struct FileBody {
 const FRAME: usize = 256 * 1024;
 
 impl FileBody {
-    /// Streams the next `left` bytes of `file` (from its current position).
-    pub fn new(file: tokio::fs::File, left: u64) -> Self {
+    /// Streams the first `left` bytes of `file`.
+    pub fn new(file: std::fs::File, left: u64) -> Self {
+        Self::at(file, 0, left)
+    }
+
+    /// Streams `left` bytes of `file` from byte `start` on.
+    pub fn at(file: std::fs::File, start: u64, left: u64) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        let std_file = file.try_into_std();
         tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            let mut file = match std_file {
-                Ok(f) => f,
-                Err(_) => {
-                    let _ = tx.blocking_send(Err(io::Error::other("file busy")));
-                    return;
-                }
-            };
-            let mut remaining = left;
-            while remaining > 0 {
-                let want = FRAME.min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            use std::os::unix::fs::FileExt;
+            let mut pos = start;
+            let end = start.saturating_add(left);
+            while pos < end {
+                let want = FRAME.min(usize::try_from(end - pos).unwrap_or(usize::MAX));
                 let mut buf = bytes::BytesMut::zeroed(want);
-                let n = match file.read(&mut buf) {
+                let n = match file.read_at(&mut buf, pos) {
                     Ok(0) => {
                         let _ = tx.blocking_send(Err(io::Error::new(
                             io::ErrorKind::UnexpectedEof,
@@ -55,13 +54,14 @@ impl FileBody {
                         return;
                     }
                     Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         let _ = tx.blocking_send(Err(e));
                         return;
                     }
                 };
                 buf.truncate(n);
-                remaining -= n as u64;
+                pos += n as u64;
                 if tx.blocking_send(Ok(buf.freeze())).is_err() {
                     return; // the client went away
                 }
