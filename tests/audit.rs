@@ -93,24 +93,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// Runs `sealpost audit verify --json` on the log in `dir`.
-fn cli_verify(net: &Net, dir: &Path) -> (Option<i32>, serde_json::Value, String) {
-    let log = dir.join(audit::LOG_FILE);
-    let ca = net.path().join("ca.pem");
-    let (code, out, err) = common::sealpost(&[
-        "audit",
-        "verify",
-        "--log",
-        log.to_str().expect("utf-8"),
-        "--ca",
-        ca.to_str().expect("utf-8"),
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
-    (code, v, err)
-}
-
 fn problem(v: &serde_json::Value) -> (String, u64) {
     let p = &v["report"]["problem"];
     (
@@ -139,7 +121,7 @@ fn a_real_log_verifies_with_the_cli_and_the_text_report_says_intact() {
     let dir = net.out("audit");
     let l = sample_log(&net, &dir);
     assert_eq!(l.len(), 14);
-    let (code, v, err) = cli_verify(&net, &dir);
+    let (code, v, err) = common::audit_verify(&net, &dir);
     assert_eq!(code, Some(0), "{v}\n{err}");
     assert_eq!(v["report"]["records"], 14);
     assert_eq!(v["report"]["checkpoints"], 2);
@@ -262,7 +244,7 @@ fn every_kind_of_tampering_is_detected_and_the_first_bad_record_named() {
         let dir = net.out(&format!("case-{}", what.replace(' ', "-")));
         copy_dir(&base, &dir);
         write_lines(&dir, &lines);
-        let (exit, v, err) = cli_verify(&net, &dir);
+        let (exit, v, err) = common::audit_verify(&net, &dir);
         assert_eq!(exit, Some(65), "{what}: expected exit 65\n{v}\n{err}");
         assert_eq!(problem(&v), (code.to_owned(), seq), "{what}: {v}");
     }
@@ -272,7 +254,7 @@ fn every_kind_of_tampering_is_detected_and_the_first_bad_record_named() {
     copy_dir(&base, &dir);
     let text = fs::read(base.join(audit::LOG_FILE)).expect("read");
     fs::write(dir.join(audit::LOG_FILE), &text[..text.len() - 40]).expect("write");
-    let (exit, v, _) = cli_verify(&net, &dir);
+    let (exit, v, _) = common::audit_verify(&net, &dir);
     assert_eq!(exit, Some(65));
     assert_eq!(problem(&v), ("record-truncated".to_owned(), 14), "{v}");
 
@@ -280,7 +262,7 @@ fn every_kind_of_tampering_is_detected_and_the_first_bad_record_named() {
     let dir = net.out("case-cut-back");
     copy_dir(&base, &dir);
     write_lines(&dir, &good[..12]);
-    let (exit, v, _) = cli_verify(&net, &dir);
+    let (exit, v, _) = common::audit_verify(&net, &dir);
     assert_eq!(exit, Some(65));
     assert_eq!(problem(&v), ("log-truncated".to_owned(), 13), "{v}");
     let msg = v["report"]["problem"]["message"].as_str().unwrap_or("");
@@ -338,7 +320,7 @@ fn an_incomplete_last_line_is_moved_aside_recorded_and_the_chain_goes_on() {
     log.checkpoint(&signing_key(&net, COMMITTEE))
         .expect("checkpoint")
         .expect("new");
-    let (code, v, _) = cli_verify(&net, &dir);
+    let (code, v, _) = common::audit_verify(&net, &dir);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["report"]["records"], 16);
 }
@@ -356,7 +338,7 @@ fn a_log_cut_back_while_the_node_was_down_is_recorded_at_the_next_start() {
     assert_eq!(v["kind"], "witness-mismatch");
     assert_eq!(v["expected_seq"], 14);
     // And verify keeps naming it.
-    let (code, v, _) = cli_verify(&net, &dir);
+    let (code, v, _) = common::audit_verify(&net, &dir);
     assert_eq!(code, Some(65));
     assert_eq!(problem(&v).0, "log-truncated");
 }
@@ -571,7 +553,7 @@ fn the_daemon_repairs_a_torn_audit_log_at_start_says_so_records_it_and_signs_at_
         1,
         "the torn bytes are kept"
     );
-    let (code, v, _) = cli_verify(&net, &dir);
+    let (code, v, _) = common::audit_verify(&net, &dir);
     assert_eq!(code, Some(0), "{v}");
     assert_eq!(v["report"]["unsigned"], 0);
 }

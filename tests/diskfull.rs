@@ -138,17 +138,9 @@ fn a_full_disk_pauses_intake_once_while_serving_goes_on_and_intake_resumes_when_
     let (status, body) = curl(&net, &node, FUTIAN, &format!("/v1/bundles/{early}"), &[]);
     assert_eq!(status, 200);
     assert_eq!(body, fs::read(&bundle).expect("bundle"), "downloaded whole");
-    let log = data.join("audit/audit.log");
-    let (code, out, err) = common::sealpost(&[
-        "audit",
-        "verify",
-        "--log",
-        log.to_str().expect("utf-8"),
-        "--ca",
-        net.path().join("ca.pem").to_str().expect("utf-8"),
-    ]);
-    assert_eq!(code, Some(0), "{out}{err}");
-    let text = fs::read_to_string(&log).expect("audit log");
+    let (code, report, err) = common::audit_verify(&net, &data.join("audit"));
+    assert_eq!(code, Some(0), "{report}{err}");
+    let text = fs::read_to_string(data.join("audit/audit.log")).expect("audit log");
     for b in [&early, &id] {
         let n = text
             .lines()

@@ -90,24 +90,6 @@ fn accepted_lines(node: &Node, seen: &mut Vec<(String, String)>) {
     }
 }
 
-/// `sealpost audit verify --json` on the committee's log: (exit code, report).
-fn audit_verify(net: &Net, data: &Path) -> (Option<i32>, serde_json::Value) {
-    let log = data.join("audit/audit.log");
-    let ca = net.path().join("ca.pem");
-    let (code, out, err) = common::sealpost(&[
-        "audit",
-        "verify",
-        "--log",
-        log.to_str().expect("utf-8"),
-        "--ca",
-        ca.to_str().expect("utf-8"),
-        "--json",
-    ]);
-    let v = serde_json::from_str(out.trim())
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
-    (code, v)
-}
-
 /// The audit log's records, parsed.
 fn records(data: &Path) -> Vec<serde_json::Value> {
     fs::read_to_string(data.join("audit/audit.log"))
@@ -214,7 +196,7 @@ fn a_failing_fdatasync_holds_applications_degrades_readyz_and_the_node_recovers_
     f.node.child.stop();
 
     // The chain verifies, says what was cut, and holds one acceptance each.
-    let (code, report) = audit_verify(&net, &data);
+    let (code, report, _) = common::audit_verify(&net, &data.join("audit"));
     assert_eq!(code, Some(0), "{report}");
     let recs = records(&data);
     let cut: Vec<_> = recs.iter().filter(|r| r["kind"] == "sync-failed").collect();
@@ -318,7 +300,7 @@ fn a_failing_fsync_holds_applications_and_every_store_recovers_when_it_clears() 
     assert_eq!(names, held);
     assert_no_panic(&f.log());
     f.node.child.stop();
-    let (code, report) = audit_verify(&net, &data);
+    let (code, report, _) = common::audit_verify(&net, &data.join("audit"));
     assert_eq!(code, Some(0), "{report}");
 }
 
@@ -383,7 +365,7 @@ fn random_sync_errors_lose_and_duplicate_nothing_once_they_clear() {
             .verify(&data.join(format!("outbox/bundles/{id}.sealpost")))
             .unwrap_or_else(|e| panic!("bundle {id}: {e}"));
     }
-    let (code, report) = audit_verify(&net, &data);
+    let (code, report, _) = common::audit_verify(&net, &data.join("audit"));
     assert_eq!(code, Some(0), "{report}");
     let recs = records(&data);
     for id in &ids {

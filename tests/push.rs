@@ -21,10 +21,21 @@ fn backoff_doubles_and_is_capped() {
     assert_eq!(backoff(40), Duration::from_secs(3600));
 }
 
-#[tokio::test(start_paused = true)]
-async fn an_unreachable_peer_is_retried_with_backoff_until_the_deadline() {
+/// A committee pushing one accepted application to Futian, whose directory
+/// entry says it takes pushes at `port` on localhost, with the outbox's
+/// `deadline`; the pusher runs on tokio's (paused) clock.
+struct Pushing {
+    net: Net,
+    outbox: Outbox,
+    id: sealpost::types::BundleId,
+    /// The pusher's clock: tokio's, from the real start time.
+    clock: Clock,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn pushing(port: u16, deadline: &str, case: &str) -> Pushing {
     let net = Net::new();
-    // Futian takes pushes at an address where nothing listens.
     let peers = net.path().join("peers.toml");
     let text = std::fs::read_to_string(&peers).expect("peers");
     let marker = "signing_cert = \"sz-futian-court/sign.pem\"";
@@ -32,13 +43,13 @@ async fn an_unreachable_peer_is_retried_with_backoff_until_the_deadline() {
         &peers,
         text.replace(
             marker,
-            &format!("{marker}\nendpoint = \"https://localhost:9\"\ndelivery = \"push\""),
+            &format!("{marker}\nendpoint = \"https://localhost:{port}\"\ndelivery = \"push\""),
         ),
     )
     .expect("write");
     let env = std::collections::HashMap::from([(
         "SEALPOST_OUTBOX__DEADLINE".to_owned(),
-        "2h".to_owned(),
+        deadline.to_owned(),
     )]);
     let cfg = Arc::new(
         sealpost::config::Config::load_with_env(&net.config_path(COMMITTEE), env).expect("config"),
@@ -46,11 +57,7 @@ async fn an_unreachable_peer_is_retried_with_backoff_until_the_deadline() {
     let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
     let id = {
         let intake = Intake::new(cfg.clone(), outbox.clone()).expect("intake");
-        tiny_app(
-            &intake.dirs().intake.join("p"),
-            "深劳人仲案〔2026〕8801号",
-            FUTIAN,
-        );
+        tiny_app(&intake.dirs().intake.join("p"), case, FUTIAN);
         match intake
             .take(&[OsString::from("p")])
             .pop()
@@ -61,7 +68,6 @@ async fn an_unreachable_peer_is_retried_with_backoff_until_the_deadline() {
             other => panic!("{other:?}"),
         }
     };
-    // The pusher's clock follows tokio's (paused) clock from the real start time.
     let start_real = Timestamp::now();
     let start_virtual = tokio::time::Instant::now();
     let clock: Clock = Arc::new(move || {
@@ -73,10 +79,30 @@ async fn an_unreachable_peer_is_retried_with_backoff_until_the_deadline() {
         .get(&FUTIAN.parse().expect("id"))
         .expect("peer")
         .clone();
-    let pusher = Pusher::new(cfg.clone(), outbox.clone(), peer, clock).expect("pusher");
+    let pusher = Pusher::new(cfg.clone(), outbox.clone(), peer, clock.clone()).expect("pusher");
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = shutdown.clone();
     let task = tokio::spawn(async move { pusher.run(stop).await });
+    Pushing {
+        net,
+        outbox,
+        id,
+        clock,
+        shutdown,
+        task,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_peer_is_retried_with_backoff_until_the_deadline() {
+    // Futian takes pushes at an address where nothing listens.
+    let Pushing {
+        outbox,
+        id,
+        shutdown,
+        task,
+        ..
+    } = pushing(9, "2h", "深劳人仲案〔2026〕8801号");
 
     // Ten virtual minutes: several attempts, each further apart, still failing.
     tokio::time::sleep(Duration::from_secs(600)).await;
@@ -115,7 +141,6 @@ async fn an_unreachable_peer_is_retried_with_backoff_until_the_deadline() {
 /// exactly once, with its receipt.
 #[tokio::test(start_paused = true)]
 async fn a_peer_unreachable_for_hours_gets_the_bundle_once_when_it_is_back() {
-    let net = Net::new();
     // A port nothing listens on yet: connections are refused at once, so no
     // real waiting happens while time is paused.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -123,54 +148,15 @@ async fn a_peer_unreachable_for_hours_gets_the_bundle_once_when_it_is_back() {
         .local_addr()
         .expect("addr")
         .port();
-    let peers = net.path().join("peers.toml");
-    let text = std::fs::read_to_string(&peers).expect("peers");
-    let marker = "signing_cert = \"sz-futian-court/sign.pem\"";
-    std::fs::write(
-        &peers,
-        text.replace(
-            marker,
-            &format!("{marker}\nendpoint = \"https://localhost:{port}\"\ndelivery = \"push\""),
-        ),
-    )
-    .expect("write");
-    let env = std::collections::HashMap::from([(
-        "SEALPOST_OUTBOX__DEADLINE".to_owned(),
-        "2d".to_owned(),
-    )]);
-    let cfg = Arc::new(
-        sealpost::config::Config::load_with_env(&net.config_path(COMMITTEE), env).expect("config"),
-    );
-    let outbox = Outbox::open(&cfg.node.data_dir, cfg.outbox).expect("outbox");
     let case = "深劳人仲案〔2026〕8802号";
-    let id = {
-        let intake = Intake::new(cfg.clone(), outbox.clone()).expect("intake");
-        tiny_app(&intake.dirs().intake.join("p"), case, FUTIAN);
-        match intake
-            .take(&[OsString::from("p")])
-            .pop()
-            .expect("one")
-            .expect("ok")
-        {
-            Outcome::Accepted { id, .. } => id,
-            other => panic!("{other:?}"),
-        }
-    };
-    let start_real = Timestamp::now();
-    let start_virtual = tokio::time::Instant::now();
-    let clock: Clock = Arc::new(move || {
-        Timestamp::from_unix(start_real.unix() + start_virtual.elapsed().as_secs() as i64)
-            .expect("time")
-    });
-    let peer = cfg
-        .directory
-        .get(&FUTIAN.parse().expect("id"))
-        .expect("peer")
-        .clone();
-    let pusher = Pusher::new(cfg.clone(), outbox.clone(), peer, clock).expect("pusher");
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let stop = shutdown.clone();
-    let task = tokio::spawn(async move { pusher.run(stop).await });
+    let Pushing {
+        net,
+        outbox,
+        id,
+        clock,
+        shutdown,
+        task,
+    } = pushing(port, "2d", case);
 
     // Six virtual hours down: backoff doubles from 1 s to its one-hour cap,
     // so about a dozen quick attempts and then one an hour.
@@ -197,9 +183,7 @@ async fn a_peer_unreachable_for_hours_gets_the_bundle_once_when_it_is_back() {
     court.wait_ready();
     // Up to the next attempt on paused time, then on with real time for the
     // real connection.
-    let now = Timestamp::from_unix(start_real.unix() + start_virtual.elapsed().as_secs() as i64)
-        .expect("time");
-    let wait = (retry_at.unix() - now.unix()).max(0) as u64;
+    let wait = (retry_at.unix() - clock().unix()).max(0) as u64;
     assert!(
         wait <= 3600,
         "the next attempt {wait} s away, beyond the cap"

@@ -822,3 +822,23 @@ pub fn require_tools(tools: &[&str]) {
         );
     }
 }
+
+/// `sealpost audit verify --json --ca <the exchange CA>` on the audit log in
+/// `audit_dir` (`<data_dir>/audit`): the exit code, the JSON report and the
+/// standard error.
+pub fn audit_verify(net: &Net, audit_dir: &Path) -> (Option<i32>, serde_json::Value, String) {
+    let log = audit_dir.join(sealpost::audit::LOG_FILE);
+    let ca = net.path().join("ca.pem");
+    let (code, out, err) = sealpost(&[
+        "audit",
+        "verify",
+        "--log",
+        log.to_str().expect("utf-8"),
+        "--ca",
+        ca.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
+    (code, v, err)
+}
