@@ -336,16 +336,6 @@ async fn a_lingering_connection_stays_in_its_peers_budget_and_is_cut_off_in_time
     node.child.stop();
 }
 
-/// The daemon's resident memory, from `/proc`.
-fn rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_stays_bounded_under_a_thousand_idle_connections_and_a_court_is_still_served() {
     // This test holds a thousand sockets: lift the soft limit to the hard one.
@@ -367,7 +357,7 @@ async fn memory_stays_bounded_under_a_thousand_idle_connections_and_a_court_is_s
         let (mut sender, _task) = connection(&net, FUTIAN, port).await;
         assert_eq!(get(&mut sender, "/v1/bundles").await.expect("list").0, 200);
     }
-    let before = rss_kib(pid);
+    let before = common::rss_kib(pid);
     let mut idle = Vec::new();
     for _ in 0..1000 {
         match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
@@ -378,7 +368,7 @@ async fn memory_stays_bounded_under_a_thousand_idle_connections_and_a_court_is_s
     let (mut sender, _task) = connection(&net, FUTIAN, port).await;
     let (status, _) = get(&mut sender, "/v1/bundles").await.expect("list");
     assert_eq!(status, 200, "a court is served during the flood");
-    let during = rss_kib(pid);
+    let during = common::rss_kib(pid);
     drop(idle);
     eprintln!(
         "RSS: {} KiB before, {} KiB with 1000 idle connections open",

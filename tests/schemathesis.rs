@@ -52,16 +52,6 @@ fn enc(case: &str) -> String {
     percent_encoding::utf8_percent_encode(case, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-/// VmRSS of `pid`, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
-
 /// Drops an application for `court`; returns its bundle id once accepted.
 fn drop_for(net: &Net, node: &Node, name: &str, case: &str, court: &str) -> String {
     let staging = net.out(&format!("staging-{name}"));
@@ -537,7 +527,7 @@ fn schemathesis_finds_nothing_against_the_running_node() {
     let dir = &net.agency(FUTIAN).dir;
     let port = node.addr.rsplit(':').next().expect("port");
 
-    let before = rss_kib(pid);
+    let before = common::rss_kib(pid);
     let started = Instant::now();
     let mut cmd = Command::new("schemathesis");
     cmd.arg("--config-file")
@@ -572,7 +562,7 @@ fn schemathesis_finds_nothing_against_the_running_node() {
         "{stdout}\n{}\nschemathesis took {took:?}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let after = rss_kib(pid);
+    let after = common::rss_kib(pid);
     eprintln!("daemon VmRSS: {before} KiB before, {after} KiB after");
 
     if !out.status.success() {

@@ -842,3 +842,13 @@ pub fn audit_verify(net: &Net, audit_dir: &Path) -> (Option<i32>, serde_json::Va
         .unwrap_or_else(|e| panic!("not JSON ({e}): {out}\nstderr: {err}"));
     (code, v, err)
 }
+
+/// The resident memory (VmRSS) of process `pid`, KiB, from `/proc`.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
