@@ -2,14 +2,14 @@
 //! long delivery history, against the same node with no history.
 //!
 //! `cargo bench --bench outbox_scale` (env `RECORDS`, default 100000;
-//! `WAITING`, default 10; `REQUESTS`, default 300). Needs `eatmydata`
+//! `WAITING`, default 10; `REQUESTS`, default 1000). Needs `eatmydata`
 //! (Debian package) to write the history quickly.
 //!
 //! For each of two outboxes — one with no history, one with `RECORDS`
 //! delivered deliveries — plus `WAITING` deliveries queued for the court:
 //!
 //! 1. the history is written through the outbox's own API (enqueue, fetch,
-//!    deliver: the real records and indexes), by a child process of this
+//!    deliver, settle: the real records and indexes), by a child process of this
 //!    bench run under `eatmydata` so that writing it does not take an hour of
 //!    fsyncs (the daemon measured afterwards runs normally);
 //! 2. start-up: the real `sealpost run` (release build), from spawn to
@@ -18,7 +18,10 @@
 //!    with the node's own client (after 20 to warm up), p50/p90/p99; then as
 //!    many `HEAD /v1/bundles/<id>` of the first waiting bundle, p50/p99;
 //! 4. memory: the daemon's RSS (`VmRSS`) once idle after `READY=1` (before
-//!    any request), and after the listings and `HEAD`s.
+//!    any request), and after the listings and `HEAD`s; and the peak RSS
+//!    (`VmHWM`) of the process that wrote the history, which is what a node
+//!    that recorded it all in one long run would hold (sled's page cache is
+//!    bounded, `outbox::CACHE_BYTES`).
 //!
 //! The waiting deliveries are indexed by peer (`w/<peer>\0<seq>`), so both
 //! should cost the same with and without the history: the ratio column is
@@ -90,6 +93,9 @@ fn populate(config: &Path, records: usize, waiting: usize) {
             outbox
                 .transition(&d.id, now, |d| d.deliver(now))
                 .expect("deliver");
+            // Its proof of delivery made, as a node's evidence service
+            // leaves every delivered application.
+            outbox.settle(&d.id).expect("settle");
         }
         if n > 0 && n % 20_000 == 0 {
             eprintln!("  … {n} records ({:.0} s)", started.elapsed().as_secs_f64());
@@ -99,6 +105,15 @@ fn populate(config: &Path, records: usize, waiting: usize) {
         "  wrote {records} delivered + {waiting} waiting in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    // The memory of a process that wrote the whole history itself (a node
+    // that has run for years), for the parent to report.
+    let peak = std::fs::read_to_string("/proc/self/status")
+        .expect("/proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM");
+    println!("{peak}");
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -113,6 +128,7 @@ struct Figures {
     listed: usize,
     idle_rss_kib: u64,
     rss_kib: u64,
+    writer_peak_kib: u64,
 }
 
 /// `VmRSS` of a process, KiB.
@@ -129,14 +145,27 @@ fn measure(records: usize, waiting: usize, requests: usize) -> Figures {
     let net = common::Net::new();
     let cfg = net.config_path(common::COMMITTEE);
     let me = std::env::current_exe().expect("exe");
-    let status = std::process::Command::new("eatmydata")
+    let out = std::process::Command::new("eatmydata")
         .arg(&me)
         .args(["populate", cfg.to_str().expect("utf-8")])
         .arg(records.to_string())
         .arg(waiting.to_string())
-        .status()
+        .stderr(std::process::Stdio::inherit())
+        .output()
         .expect("eatmydata (Debian package eatmydata)");
-    assert!(status.success(), "populating failed");
+    assert!(out.status.success(), "populating failed");
+    let writer_peak_kib: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("the writer's peak RSS");
+    // What eatmydata left dirty is written back now, not under the measurements.
+    assert!(
+        std::process::Command::new("sync")
+            .status()
+            .expect("sync")
+            .success(),
+        "sync failed"
+    );
 
     // Start-up, five times.
     let mut startups = Vec::new();
@@ -233,6 +262,7 @@ fn measure(records: usize, waiting: usize, requests: usize) -> Figures {
         listed,
         idle_rss_kib,
         rss_kib,
+        writer_peak_kib,
     }
 }
 
@@ -256,7 +286,7 @@ fn main() {
     }
     let records = env_usize("RECORDS", 100_000);
     let waiting = env_usize("WAITING", 10);
-    let requests = env_usize("REQUESTS", 300);
+    let requests = env_usize("REQUESTS", 1000);
     eprintln!("no history …");
     let empty = measure(0, waiting, requests);
     eprintln!("{records} delivered records of history …");
@@ -300,5 +330,11 @@ fn main() {
         mib(empty.rss_kib),
         mib(full.rss_kib),
         full.rss_kib as f64 / empty.rss_kib.max(1) as f64
+    );
+    println!(
+        "| peak RSS of the process that wrote the history through the outbox | {} | {} | {:.2} |",
+        mib(empty.writer_peak_kib),
+        mib(full.writer_peak_kib),
+        full.writer_peak_kib as f64 / empty.writer_peak_kib.max(1) as f64
     );
 }

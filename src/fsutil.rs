@@ -105,6 +105,89 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Writes a growing file back to disk while it is still being written, so
+/// that its final `fsync` waits only for the last few MiB instead of all of
+/// it: a helper thread `fdatasync`s a clone of the descriptor each time the
+/// writer reports [`EarlyWriteback::STEP`] more bytes (skipped while the
+/// previous pass still runs). The writer never waits for it. The thread is
+/// started at the first step, so small files cost nothing.
+///
+/// It only moves work earlier: the caller still syncs the file before it
+/// publishes it, and [`EarlyWriteback::finish`] returns the first error of a
+/// pass, which the caller must treat as a failed write (after a failed
+/// `fsync` Linux may report success for the same lost pages next time).
+#[derive(Debug)]
+pub struct EarlyWriteback {
+    file: Option<File>,
+    pass: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+    next: u64,
+}
+
+impl EarlyWriteback {
+    /// Bytes written between two passes.
+    pub const STEP: u64 = 16 << 20;
+
+    /// For `file` (cloned: the writer keeps its own handle).
+    pub fn new(file: &File) -> io::Result<Self> {
+        Ok(Self {
+            file: Some(file.try_clone()?),
+            pass: None,
+            thread: None,
+            next: Self::STEP,
+        })
+    }
+
+    /// The writer has written `written` bytes so far.
+    pub fn progress(&mut self, written: u64) {
+        if written < self.next {
+            return;
+        }
+        self.next = written.saturating_add(Self::STEP);
+        if self.pass.is_none() {
+            let Some(file) = self.file.take() else { return };
+            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            let spawned = std::thread::Builder::new().name("writeback".into()).spawn(
+                move || -> io::Result<()> {
+                    for () in rx {
+                        file.sync_data()?;
+                    }
+                    Ok(())
+                },
+            );
+            // Without the thread the final fsync simply does all the work.
+            let Ok(thread) = spawned else { return };
+            self.pass = Some(tx);
+            self.thread = Some(thread);
+        }
+        if let Some(tx) = &self.pass {
+            // Full: a pass is running and one is queued; Disconnected: a pass
+            // failed, which `finish` reports.
+            let _ = tx.try_send(());
+        }
+    }
+
+    /// Waits for the helper and returns the first error of its passes.
+    pub fn finish(mut self) -> io::Result<()> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> io::Result<()> {
+        self.pass = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(io::Error::other("the writeback thread panicked")),
+        }
+    }
+}
+
+impl Drop for EarlyWriteback {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
 /// The parent directory of `path`, or `.` for a bare file name.
 pub fn parent_of(path: &Path) -> &Path {
     match path.parent() {

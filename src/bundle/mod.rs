@@ -236,6 +236,10 @@ impl<W: Write> HashingWriter<W> {
             count: 0,
         }
     }
+    /// Bytes written so far.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
     /// Bytes written and their digest, and the inner writer.
     pub fn finish(self) -> (W, u64, Sha256) {
         (self.inner, self.count, Sha256::from_ring(self.ctx.finish()))

@@ -16,14 +16,14 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use super::container::Container;
-use super::pipe::{pump, ChunkReceiver, PIPE_DEPTH};
+use super::pipe::{pump, ChunkReceiver, ChunkSender, PIPE_CHUNK, PIPE_DEPTH};
 use super::{
     payload, BundleError, Envelope, HashingReader, HashingWriter, Manifest, FORMAT,
     MANIFEST_FORMAT, MAX_CLOCK_SKEW_SECS, MAX_META_BYTES,
 };
 use crate::application::check_safe_name;
 use crate::config::{Directory, Limits};
-use crate::fsutil::{open_regular_nofollow, AtomicDir};
+use crate::fsutil::{open_regular_nofollow, AtomicDir, EarlyWriteback};
 use crate::pki::{EncryptionIdentity, ExchangeCa, IssuanceError, SignerCert};
 use crate::types::{AgencyId, Sha256, Timestamp};
 
@@ -450,6 +450,46 @@ impl<R: Read> Read for Decrypting<'_, R> {
     }
 }
 
+/// Documents at least this large are hashed and written by a thread of their
+/// own (a third pipeline stage, beside the ciphertext reader and the
+/// decryption); smaller ones inline.
+const WRITE_THREAD_MIN: u64 = 4 * PIPE_CHUNK as u64;
+
+/// Copies `src` into `file` through a writer thread that hashes and writes
+/// it, starting its writeback early ([`EarlyWriteback`]); returns the bytes
+/// written and their digest. A failed write is an output error; a failed
+/// read (a chunk that does not authenticate) is the bundle's.
+fn write_on_thread(
+    src: &mut impl Read,
+    file: &File,
+    path: &str,
+) -> Result<(u64, Sha256), BundleError> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
+        let writer = scope.spawn(move || -> io::Result<(u64, Sha256)> {
+            let mut writeback = EarlyWriteback::new(file)?;
+            let mut w = HashingWriter::new(file);
+            for chunk in rx {
+                w.write_all(&chunk)?;
+                writeback.progress(w.count());
+            }
+            let (_, n, sha) = w.finish();
+            writeback.finish()?;
+            Ok((n, sha))
+        });
+        let mut sender = ChunkSender::new(tx);
+        let copied = io::copy(src, &mut sender).and_then(|_| sender.flush());
+        drop(sender);
+        let written = writer
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the writing thread panicked")));
+        // The writer's failure first: it is why a send failed, if one did.
+        let written = written.map_err(BundleError::Output)?;
+        copied.map_err(|e| malformed(format!("{path}: {e}")))?;
+        Ok(written)
+    })
+}
+
 /// Unpacks the payload archive from its plaintext into `dir`.
 fn unpack(plain: &mut impl Read, dir: &Path, limits: &Limits) -> Result<Extracted, BundleError> {
     let mut archive = tar::Archive::new(&mut *plain);
@@ -509,13 +549,17 @@ fn unpack(plain: &mut impl Read, dir: &Path, limits: &Limits) -> Result<Extracte
                 io::ErrorKind::AlreadyExists => malformed(format!("{path:?} appears twice")),
                 _ => BundleError::Output(e),
             })?;
-            let mut w = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, file));
-            io::copy(&mut (&mut entry).take(size), &mut w)
-                .map_err(|e| malformed(format!("{path}: {e}")))?;
-            let (buf, n, sha) = w.finish();
-            let file = buf
-                .into_inner()
-                .map_err(|e| BundleError::Output(e.into_error()))?;
+            let (n, sha) = if size < WRITE_THREAD_MIN {
+                let mut w = HashingWriter::new(io::BufWriter::with_capacity(PIPE_CHUNK, &file));
+                io::copy(&mut (&mut entry).take(size), &mut w)
+                    .map_err(|e| malformed(format!("{path}: {e}")))?;
+                let (buf, n, sha) = w.finish();
+                buf.into_inner()
+                    .map_err(|e| BundleError::Output(e.into_error()))?;
+                (n, sha)
+            } else {
+                write_on_thread(&mut (&mut entry).take(size), &file, &path)?
+            };
             file.sync_all().map_err(BundleError::Output)?;
             if n != size {
                 return Err(malformed(format!("{path:?} is truncated")));

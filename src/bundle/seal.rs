@@ -10,7 +10,7 @@
 use std::io::{self, BufReader, Read, Write};
 use std::sync::mpsc;
 
-use super::pipe::{ChunkSender, PIPE_DEPTH};
+use super::pipe::{pump, ChunkReceiver, ChunkSender, PIPE_CHUNK, PIPE_DEPTH};
 use std::path::{Path, PathBuf};
 
 use super::{
@@ -20,9 +20,13 @@ use super::{
 };
 use crate::application::check_safe_name;
 use crate::config::Peer;
-use crate::fsutil::{open_regular_nofollow, AtomicFile};
+use crate::fsutil::{open_regular_nofollow, AtomicFile, EarlyWriteback};
 use crate::pki::{EncryptionRecipient, SigningKey};
 use crate::types::{BundleId, CaseRef, Sha256, Timestamp};
+
+/// Documents at least this large are read and hashed on a thread of their
+/// own (a third pipeline stage); smaller ones inline.
+const READ_THREAD_MIN: u64 = 4 * PIPE_CHUNK as u64;
 
 /// A document to seal.
 #[derive(Debug, Clone)]
@@ -152,6 +156,8 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
     let estimate = total + (files.len() as u64 + 8) * 1536 + total / 4096 + (1 << 20);
     let large = estimate >= u64::from(u32::MAX);
 
+    let mut writeback = EarlyWriteback::new(out_file.file())
+        .map_err(io_err(format!("cannot write {}", out.display())))?;
     let mtime = input.created_at;
     let mut container = ContainerWriter::new(out_file.file(), mtime, large)
         .map_err(io_err("cannot start the container"))?;
@@ -177,6 +183,10 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
                     write_error = Some(e);
                     break;
                 }
+                writeback.progress(hashed.count());
+            }
+            if let Err(e) = writeback.finish() {
+                write_error.get_or_insert(e);
             }
             // Dropping the receiver makes a still-running producer fail its next send.
             drop(rx);
@@ -263,10 +273,30 @@ fn write_payload<W: Write>(
     for (d, (file, len)) in input.documents.iter().zip(files) {
         let path = format!("{}{}", payload::DOCUMENTS_DIR, d.name);
         let mut h = tar_header(len, mtime);
-        let mut src = HashingReader::new(BufReader::with_capacity(256 * 1024, file).take(len));
-        tar.append_data(&mut h, &path, &mut src)
-            .map_err(io_err(format!("cannot seal {}", d.path.display())))?;
-        let (n, sha256) = src.finish();
+        let sealing = || format!("cannot seal {}", d.path.display());
+        let (n, sha256) = if len < READ_THREAD_MIN {
+            let mut src = HashingReader::new(BufReader::with_capacity(PIPE_CHUNK, file).take(len));
+            tar.append_data(&mut h, &path, &mut src)
+                .map_err(io_err(sealing()))?;
+            src.finish()
+        } else {
+            // A third stage for a large document: another thread reads and
+            // hashes it, so that this one only tars and encrypts.
+            std::thread::scope(|scope| -> Result<(u64, Sha256), SealError> {
+                let (tx, rx) = mpsc::sync_channel(PIPE_DEPTH);
+                let reader = scope.spawn(move || -> io::Result<(u64, Sha256)> {
+                    let mut src = HashingReader::new(file.take(len));
+                    pump(&mut src, tx)?;
+                    Ok(src.finish())
+                });
+                let appended = tar.append_data(&mut h, &path, ChunkReceiver::new(rx));
+                let read = reader
+                    .join()
+                    .unwrap_or_else(|_| Err(io::Error::other("the reading thread panicked")));
+                appended.map_err(io_err(sealing()))?;
+                read.map_err(io_err(format!("cannot read {}", d.path.display())))
+            })?
+        };
         if n != len {
             return Err(SealError::DocumentChanged(d.name.clone()));
         }

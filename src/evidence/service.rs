@@ -263,7 +263,8 @@ impl Evidence {
 
     fn queue_proof(&self, id: BundleId, kind: Kind) {
         if kind != Kind::PreservationApplication {
-            return;
+            // Nothing to prove: settled at once.
+            return self.settle(&id);
         }
         self.pending().insert(id);
         self.inner.wake.notify_one();
@@ -294,6 +295,14 @@ impl Evidence {
         })
     }
 
+    /// Tells the outbox that `id` needs no more after-delivery work; a failure
+    /// only means the next start's catch-up looks at it again.
+    fn settle(&self, id: &BundleId) {
+        if let Err(e) = self.inner.outbox.settle(id) {
+            tracing::warn!(bundle = %id, error = %e, "cannot mark the proof of delivery as settled; the next start checks it again");
+        }
+    }
+
     /// Where the proof of `id` is kept.
     pub fn proof_path(&self, id: &BundleId) -> PathBuf {
         proofs_dir(&self.config().node.data_dir).join(proof::file_name(id))
@@ -305,6 +314,7 @@ impl Evidence {
         let config = self.config();
         let path = self.proof_path(id);
         if path.exists() {
+            self.settle(id);
             return Ok(path);
         }
         let d = self
@@ -399,6 +409,7 @@ impl Evidence {
             .map_err(io_err(format!("cannot create {}", dir.display())))?;
         write_replace_atomic(&path, &bytes)
             .map_err(io_err(format!("cannot write {}", path.display())))?;
+        self.settle(id);
         self.inner.written.fetch_add(1, Ordering::Relaxed);
         tracing::info!(bundle = %id, case = %printable(d.case_ref.as_str()), proof = %path.display(), "proof of delivery written");
         if let Some(share) = self.inner.share.get() {
@@ -419,19 +430,27 @@ impl Evidence {
                 tracing::warn!(error = %e, dir = %dir.display(), "cannot clean the proofs folder")
             }
         }
-        let list = self
-            .inner
-            .outbox
-            .list()
-            .map_err(|e| EvidenceError::NotDelivered(e.to_string()))?;
+        // Only the deliveries not yet settled (the outbox's `p/` index), not
+        // the whole history: a start stays O(unsettled).
+        let outbox = &self.inner.outbox;
+        let not_delivered =
+            |e: crate::outbox::OutboxError| EvidenceError::NotDelivered(e.to_string());
+        let unsettled: Vec<BundleId> = outbox
+            .unsettled()
+            .collect::<Result<_, _>>()
+            .map_err(not_delivered)?;
         let mut n = 0;
-        for d in list {
-            if matches!(d.state, State::Delivered { .. })
-                && d.kind == Kind::PreservationApplication
-                && !self.proof_path(&d.id).exists()
-            {
-                self.queue_proof(d.id, d.kind);
-                n += 1;
+        for id in unsettled {
+            let owed = outbox.get(&id).map_err(not_delivered)?.filter(|d| {
+                matches!(d.state, State::Delivered { .. })
+                    && d.kind == Kind::PreservationApplication
+            });
+            match owed {
+                Some(d) if !self.proof_path(&d.id).exists() => {
+                    self.queue_proof(d.id, d.kind);
+                    n += 1;
+                }
+                _ => self.settle(&id),
             }
         }
         Ok(n)

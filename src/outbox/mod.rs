@@ -22,11 +22,14 @@
 //! | `w/<peer>\0<seq: u64 big-endian>` | bundle id, for every *waiting* delivery ([`State::is_waiting`]): what a peer's listing and its pusher read, in O(log n + results) however many deliveries the outbox has seen |
 //! | `n/<state>/<peer>` | how many deliveries to `peer` are in `state`, u64 big-endian (metrics without a scan) |
 //! | `c/<case-ref>\0<bundle-id>` | empty (duplicate-case check) |
+//! | `p/<bundle-id>` | empty, for every `delivered` delivery whose after-delivery work (its proof of delivery) is not yet settled ([`Outbox::settle`]): what the evidence service's catch-up after a crash reads, so that a start costs O(unsettled), not O(history) |
 //! | `meta/seq` | last sequence number, u64 big-endian |
-//! | `meta/version` | layout version, u64 big-endian: 2 (`w/` and `n/` exist; built at the first open of an older store) |
+//! | `meta/version` | layout version, u64 big-endian: 3 (`w/`, `n/` and `p/` exist; built at the first open of an older store, where every delivered record starts unsettled) |
 //!
-//! A record, its `s/`, `w/` and `c/` keys and the counters change together in
-//! one sled transaction.
+//! A record, its `s/`, `w/`, `c/` and `p/` keys and the counters change
+//! together in one sled transaction. Settling (removing a `p/` key) is not
+//! made durable on its own: one lost in a crash only means the catch-up looks
+//! at that delivery once more and finds its proof.
 //!
 //! ## Durability
 //!
@@ -158,6 +161,9 @@ fn key_w(peer: &AgencyId, seq: u64) -> Vec<u8> {
     ]
     .concat()
 }
+fn key_p(id: &BundleId) -> Vec<u8> {
+    [b"p/".as_slice(), id.as_str().as_bytes()].concat()
+}
 fn key_n(state: &str, peer: &AgencyId) -> Vec<u8> {
     format!("n/{state}/{peer}").into_bytes()
 }
@@ -174,7 +180,13 @@ const KEY_SEQ: &[u8] = b"meta/seq";
 const KEY_VERSION: &[u8] = b"meta/version";
 /// The time of the last store check ([`Outbox::probe`]).
 const KEY_PROBE: &[u8] = b"meta/probe";
-const VERSION: u64 = 2;
+const VERSION: u64 = 3;
+/// sled's page cache (its default is 1 GiB). The hot part of the store is
+/// small — the waiting deliveries, their indexes, the counters — and the
+/// history is read rarely, so a small cache keeps the daemon's memory flat
+/// however many deliveries it has recorded (`benches/outbox_scale.rs`).
+/// sled counts on-disk sizes; the memory it takes is a few times this.
+const CACHE_BYTES: u64 = 8 << 20;
 
 fn u64_of(v: Option<sled::IVec>) -> u64 {
     v.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
@@ -209,6 +221,10 @@ fn put(tx: &TransactionalTree, old: Option<&Delivery>, new: &Delivery) -> Tx {
         tx.insert(key_w(&new.peer, new.seq), new.id.as_str().as_bytes())?;
     }
     count(tx, &key_n(new.state.name(), &new.peer), 1)?;
+    let delivered = |d: &Delivery| matches!(d.state, State::Delivered { .. });
+    if delivered(new) && !old.is_some_and(delivered) {
+        tx.insert(key_p(&new.id), b"".as_slice())?;
+    }
     Ok(())
 }
 
@@ -257,6 +273,7 @@ impl Outbox {
         let db = sled::Config::new()
             .path(&index)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
             .open()?;
         let outbox = Self {
             bundles,
@@ -284,12 +301,18 @@ impl Outbox {
         for kv in self.db.scan_prefix(b"n/") {
             batch.remove(kv?.0);
         }
+        for kv in self.db.scan_prefix(b"p/") {
+            batch.remove(kv?.0);
+        }
         let mut counts: std::collections::BTreeMap<Vec<u8>, u64> = Default::default();
         for kv in self.db.scan_prefix(b"d/") {
             let (k, v) = kv?;
             let d = decode(&k, &v)?;
             if d.state.is_waiting() {
                 batch.insert(key_w(&d.peer, d.seq), d.id.as_str().as_bytes());
+            }
+            if matches!(d.state, State::Delivered { .. }) {
+                batch.insert(key_p(&d.id), b"".as_slice());
             }
             *counts.entry(key_n(d.state.name(), &d.peer)).or_default() += 1;
         }
@@ -455,6 +478,20 @@ impl Outbox {
             }
         }
         Ok(out)
+    }
+
+    /// The delivered deliveries whose after-delivery work is not yet settled
+    /// (the `p/` index), in id order: O(unsettled), however long the history.
+    pub fn unsettled(&self) -> impl Iterator<Item = Result<BundleId, OutboxError>> + '_ {
+        self.db.scan_prefix(b"p/").map(|kv| parse_id(&kv?.0[2..]))
+    }
+
+    /// Marks the after-delivery work of `id` done (its proof of delivery is
+    /// stored, or it needs none). Not synced on its own (see the module doc).
+    pub fn settle(&self, id: &BundleId) -> Result<(), OutboxError> {
+        let _gate = self.gate();
+        self.db.remove(key_p(id))?;
+        Ok(())
     }
 
     /// How many deliveries are in each (state, peer), from the counters.
@@ -729,7 +766,7 @@ fn parse_id(raw: &[u8]) -> Result<BundleId, OutboxError> {
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| OutboxError::Corrupt {
-            key: "s/ or w/ index".into(),
+            key: "s/, w/ or p/ index".into(),
             detail: "not a bundle id".into(),
         })
 }
@@ -765,4 +802,96 @@ fn sync_tree(dir: &Path) -> io::Result<()> {
         }
     }
     crate::fsutil::sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{Kind, PayloadInfo, FORMAT};
+
+    fn envelope(n: u64, kind: Kind) -> Envelope {
+        Envelope {
+            format: FORMAT.to_owned(),
+            id: BundleId::generate(),
+            kind,
+            sender: "sz-lac".parse().expect("id"),
+            recipient: "sz-futian-court".parse().expect("id"),
+            case_ref: format!("深劳人仲案〔2026〕{n}号").parse().expect("case"),
+            created_at: Timestamp::from_unix(1_800_000_000).expect("time"),
+            refers_to: None,
+            signer_cert_sha256: Sha256::of(b"signer"),
+            payload: PayloadInfo {
+                length: 1,
+                sha256: Sha256::of(&n.to_be_bytes()),
+            },
+        }
+    }
+
+    fn unsettled(o: &Outbox) -> Vec<BundleId> {
+        let mut v: Vec<BundleId> = o.unsettled().collect::<Result<_, _>>().expect("p/");
+        v.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        v
+    }
+
+    /// The `p/` index holds exactly the delivered deliveries not yet settled:
+    /// written with the transition, removed by `settle`, and rebuilt (every
+    /// delivered record unsettled) when an older store is opened.
+    #[test]
+    fn delivered_deliveries_stay_unsettled_until_settled_and_an_upgrade_indexes_them_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = Policy::default();
+        let now = Timestamp::from_unix(1_800_000_100).expect("time");
+        let o = Outbox::open(dir.path(), policy).expect("open");
+        let mut ids = Vec::new();
+        for n in 0..4 {
+            let kind = if n == 3 {
+                Kind::FollowUp
+            } else {
+                Kind::PreservationApplication
+            };
+            let e = envelope(n, kind);
+            o.enqueue(&e, b"{}", 1, None, false, now).expect("enqueue");
+            ids.push(e.id);
+        }
+        assert!(unsettled(&o).is_empty(), "nothing is delivered yet");
+        // 0, 1 and 3 delivered; 2 only fetched.
+        for id in &ids {
+            o.transition(id, now, |d| d.fetch(now, &policy))
+                .expect("fetch");
+        }
+        for i in [0, 1, 3] {
+            o.transition(&ids[i], now, |d| d.deliver(now))
+                .expect("deliver");
+        }
+        // A repeated receipt changes nothing.
+        o.transition(&ids[0], now, |d| d.deliver(now))
+            .expect("again");
+        let mut want = vec![ids[0], ids[1], ids[3]];
+        want.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(unsettled(&o), want);
+
+        o.settle(&ids[0]).expect("settle");
+        o.settle(&ids[0]).expect("settling twice is harmless");
+        o.transition(&ids[0], now, |d| d.deliver(now))
+            .expect("again");
+        let mut want = vec![ids[1], ids[3]];
+        want.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(unsettled(&o), want, "a repeated receipt does not unsettle");
+        o.commit().expect("commit");
+        drop(o);
+
+        // Reopened: the same. Then as a version-2 store: every delivered
+        // record is unsettled again, the fetched one is not.
+        let o = Outbox::open(dir.path(), policy).expect("reopen");
+        assert_eq!(unsettled(&o), want);
+        o.db.insert(KEY_VERSION, 2u64.to_be_bytes().to_vec())
+            .expect("downgrade");
+        o.commit().expect("commit");
+        drop(o);
+        let o = Outbox::open(dir.path(), policy).expect("upgrade");
+        let mut want = vec![ids[0], ids[1], ids[3]];
+        want.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(unsettled(&o), want);
+        assert_eq!(u64_of(o.db.get(KEY_VERSION).expect("version")), VERSION);
+    }
 }
