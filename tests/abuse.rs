@@ -271,19 +271,13 @@ async fn a_revoked_court_loses_its_open_connections_and_a_removed_peer_too() {
     node.child.stop();
 }
 
-/// An early answer is followed by a lingering close (`src/api/linger.rs`):
-/// the connection keeps its place in the peer's budget while it lingers, and
-/// a client that goes on sending for ever is cut off when the linger's time
-/// (5 s) is up, its place then freed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lingering_connection_stays_in_its_peers_budget_and_is_cut_off_in_time() {
-    let net = Net::new();
-    let mut node = start_with(&net, &[("SEALPOST_SERVER__MAX_CONNECTIONS_PER_PEER", "1")]);
-    let port = port_of(&node);
-
-    // A push by a court: `403` from the head alone, while the client goes on
-    // sending its (declared 100 MB) body, a KiB every 100 ms, for ever.
-    let stream = tls(&net, FUTIAN, port).await;
+/// A push by a court that gets its `403` from the head alone while the client
+/// goes on sending its (declared 100 MB) body, a KiB every 100 ms, for ever:
+/// the connection lingers (`src/api/linger.rs`). Returns the sending task
+/// (which ends, with the time, when the node cuts it off) and when the
+/// answer had arrived.
+async fn lingering_push(net: &Net, port: u16) -> (tokio::task::JoinHandle<Instant>, Instant) {
+    let stream = tls(net, FUTIAN, port).await;
     let (mut rd, mut wr) = tokio::io::split(stream);
     wr.write_all(
         b"POST /v1/bundles HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000000\r\n\r\n",
@@ -312,27 +306,91 @@ async fn a_lingering_connection_stays_in_its_peers_budget_and_is_cut_off_in_time
         answer.starts_with("HTTP/1.1 403") && answer.contains("push-not-allowed"),
         "{answer}"
     );
+    (sender, answered)
+}
 
-    // Lingering, the connection still holds Futian's one place.
-    let (mut other, _task) = connection(&net, FUTIAN, port).await;
+/// An early answer is followed by a lingering close (`src/api/linger.rs`).
+/// A connection that only closes leaves its peer's serving share for a
+/// closing share of the same size, so a client that reconnects at once is
+/// served; once that share is full, a lingering connection keeps its serving
+/// place. A client that goes on sending for ever is cut off when the linger's
+/// time (5 s) is up, and its place is then free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lingering_connection_is_bounded_in_its_peers_budget_and_cut_off_in_time() {
+    let net = Net::new();
+    let mut node = start_with(&net, &[("SEALPOST_SERVER__MAX_CONNECTIONS_PER_PEER", "1")]);
+    let port = port_of(&node);
+
+    // A lingers in Futian's closing share: B is admitted beside it, and
+    // lingers in the serving share (the closing one is full) ...
+    let (a, a_answered) = lingering_push(&net, port).await;
+    let (b, b_answered) = lingering_push(&net, port).await;
+    // ... so C finds Futian's one serving place taken.
+    let (mut c, _task) = connection(&net, FUTIAN, port).await;
     assert_eq!(
-        get(&mut other, "/v1/bundles").await.expect("answer").0,
+        get(&mut c, "/v1/bundles").await.expect("answer").0,
         503,
-        "a lingering connection was not counted in its peer's budget"
+        "a lingering connection beyond the closing share was not counted in its peer's budget"
     );
-    assert!(!sender.is_finished(), "the linger ended at once");
+    assert!(
+        !a.is_finished() && !b.is_finished(),
+        "a linger ended at once"
+    );
 
-    // The sender is cut off when the linger's 5 s are up ...
-    let cut = tokio::time::timeout(Duration::from_secs(15), sender)
-        .await
-        .expect("a client sending for ever was never cut off")
-        .expect("task");
-    let lingered = cut.duration_since(answered);
-    eprintln!("a client sending for ever was cut off {lingered:?} after the answer");
-    assert!(lingered < Duration::from_secs(8), "lingered {lingered:?}");
+    // Both senders are cut off when the linger's 5 s are up ...
+    for (sender, answered) in [(a, a_answered), (b, b_answered)] {
+        let cut = tokio::time::timeout(Duration::from_secs(15), sender)
+            .await
+            .expect("a client sending for ever was never cut off")
+            .expect("task");
+        let lingered = cut.duration_since(answered);
+        eprintln!("a client sending for ever was cut off {lingered:?} after the answer");
+        assert!(lingered < Duration::from_secs(8), "lingered {lingered:?}");
+    }
     // ... and the place is free again.
     let (mut again, _task) = connection(&net, FUTIAN, port).await;
     assert_eq!(get(&mut again, "/v1/bundles").await.expect("answer").0, 200);
+    node.child.stop();
+}
+
+/// Without keep-alive (`Connection: close`, as `curl` in a loop or `oha
+/// --disable-keepalive` send), a client opens its next connection as soon as
+/// it has its answer, often before it has closed the last one: a connection
+/// that was only still closing does not take its peer's place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_keep_alive_is_not_refused_for_a_connection_it_has_not_yet_closed() {
+    use tokio::io::AsyncReadExt;
+    let net = Net::new();
+    let mut node = start_with(&net, &[("SEALPOST_SERVER__MAX_CONNECTIONS_PER_PEER", "1")]);
+    let port = port_of(&node);
+    let mut kept = Vec::new();
+    // Futian may serve on one connection, and close one more meanwhile; a
+    // third left open by the client takes the serving place (the bound).
+    for round in 0..3 {
+        let mut stream = tls(&net, FUTIAN, port).await;
+        stream
+            .write_all(b"GET /v1/bundles HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("request");
+        // The whole answer, up to the node's close_notify; this side stays open.
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("the answer did not end")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        let want = if round < 2 {
+            "HTTP/1.1 200"
+        } else {
+            "HTTP/1.1 503"
+        };
+        assert!(
+            answer.starts_with(want),
+            "round {round}, with {round} finished connection(s) not yet closed by the client: {answer}"
+        );
+        kept.push(stream);
+    }
+    drop(kept);
     node.child.stop();
 }
 

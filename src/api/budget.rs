@@ -94,7 +94,22 @@ pub(super) struct Registry {
 struct RegistryInner {
     next: u64,
     open: HashMap<u64, Entry>,
-    per_peer: HashMap<AgencyId, usize>,
+    /// Per peer: its connections that serve requests, and those that only
+    /// close now (a lingering close, `super::linger`).
+    per_peer: HashMap<AgencyId, Shares>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Shares {
+    serving: usize,
+    closing: usize,
+}
+
+/// Which of its peer's shares a connection is counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Share {
+    Serving,
+    Closing,
 }
 
 #[derive(Debug)]
@@ -102,6 +117,7 @@ struct Entry {
     peer: AgencyId,
     chain: Vec<CertificateDer<'static>>,
     revoked: CancellationToken,
+    share: Share,
 }
 
 /// An authenticated connection's place in the budget; dropping it frees it.
@@ -130,10 +146,10 @@ impl Registry {
             return Err(Busy::Node);
         }
         let n = r.per_peer.entry(peer.clone()).or_default();
-        if *n >= limits.max_connections_per_peer {
+        if n.serving >= limits.max_connections_per_peer {
             return Err(Busy::Peer);
         }
-        *n += 1;
+        n.serving += 1;
         r.next += 1;
         let id = r.next;
         let revoked = CancellationToken::new();
@@ -143,6 +159,7 @@ impl Registry {
                 peer: peer.clone(),
                 chain,
                 revoked: revoked.clone(),
+                share: Share::Serving,
             },
         );
         Ok(Slot {
@@ -174,6 +191,52 @@ impl Registry {
     }
 }
 
+impl RegistryInner {
+    fn release(&mut self, id: u64) {
+        let Some(e) = self.open.remove(&id) else {
+            return;
+        };
+        if let Some(n) = self.per_peer.get_mut(&e.peer) {
+            match e.share {
+                Share::Serving => n.serving = n.serving.saturating_sub(1),
+                Share::Closing => n.closing = n.closing.saturating_sub(1),
+            }
+            if n.serving == 0 && n.closing == 0 {
+                self.per_peer.remove(&e.peer);
+            }
+        }
+    }
+}
+
+impl Slot {
+    /// The connection will serve no more requests (its last answer is
+    /// written; it only closes now). It moves from its peer's serving share
+    /// to its closing share, if that has room (as many as may serve), so that
+    /// a client that reconnects at once is not refused for a connection it
+    /// has finished with; a peer with that many closing already keeps this
+    /// one in its serving share until it is gone. Either way it counts
+    /// against the node's total until then.
+    pub(super) fn closing(&self, limits: &Limits) {
+        let mut r = self
+            .registry
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let RegistryInner { open, per_peer, .. } = &mut *r;
+        let Some(e) = open.get_mut(&self.id) else {
+            return;
+        };
+        let Some(n) = per_peer.get_mut(&e.peer) else {
+            return;
+        };
+        if e.share == Share::Serving && n.closing < limits.max_connections_per_peer {
+            e.share = Share::Closing;
+            n.serving = n.serving.saturating_sub(1);
+            n.closing += 1;
+        }
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut r = self
@@ -181,13 +244,6 @@ impl Drop for Slot {
             .inner
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if let Some(e) = r.open.remove(&self.id) {
-            if let Some(n) = r.per_peer.get_mut(&e.peer) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    r.per_peer.remove(&e.peer);
-                }
-            }
-        }
+        r.release(self.id);
     }
 }

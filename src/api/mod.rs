@@ -15,8 +15,13 @@
 //!    exchange CA and the CRLs) is mapped to exactly one peer
 //!    ([`crate::transport::tls::identify`]) — or the connection is closed with nothing said.
 //! 3. **Authenticated budget.** At most `max_connections` authenticated
-//!    connections in all and `max_connections_per_peer` per peer. A connection
-//!    over either budget is answered `503 too-many-connections` and closed.
+//!    connections in all and `max_connections_per_peer` serving requests per
+//!    peer. A connection over either budget is answered `503
+//!    too-many-connections` and closed. A connection whose last answer is
+//!    written (it only closes now, point 6) leaves its peer's serving share
+//!    for a closing share of the same size, so that a client that closes and
+//!    reconnects at once (no keep-alive) is not refused for a connection it
+//!    has finished with; when that share is full it stays in the serving one.
 //! 4. **Revocation reaches open connections.** Every authenticated connection
 //!    is registered with its certificate chain. After a reload (SIGHUP, a CRL
 //!    file replaced) each is checked again against the new CRLs and peer
@@ -33,7 +38,9 @@
 //!    few MiB and a few seconds at most, before the socket is closed, so that
 //!    the client's kernel is not sent a reset that would destroy the answer
 //!    ([`linger`], nginx's `lingering_close`). The connection keeps its place
-//!    in the budget of point 3 meanwhile. (The `503` of point 3 does not
+//!    in the node's budget of point 3 meanwhile, and in its peer's (closing
+//!    or serving) share, so one peer lingers at most twice its share's worth
+//!    of connections. (The `503` of point 3 does not
 //!    linger: the client is told to retry anyway, and an unbudgeted
 //!    connection should not be held.)
 //!
@@ -324,6 +331,7 @@ async fn connection(
         tracing::debug!(%remote, %peer, error = %e, "connection ended with an error");
         return;
     }
+    slot.closing(&api.limits);
     let tls = conn.into_parts().io.into_inner();
     tokio::select! {
         (ended, thrown) = linger::close(tls) => {
