@@ -438,6 +438,7 @@ echo "| test | sealpost req/s | nginx req/s | ratio (sealpost/nginx) | target | 
 echo "|---|---:|---:|---:|---:|---|"
 row "list \`GET /v1/bundles\`, keep-alive" list 1.0
 row "download \`GET /v1/bundles/<id>\` ($(awk -v b="$BUNDLE_BYTES" 'BEGIN {printf "%.1f", b / 1048576}') MiB), keep-alive" download 1.0
+row "\`HEAD /v1/bundles/<id>\`, keep-alive" head 1.0
 row "new connections: list with \`--disable-keepalive\` (handshakes/s)" handshake 0.8
 lat_v=$(awk -v v="$P50" 'BEGIN {print (v <= 1.0) ? "PASS" : "FAIL"}')
 echo "| drop → court sees it (long-poll), p50 of $DROPS | $P50 s (min $LMIN, max $LMAX) | — | — | ≤ 1 s | $lat_v |"
@@ -466,12 +467,16 @@ echo "- The listing is computed per request by sealpost (outbox scan + JSON); ng
 echo "- nginx reads the file and encrypts in user space too (no kTLS; sendfile does not apply to TLS). Access logging is off in nginx; sealpost logs nothing per request at its default level (SEALPOST_LOG=warn)."
 echo "- The load generator runs on the same $(nproc) CPUs as the server, so every figure is client-limited as well as server-limited; ratios are the meaningful part."
 
-# Hypotheses for missed targets (no source changes: measured facts only).
+# Why a target was missed: from profiles of the server under these runs
+# (perf record -g -p <sealpost pid>, 2026-11-30; see docs/performance.md).
 if [[ ${VERDICT[download]} != PASS ]]; then
-    echo "- download below target: the per-request part is small — sealpost answers HEAD of the same bundle (lookup, file open, headers; no body, no fetch bookkeeping) at $(f1 "${RPS[head|sealpost]}") req/s, ${CPU[head|sealpost]} ms CPU each — so the body path dominates: $(awk -v a="${CPU[download|sealpost]}" -v b="${CPU[head|sealpost]}" 'BEGIN {printf "%.2f", a - b}') ms CPU per $(awk -v b="$BUNDLE_BYTES" 'BEGIN {printf "%.1f", b / 1048576}') MiB body vs nginx $(awk -v a="${CPU[download|nginx]}" -v b="${CPU[head|nginx]}" 'BEGIN {printf "%.2f", a - b}') ms. Likely causes: each 64 KiB chunk is a tokio::fs read on the blocking pool (a thread hand-off per chunk) plus a copy into a fresh Bytes, then rustls copies and encrypts it again; nginx reads into one buffer and encrypts in place with OpenSSL. $( ((DL_WRITE_PER_REQ < 512)) && echo "With ~0 storage bytes per request (above), the fetch fsync is not the cause in this build." || echo "On top of that, every GET pays a durable outbox write (above).")"
+    echo "- download below target: sealpost's HEAD of the same bundle costs ${CPU[head|sealpost]} ms CPU, so the body dominates: $(awk -v a="${CPU[download|sealpost]}" -v b="${CPU[head|sealpost]}" 'BEGIN {printf "%.2f", a - b}') ms CPU per $(awk -v b="$BUNDLE_BYTES" 'BEGIN {printf "%.1f", b / 1048576}') MiB body vs nginx $(awk -v a="${CPU[download|nginx]}" -v b="${CPU[head|nginx]}" 'BEGIN {printf "%.2f", a - b}') ms. In a profile the body's CPU is AES-GCM (ring, VAES), the kernel's TCP copies, and rustls copying each 16 KiB record before sealing it in place (OpenSSL seals out of place, one copy fewer); frames are read inline from the page cache (preadv2 RWF_NOWAIT) into heap buffers. $( ((DL_WRITE_PER_REQ < 512)) && echo "With ~0 storage bytes per request (above), the fetch fsync is not the cause in this build." || echo "On top of that, every GET pays a durable outbox write (above).")"
 fi
 if [[ ${VERDICT[list]} != PASS ]]; then
-    echo "- list below target: sealpost builds the listing per request (outbox scan on the blocking pool, serialisation: ${CPU[list|sealpost]} ms CPU/req vs nginx ${CPU[list|nginx]} ms for a static file); sealpost's HEAD of a bundle (a single lookup, no body) runs at $(f1 "${RPS[head|sealpost]}") req/s."
+    echo "- list below target: sealpost builds the listing per request from the outbox's waiting index (${CPU[list|sealpost]} ms CPU/req vs nginx ${CPU[list|nginx]} ms for a static file); in a profile the difference is decoding each delivery record (JSON, RFC 3339 times) and encoding the listing, the rest is the kernel's loopback TCP, which both pay. oha needs ${OHACPU[list|sealpost]}% of its CPU here, so this run is as much client-bound as server-bound."
+fi
+if [[ ${VERDICT[head]} != PASS ]]; then
+    echo "- HEAD below target: one outbox lookup (a JSON record decoded) and the headers per request (${CPU[head|sealpost]} ms CPU/req vs nginx ${CPU[head|nginx]} ms for a stat); oha needs ${OHACPU[head|sealpost]}% of its CPU here, so this run is as much client-bound as server-bound."
 fi
 if [[ ${VERDICT[handshake]} != PASS ]]; then
     echo "- handshakes below target: both sides do a full ECDSA P-256 mutual handshake per connection; sealpost uses rustls + ring (${CPU[handshake|sealpost]} ms CPU/connection) vs nginx with OpenSSL (${CPU[handshake|nginx]} ms), plus its peer identification from the client certificate; oha itself needs ${OHACPU[handshake|sealpost]}% of a CPU here."

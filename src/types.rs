@@ -198,6 +198,13 @@ impl FromStr for CaseRef {
         if s.starts_with('.') {
             return Err(invalid(WHAT, "starts with a dot"));
         }
+        // Most case numbers are NFC already (every one read back from a
+        // record is): the quick check spares the normalisation.
+        if unicode_normalization::is_nfc_quick(s.chars())
+            == unicode_normalization::IsNormalized::Yes
+        {
+            return Ok(Self(s.to_owned()));
+        }
         Ok(Self(s.nfc().collect()))
     }
 }
