@@ -192,10 +192,11 @@ impl<'a> Verifier<'a> {
         })?;
         fs::create_dir(dir.path().join("documents")).map_err(BundleError::Output)?;
 
-        // Two stages: a reader thread hashes and CRCs the ciphertext (always to
-        // its end, so the digest check, which explains a swapped or truncated
-        // payload best, comes first whatever else failed); this thread
-        // decrypts, unpacks and writes.
+        // Two stages (three for a large document, see `write_on_thread`): a
+        // reader thread hashes and CRCs the ciphertext (always to its end, so
+        // the digest check, which explains a swapped or truncated payload
+        // best, comes first whatever else failed); this thread decrypts,
+        // unpacks and writes.
         let payload = container.payload_reader()?;
         let (extracted, read) = std::thread::scope(|scope| {
             let (tx, rx) = mpsc::sync_channel(PIPE_DEPTH);

@@ -165,9 +165,11 @@ pub fn seal(input: &SealInput<'_>, out: &Path) -> Result<Sealed, SealError> {
         .start(PAYLOAD_ENTRY)
         .map_err(io_err("cannot write the payload"))?;
 
-    // Two stages on two cores, joined by a bounded channel: this thread hashes
-    // the ciphertext, CRCs and writes it; the producer reads, hashes, tars and
-    // encrypts. At most PIPE_DEPTH chunks are in flight, so memory stays flat.
+    // Two stages (three for a large document, see `write_payload`), joined
+    // by bounded channels: this thread hashes the ciphertext, CRCs and writes
+    // it (its writeback started early); the producer reads, hashes, tars and
+    // encrypts. At most PIPE_DEPTH chunks per channel are in flight, so
+    // memory stays flat.
     let (payload_info, (manifest_bytes, manifest_sig)) = std::thread::scope(
         |scope| -> Result<(PayloadInfo, SignedManifest), SealError> {
             let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(PIPE_DEPTH);
