@@ -144,7 +144,18 @@ pub struct Outbox {
     /// Mutations hold it shared; a backup holds it exclusively for the moment
     /// it copies the index, so the copy is one consistent state.
     gate: std::sync::Arc<std::sync::RwLock<()>>,
+    /// Records decoded lately, each with the exact bytes it was decoded
+    /// from: a lookup reads the record from sled every time and reuses the
+    /// decoded copy only if those bytes are equal, so it can never be stale.
+    /// Spares the JSON decoding on the API's hot paths (a listing, a `HEAD`).
+    decoded: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<BundleId, (sled::IVec, Delivery)>>,
+    >,
 }
+
+/// At most this many decoded records are kept ([`Outbox::get`]); when full,
+/// the map starts over.
+const DECODED_MAX: usize = 1024;
 
 fn key_d(id: &BundleId) -> Vec<u8> {
     [b"d/".as_slice(), id.as_str().as_bytes()].concat()
@@ -283,6 +294,7 @@ impl Outbox {
             changed: std::sync::Arc::new(tokio::sync::Notify::new()),
             bus: Bus::default(),
             gate: Default::default(),
+            decoded: Default::default(),
         };
         if u64_of(outbox.db.get(KEY_VERSION)?) < VERSION {
             outbox.build_indexes()?;
@@ -423,10 +435,23 @@ impl Outbox {
 
     /// The record for `id`.
     pub fn get(&self, id: &BundleId) -> Result<Option<Delivery>, OutboxError> {
-        self.db
-            .get(key_d(id))?
-            .map(|v| decode(&key_d(id), &v))
-            .transpose()
+        let key = key_d(id);
+        let Some(raw) = self.db.get(&key)? else {
+            return Ok(None);
+        };
+        let lock = || self.decoded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((bytes, d)) = lock().get(id) {
+            if *bytes == raw {
+                return Ok(Some(d.clone()));
+            }
+        }
+        let d = decode(&key, &raw)?;
+        let mut decoded = lock();
+        if decoded.len() >= DECODED_MAX {
+            decoded.clear();
+        }
+        decoded.insert(*id, (raw, d.clone()));
+        Ok(Some(d))
     }
 
     /// All records in queue order (every delivery ever queued: for operators,
@@ -831,6 +856,40 @@ mod tests {
         let mut v: Vec<BundleId> = o.unsettled().collect::<Result<_, _>>().expect("p/");
         v.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         v
+    }
+
+    /// A lookup reuses a decoded record only while its bytes in the store are
+    /// the same: after any change, through this handle or another, the next
+    /// lookup sees it.
+    #[test]
+    fn a_looked_up_record_is_never_stale() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = Policy::default();
+        let now = Timestamp::from_unix(1_800_000_100).expect("time");
+        let o = Outbox::open(dir.path(), policy).expect("open");
+        let e = envelope(1, Kind::PreservationApplication);
+        o.enqueue(&e, b"{}", 1, None, false, now).expect("enqueue");
+        let first = o.get(&e.id).expect("get").expect("record");
+        assert_eq!(
+            o.get(&e.id).expect("get"),
+            Some(first.clone()),
+            "the cached copy"
+        );
+        let other = o.clone();
+        other
+            .transition(&e.id, now, |d| d.fetch(now, &policy))
+            .expect("fetch");
+        let now_fetched = o.get(&e.id).expect("get").expect("record");
+        assert_eq!(now_fetched.state.name(), "fetched");
+        assert_ne!(now_fetched, first);
+        // Many others looked up: the map starts over, lookups stay right.
+        for n in 0..(DECODED_MAX as u64 + 5) {
+            let e = envelope(100 + n, Kind::PreservationApplication);
+            o.enqueue(&e, b"{}", 1, None, false, now).expect("enqueue");
+            assert_eq!(o.get(&e.id).expect("get").expect("record").id, e.id);
+        }
+        assert!(o.decoded.lock().expect("lock").len() <= DECODED_MAX);
+        assert_eq!(o.get(&e.id).expect("get"), Some(now_fetched));
     }
 
     /// The `p/` index holds exactly the delivered deliveries not yet settled:
