@@ -99,6 +99,52 @@ fn records(data: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Drops one application per name, numbered from case `first`.
+fn drop_each(net: &Net, names: &[impl AsRef<str>], first: usize) {
+    for (i, name) in names.iter().enumerate() {
+        drop_app(
+            net,
+            name.as_ref(),
+            &format!("深劳人仲案〔2026〕{}号", first + i),
+        );
+    }
+}
+
+/// Waits until the log has, for every held item, a line that `failed` says
+/// tells of its failure.
+fn wait_each_failed(f: &Faulty, held: &[&str], what: &str, failed: impl Fn(&str) -> bool) {
+    wait_until(Duration::from_secs(30), what, || {
+        let log = f.log();
+        held.iter().all(|n| {
+            log.lines()
+                .any(|l| failed(l) && l.contains(&format!("item={n}")))
+        })
+    });
+}
+
+/// Waits until every held application is accepted, then checks each was
+/// accepted exactly once and that only `listed` bundles wait for the court.
+fn assert_each_accepted_once(
+    f: &Faulty,
+    net: &Net,
+    seen: &mut Vec<(String, String)>,
+    held: &[&str],
+    listed: usize,
+) {
+    wait_until(
+        Duration::from_secs(120),
+        "the held applications to be accepted",
+        || {
+            accepted_lines(&f.node, seen);
+            seen.len() >= held.len()
+        },
+    );
+    wait_none_listed_but(net, &f.node, listed);
+    let mut names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, held, "each held application accepted exactly once");
+}
+
 fn assert_no_panic(log: &str) {
     assert!(
         !log.contains("panicked"),
@@ -120,21 +166,12 @@ fn a_failing_fdatasync_holds_applications_degrades_readyz_and_the_node_recovers_
     // Every fdatasync fails with EIO from now on: the audit log's appends.
     f.fiu("enable name=posix/io/sync/fdatasync,failinfo=5");
     let held = ["held-0", "held-1", "held-2"];
-    for (i, name) in held.iter().enumerate() {
-        drop_app(&net, name, &format!("深劳人仲案〔2026〕{}号", 7010 + i));
-    }
-    wait_until(
-        Duration::from_secs(30),
+    drop_each(&net, &held, 7010);
+    wait_each_failed(
+        &f,
+        &held,
         "each held application to fail on the audit log",
-        || {
-            let log = f.log();
-            held.iter().all(|n| {
-                log.lines().any(|l| {
-                    l.contains("cannot record the acceptance in the audit log")
-                        && l.contains(&format!("item={n}"))
-                })
-            })
-        },
+        |l| l.contains("cannot record the acceptance in the audit log"),
     );
     // Nothing acknowledged: no ACCEPTED line, nothing queued for the court,
     // each item kept (claimed, tried again) and its clerk told why.
@@ -177,18 +214,7 @@ fn a_failing_fdatasync_holds_applications_degrades_readyz_and_the_node_recovers_
     wait_until(Duration::from_secs(30), "/readyz to be ready again", || {
         f.http("/readyz").0 == 200
     });
-    wait_until(
-        Duration::from_secs(120),
-        "the held applications to be accepted",
-        || {
-            accepted_lines(&f.node, &mut seen);
-            seen.len() >= held.len()
-        },
-    );
-    wait_none_listed_but(&net, &f.node, 4);
-    let mut names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
-    names.sort_unstable();
-    assert_eq!(names, held, "each held application accepted exactly once");
+    assert_each_accepted_once(&f, &net, &mut seen, &held, 4);
     assert!(f
         .log()
         .contains("the audit log recovered from a failed write or sync"));
@@ -243,22 +269,10 @@ fn a_failing_fsync_holds_applications_and_every_store_recovers_when_it_clears() 
     // store, case files, notes.
     f.fiu("enable name=posix/io/sync/fsync,failinfo=5");
     let held = ["fs-0", "fs-1"];
-    for (i, name) in held.iter().enumerate() {
-        drop_app(&net, name, &format!("深劳人仲案〔2026〕{}号", 7110 + i));
-    }
-    wait_until(
-        Duration::from_secs(30),
-        "each held application to fail",
-        || {
-            let log = f.log();
-            held.iter().all(|n| {
-                log.lines().any(|l| {
-                    (l.contains("processing failed") || l.contains("cannot take this item"))
-                        && l.contains(&format!("item={n}"))
-                })
-            })
-        },
-    );
+    drop_each(&net, &held, 7110);
+    wait_each_failed(&f, &held, "each held application to fail", |l| {
+        l.contains("processing failed") || l.contains("cannot take this item")
+    });
     // Not ready, naming intake and why; the part's metric says so too.
     wait_until(Duration::from_secs(10), "/readyz to name intake", || {
         let (status, body) = f.http("/readyz");
@@ -283,21 +297,10 @@ fn a_failing_fsync_holds_applications_and_every_store_recovers_when_it_clears() 
     assert_no_panic(&f.log());
 
     f.fiu("disable name=posix/io/sync/fsync");
-    wait_until(
-        Duration::from_secs(120),
-        "the held applications to be accepted",
-        || {
-            accepted_lines(&f.node, &mut seen);
-            seen.len() >= held.len()
-        },
-    );
+    assert_each_accepted_once(&f, &net, &mut seen, &held, 3);
     wait_until(Duration::from_secs(30), "/readyz to be ready again", || {
         f.http("/readyz").0 == 200
     });
-    wait_none_listed_but(&net, &f.node, 3);
-    let mut names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
-    names.sort_unstable();
-    assert_eq!(names, held);
     assert_no_panic(&f.log());
     f.node.child.stop();
     let (code, report, _) = common::audit_verify(&net, &data.join("audit"));
@@ -323,9 +326,7 @@ fn random_sync_errors_lose_and_duplicate_nothing_once_they_clear() {
         ));
     }
     let names: Vec<String> = (0..8).map(|i| format!("rnd-{i}")).collect();
-    for (i, name) in names.iter().enumerate() {
-        drop_app(&net, name, &format!("深劳人仲案〔2026〕{}号", 7200 + i));
-    }
+    drop_each(&net, &names, 7200);
     std::thread::sleep(Duration::from_secs(4));
     for (name, _) in points {
         f.fiu(&format!("disable name={name}"));

@@ -9,26 +9,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use sealpost::config::Config;
-use sealpost::types::Timestamp;
+/// What the fuzz targets share (the vector PKI's nodes, their fixed clock,
+/// the repository root): the same file, so a regression runs as its target did.
+#[path = "../fuzz/src/lib.rs"]
+#[allow(dead_code)]
+mod targets;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn load(node: &str) -> Config {
-    let file = root()
-        .join("tests/data/vectors/pki")
-        .join(node)
-        .join("sealpost.toml");
-    Config::load_with_env(&file, Default::default())
-        .unwrap_or_else(|e| panic!("vector config {node}: {e}"))
-}
-
-/// The targets' clock (`fuzz/src/lib.rs`).
-fn now() -> Timestamp {
-    "2026-11-25T00:00:00Z".parse().expect("time")
-}
+use targets::{committee, court, now, root};
 
 /// The inputs kept for `target`, by name.
 fn crashes(target: &str) -> Vec<(String, Vec<u8>)> {
@@ -132,7 +119,7 @@ fn write_fuzz_seeds() {
 
     // Receipts: one signed by the Futian court for each ok vector, and its
     // inner document.
-    let court = load("sz-futian-court");
+    let court = court();
     for p in files(&vectors, "sealpost") {
         if !stem(&p).starts_with("ok_") {
             continue;
@@ -170,7 +157,7 @@ fn write_fuzz_seeds() {
 
     // Audit: a log written by the library, and the excerpts of the proofs
     // (mode byte 0: verify as given).
-    let committee = load("sz-lac");
+    let committee = committee();
     let dir = tempfile::tempdir().expect("tempdir");
     let (audit, _) = sealpost::audit::Audit::open(dir.path(), &committee.node.id).expect("audit");
     audit
@@ -234,7 +221,7 @@ fn write_fuzz_seeds() {
 /// `head_seq` `u64::MAX` signs no record before it (`checkpoint-invalid`).
 #[test]
 fn audit_records_numbered_at_the_end_of_u64_are_refused() {
-    let trust = &load("sz-lac").trust;
+    let trust = &committee().trust;
     for (name, input) in crashes("audit") {
         let (mode, rest) = input.split_first().expect("a mode byte");
         assert_eq!(mode % 2, 0, "{name}: a verify-as-given input");

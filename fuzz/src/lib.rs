@@ -7,9 +7,14 @@ use std::sync::OnceLock;
 use sealpost::config::Config;
 use sealpost::types::Timestamp;
 
-/// The repository root.
+/// The repository root: the parent of the fuzz crate, or the main crate's
+/// own folder when `tests/fuzz_regressions.rs` includes this file.
 pub fn root() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match manifest.parent() {
+        Some(repo) if manifest.ends_with("fuzz") => repo,
+        _ => manifest,
+    }
 }
 
 fn load(node: &str) -> Config {

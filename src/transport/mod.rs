@@ -101,48 +101,39 @@ impl Body for FileBody {
         if this.left == 0 {
             return Poll::Ready(None);
         }
-        if let Some(task) = &mut this.reading {
-            let read = std::task::ready!(Pin::new(task).poll(cx));
-            this.reading = None;
-            return match read {
-                Ok(Ok(frame)) => this.advance(frame),
-                Ok(Err(e)) => Poll::Ready(Some(Err(e))),
-                Err(e) => Poll::Ready(Some(Err(io::Error::other(format!(
-                    "the file reader stopped: {e}"
-                ))))),
-            };
-        }
-        let want = FRAME.min(usize::try_from(this.left).unwrap_or(usize::MAX));
-        if this.nowait {
-            match read_frame(
-                &this.file,
-                this.pos,
-                want,
-                rustix::io::ReadWriteFlags::NOWAIT,
-            ) {
-                Ok(frame) => return this.advance(frame),
-                // Not (all) in the page cache: from the disk, on the blocking pool.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // A file system (or kernel) without RWF_NOWAIT for reads.
-                Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => this.nowait = false,
-                Err(e) => return Poll::Ready(Some(Err(e))),
+        loop {
+            if let Some(task) = &mut this.reading {
+                let read = std::task::ready!(Pin::new(task).poll(cx));
+                this.reading = None;
+                return match read {
+                    Ok(Ok(frame)) => this.advance(frame),
+                    Ok(Err(e)) => Poll::Ready(Some(Err(e))),
+                    Err(e) => Poll::Ready(Some(Err(io::Error::other(format!(
+                        "the file reader stopped: {e}"
+                    ))))),
+                };
             }
-        }
-        let (file, pos) = (this.file.clone(), this.pos);
-        let mut task = tokio::task::spawn_blocking(move || {
-            read_frame(&file, pos, want, rustix::io::ReadWriteFlags::empty())
-        });
-        // Polled once now, so that the task's waker is this body's.
-        match Pin::new(&mut task).poll(cx) {
-            Poll::Pending => {
-                this.reading = Some(task);
-                Poll::Pending
+            let want = FRAME.min(usize::try_from(this.left).unwrap_or(usize::MAX));
+            if this.nowait {
+                match read_frame(
+                    &this.file,
+                    this.pos,
+                    want,
+                    rustix::io::ReadWriteFlags::NOWAIT,
+                ) {
+                    Ok(frame) => return this.advance(frame),
+                    // Not (all) in the page cache: from the disk, on the blocking pool.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // A file system (or kernel) without RWF_NOWAIT for reads.
+                    Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => this.nowait = false,
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                }
             }
-            Poll::Ready(Ok(Ok(frame))) => this.advance(frame),
-            Poll::Ready(Ok(Err(e))) => Poll::Ready(Some(Err(e))),
-            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(io::Error::other(format!(
-                "the file reader stopped: {e}"
-            ))))),
+            let (file, pos) = (this.file.clone(), this.pos);
+            // Polled at the top of the loop, so that the task wakes this body.
+            this.reading = Some(tokio::task::spawn_blocking(move || {
+                read_frame(&file, pos, want, rustix::io::ReadWriteFlags::empty())
+            }));
         }
     }
 
