@@ -300,9 +300,10 @@ impl Retry {
         }
     }
 
-    /// Counts a failed attempt and schedules the next one; returns the
-    /// attempt number and the wait.
-    fn failed(&mut self) -> (u32, Duration) {
+    /// Counts a failed attempt (keeping why) and schedules the next one;
+    /// returns the attempt number and the wait.
+    fn failed(&mut self, why: &impl std::fmt::Display) -> (u32, Duration) {
+        self.error = Some(why.to_string());
         let wait = crate::retry::delay(self.attempts, FAILED_RETRY.0, FAILED_RETRY.1);
         self.attempts = self.attempts.saturating_add(1);
         self.next = Instant::now() + wait;
@@ -781,15 +782,12 @@ impl Intake {
             self.pause(e);
             return;
         }
-        let (attempt, wait) = {
-            let mut st = self.state();
-            let r = st
-                .unclaimed
-                .entry(os_name.to_owned())
-                .or_insert_with(|| Retry::new(&name));
-            r.error = Some(e.to_string());
-            r.failed()
-        };
+        let (attempt, wait) = self
+            .state()
+            .unclaimed
+            .entry(os_name.to_owned())
+            .or_insert_with(|| Retry::new(&name))
+            .failed(e);
         tracing::warn!(item = %printable(&name), attempt, retry_in = ?wait, error = %e, "cannot take this item; it stays in intake/ and is tried again");
         let note = self.write_note(&name, e, attempt, wait);
         if let Some(r) = self.state().unclaimed.get_mut(os_name) {
@@ -807,12 +805,12 @@ impl Intake {
                 .or_insert_with(|| Retry::new(name));
             return;
         }
-        let (attempt, wait) = {
-            let mut st = self.state();
-            let r = st.claimed.entry(id).or_insert_with(|| Retry::new(name));
-            r.error = Some(e.to_string());
-            r.failed()
-        };
+        let (attempt, wait) = self
+            .state()
+            .claimed
+            .entry(id)
+            .or_insert_with(|| Retry::new(name))
+            .failed(e);
         tracing::warn!(item = %printable(name), bundle = %id, attempt, retry_in = ?wait, error = %e, "processing failed; the item stays in .work/ and is tried again");
         let note = self.write_note(name, e, attempt, wait);
         if let Some(r) = self.state().claimed.get_mut(&id) {
