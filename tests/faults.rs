@@ -327,7 +327,13 @@ fn random_sync_errors_lose_and_duplicate_nothing_once_they_clear() {
     }
     let names: Vec<String> = (0..8).map(|i| format!("rnd-{i}")).collect();
     drop_each(&net, &names, 7200);
-    std::thread::sleep(Duration::from_secs(4));
+    // The faults stay on until they have struck (the injected EIO in the
+    // log, a few times), not for a time that hopes they did.
+    wait_until(
+        Duration::from_secs(60),
+        "the random faults to strike",
+        || f.log().matches("Input/output error").count() >= 3,
+    );
     for (name, _) in points {
         f.fiu(&format!("disable name={name}"));
     }
